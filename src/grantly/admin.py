@@ -1,0 +1,77 @@
+"""Operations of the company's admins, shared by the dashboard and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .oauth.models import Application
+from .oauth.registration import ApplicationDraft
+from .oauth.secrets import CLIENT_SECRET_PREFIX, digest, new_client_id, new_secret
+from .store.repositories import Applications
+
+
+@dataclass(frozen=True)
+class CreatedApplication:
+    application: Application
+    client_secret: str | None  # shown once; only its digest is stored
+
+    def as_json(self) -> dict[str, object]:
+        app = self.application
+        return {
+            "id": app.id,
+            "client_id": app.client_id,
+            "client_secret": self.client_secret,
+            "name": app.name,
+            "redirect_uris": list(app.redirect_uris),
+            "confidential": app.confidential,
+            "scopes": list(app.scopes),
+        }
+
+
+async def create_application(
+    connection: AsyncConnection, company_id: int, draft: ApplicationDraft, now: int
+) -> CreatedApplication:
+    secret = new_secret(CLIENT_SECRET_PREFIX) if draft.confidential else None
+    application = await Applications(connection).create(
+        company_id=company_id,
+        name=draft.name,
+        client_id=new_client_id(),
+        secret_digest=digest(secret) if secret else None,
+        confidential=draft.confidential,
+        redirect_uris=draft.redirect_uris,
+        scopes=draft.scopes,
+        now=now,
+    )
+    return CreatedApplication(application, secret)
+
+
+async def update_application(
+    connection: AsyncConnection, application: Application, draft: ApplicationDraft, now: int
+) -> CreatedApplication:
+    """Change an application. Turning a public application confidential creates its secret
+    (returned, to show once); turning it public drops the secret."""
+    secret: str | None = None
+    secret_digest = application.secret_digest
+    if draft.confidential and secret_digest is None:
+        secret = new_secret(CLIENT_SECRET_PREFIX)
+        secret_digest = digest(secret)
+    elif not draft.confidential:
+        secret_digest = None
+    updated = await Applications(connection).update(
+        application,
+        name=draft.name,
+        confidential=draft.confidential,
+        secret_digest=secret_digest,
+        redirect_uris=draft.redirect_uris,
+        scopes=draft.scopes,
+        now=now,
+    )
+    return CreatedApplication(updated, secret)
+
+
+async def regenerate_secret(connection: AsyncConnection, application: Application, now: int) -> str:
+    secret = new_secret(CLIENT_SECRET_PREFIX)
+    await Applications(connection).set_secret_digest(application.id, digest(secret), now)
+    return secret

@@ -1,0 +1,1 @@
+"""The resource API: what tokens open. Bearer (RFC 6750) authentication lives here."""

@@ -1,0 +1,249 @@
+"""``create_app(settings)``: wiring only. Every piece is named here, in order."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .api import me
+from .oauth.clock import Clock, SystemClock
+from .settings import Settings
+from .store.database import create_engine
+from .web import accounts, applications, oauth_endpoints
+from .web.services import TEMPLATES_DIR, Services
+
+log = logging.getLogger("grantly")
+
+SECURITY_HEADERS = [
+    # Consent must not be clickjacked (RFC 9700 §4.16): no page of ours may be framed.
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    # Pages carry codes and client ids in their URLs: never leak them in a Referer.
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response, keeping any a handler set itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` with 413, whether or not they declare their
+    length, before any handler reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.max_bytes + 1
+                if declared > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": "invalid_request",
+                "error_description": f"the request body is larger than {self.max_bytes} bytes.",
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class AccessLog:
+    """One line per request: method, path without its query (query strings may carry codes
+    and, in Factorial's discouraged form, client secrets), status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            log.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/oauth/token",)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    from .web.responses import error_page
+
+    assert isinstance(exc, StarletteHTTPException)
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "error": "not_found" if exc.status_code == 404 else "invalid_request",
+                "error_description": str(exc.detail),
+            },
+            status_code=exc.status_code,
+        )
+    titles = {404: "Page not found", 405: "Method not allowed"}
+    return error_page(
+        request,
+        titles.get(exc.status_code, "Request not accepted"),
+        str(exc.detail),
+        exc.status_code,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """Never a stack trace to the outside: a generic answer in the right form."""
+    from .web.responses import error_page
+
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    if _wants_json(request):
+        return JSONResponse(
+            {"error": "server_error", "error_description": "an unexpected error occurred."},
+            status_code=500,
+        )
+    return error_page(
+        request,
+        "Something went wrong",
+        "An unexpected error occurred. Nothing was changed; please try again.",
+        500,
+    )
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    engine = create_engine(settings.async_database_url)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    services = Services(
+        settings=settings, engine=engine, clock=clock or SystemClock(), templates=templates
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Grantly",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.resolved_secret_key(),
+                session_cookie="grantly_session",
+                max_age=settings.session_lifetime,
+                same_site="lax",
+                https_only=settings.secure_cookies,
+            ),
+        ],
+        exception_handlers={
+            StarletteHTTPException: _http_exception,
+            Exception: _unexpected,
+        },
+    )
+    app.state.services = services
+    app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
+    app.include_router(accounts.router)
+    app.include_router(oauth_endpoints.router)
+    app.include_router(applications.router)
+    app.include_router(me.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory ``grantly serve`` hands to uvicorn (once per worker process)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return create_app(Settings())

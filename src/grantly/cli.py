@@ -1,0 +1,336 @@
+"""``grantly``: migrate, serve, and manage companies, users and applications.
+
+Every command prints human output, or one JSON object with ``--json``; bad input exits
+non-zero with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+from urllib.parse import urlencode
+
+import typer
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import admin
+from .oauth.clock import SystemClock
+from .oauth.redirect_uris import OUT_OF_BAND
+from .oauth.registration import RegistrationError, validate
+from .passwords import hash_password
+from .settings import Settings
+from .store import migrate
+from .store.database import create_engine, unit_of_work
+from .store.repositories import Accounts, Applications
+
+app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+companies_app = typer.Typer(help="Companies (tenants).", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in.", no_args_is_help=True)
+apps_app = typer.Typer(help="OAuth applications.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(companies_app, name="companies")
+app.add_typer(users_app, name="users")
+app.add_typer(apps_app, name="apps")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError, said plainly
+        _fail(f"configuration error: {exc}", False)
+
+
+def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
+    typer.echo(json.dumps(data) if as_json else human)
+
+
+def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Migrate, then run ``work`` in one transaction."""
+    migrate.upgrade(settings.async_database_url)
+
+    async def main() -> T:
+        engine = create_engine(settings.async_database_url)
+        try:
+            async with unit_of_work(engine) as connection:
+                return await work(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOption = False) -> None:
+    """Create or update the schema to the newest version (safe to run again)."""
+    settings = _settings()
+    migrate.upgrade(settings.async_database_url)
+    _emit({"status": "up to date"}, as_json, "database schema is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Migrate the database, then serve HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    migrate.upgrade(settings.async_database_url)
+    settings.resolved_secret_key()  # create it once, before workers race to
+    typer.echo(f"Grantly serving {settings.issuer} on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "grantly.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # our own access log never prints query strings
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+@companies_app.command("create")
+def companies_create(
+    name: Annotated[str, typer.Option(help="The company's name.")], as_json: JsonOption = False
+) -> None:
+    """Create a company."""
+    settings = _settings()
+    name = name.strip()
+    if not name or len(name) > 200:
+        _fail("--name must be 1 to 200 characters.", as_json, 2)
+    company = _run(settings, lambda c: Accounts(c).create_company(name, SystemClock().now()))
+    _emit(
+        {"id": company.id, "name": company.name},
+        as_json,
+        f"created company {company.id}: {company.name}",
+    )
+
+
+@users_app.command("create")
+def users_create(
+    company: Annotated[int, typer.Option(help="Company id.")],
+    email: Annotated[str, typer.Option(help="Sign-in email.")],
+    password: Annotated[str, typer.Option(help="Sign-in password (8 characters or more).")],
+    admin_flag: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a user (an employee) of a company."""
+    settings = _settings()
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+        _fail(f"'{email}' is not an email address.", as_json, 2)
+    if len(password) < 8:
+        _fail("--password must have at least 8 characters.", as_json, 2)
+
+    async def work(connection: AsyncConnection) -> Any:
+        accounts = Accounts(connection)
+        if await accounts.company(company) is None:
+            _fail(
+                f"there is no company {company}; create it with `grantly companies create`.",
+                as_json,
+            )
+        return await accounts.create_user(
+            company_id=company,
+            email=email,
+            name=name or email.split("@")[0],
+            password_hash=hash_password(password),
+            admin=admin_flag,
+            now=SystemClock().now(),
+        )
+
+    try:
+        user = _run(settings, work)
+    except IntegrityError:
+        _fail(f"a user with email {email} already exists.", as_json)
+    _emit(
+        {"id": user.id, "email": user.email, "company_id": user.company_id, "admin": user.admin},
+        as_json,
+        f"created {'admin' if user.admin else 'user'} {user.id}: {user.email} "
+        f"(company {user.company_id})",
+    )
+
+
+@users_app.command("deactivate")
+def users_deactivate(
+    user_id: Annotated[int, typer.Option("--id", help="User id.")], as_json: JsonOption = False
+) -> None:
+    """Deactivate a user (a terminated employee): no more sign-in, and their user tokens stop
+    working at once. Company tokens they authorized keep working."""
+    settings = _settings()
+    user = _run(settings, lambda c: Accounts(c).deactivate(user_id))
+    if user is None:
+        _fail(f"there is no user {user_id}.", as_json)
+    _emit(
+        {"id": user.id, "email": user.email, "active": user.active},
+        as_json,
+        f"deactivated user {user.id}: {user.email}",
+    )
+
+
+@apps_app.command("create")
+def apps_create(
+    company: Annotated[int, typer.Option(help="Company id.")],
+    name: Annotated[str, typer.Option(help="Application name.")],
+    redirect_uri: Annotated[list[str], typer.Option(help="Redirect URI (repeatable).")],
+    public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required.")] = False,
+    scope: Annotated[list[str] | None, typer.Option(help="Scope (repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an OAuth application. The client secret is printed once."""
+    settings = _settings()
+    try:
+        draft = validate(
+            name=name,
+            redirect_uris=redirect_uri,
+            confidential=not public,
+            scopes=scope if scope is not None else settings.scope_names,
+            server_scopes=settings.scope_names,
+        )
+    except RegistrationError as exc:
+        _fail("; ".join(exc.problems), as_json, 2)
+
+    async def work(connection: AsyncConnection) -> admin.CreatedApplication:
+        if await Accounts(connection).company(company) is None:
+            _fail(f"there is no company {company}.", as_json)
+        return await admin.create_application(connection, company, draft, SystemClock().now())
+
+    created = _run(settings, work)
+    data = created.as_json()
+    human = (
+        f"created application {data['id']}: {data['name']}\n"
+        f"  client_id:     {data['client_id']}\n"
+        f"  client_secret: {data['client_secret'] or '(none: public application)'}"
+    )
+    _emit(data, as_json, human)
+
+
+DEMO_COMPANY = "Acme Demo"
+DEMO_ADMIN = ("admin@acme.example", "demo-admin-password", "Ada Admin")
+DEMO_EMPLOYEE = ("employee@acme.example", "demo-employee-password", "Eve Employee")
+DEMO_APP = "Demo integration"
+DEMO_REDIRECT_URIS = (OUT_OF_BAND, "http://127.0.0.1:8765/callback")
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    as_json: JsonOption = False,
+) -> None:
+    """Seed a demo company, admin, employee and application (reused when they exist), print
+    their credentials and an authorize URL, then serve."""
+    settings = _settings()
+
+    async def work(connection: AsyncConnection) -> dict[str, Any]:
+        accounts = Accounts(connection)
+        now = SystemClock().now()
+        company = await accounts.company_by_name(DEMO_COMPANY)
+        if company is None:
+            company = await accounts.create_company(DEMO_COMPANY, now)
+        people = {}
+        for key, (email, password, display, is_admin) in {
+            "admin": (*DEMO_ADMIN, True),
+            "employee": (*DEMO_EMPLOYEE, False),
+        }.items():
+            found = await accounts.user_with_password_hash(email)
+            if found is None:
+                await accounts.create_user(
+                    company_id=company.id,
+                    email=email,
+                    name=display,
+                    password_hash=hash_password(password),
+                    admin=is_admin,
+                    now=now,
+                )
+            people[key] = {"email": email, "password": password}
+        existing = [
+            a for a in await Applications(connection).for_company(company.id) if a.name == DEMO_APP
+        ]
+        if existing:
+            application = existing[0]
+            # Only a digest of the secret is kept, so a rerun issues a fresh one to print.
+            secret = await admin.regenerate_secret(connection, application, now)
+        else:
+            draft = validate(
+                name=DEMO_APP,
+                redirect_uris=DEMO_REDIRECT_URIS,
+                confidential=True,
+                scopes=settings.scope_names,
+                server_scopes=settings.scope_names,
+            )
+            created = await admin.create_application(connection, company.id, draft, now)
+            application, secret = created.application, created.client_secret
+        query = {
+            "client_id": application.client_id,
+            "redirect_uri": OUT_OF_BAND,
+            "response_type": "code",
+            "scope": " ".join(application.scopes),
+            "state": "demo",
+        }
+        return {
+            "company": {"id": company.id, "name": company.name},
+            **people,
+            "application": {
+                "client_id": application.client_id,
+                "client_secret": secret,
+                "redirect_uris": list(application.redirect_uris),
+            },
+            "authorize_url": f"{settings.issuer}/oauth/authorize?{urlencode(query)}",
+            "company_authorize_url": f"{settings.issuer}/oauth/authorize?"
+            + urlencode(query | {"resource_owner_type": "company"}),
+        }
+
+    data = _run(settings, work)
+    human = "\n".join(
+        [
+            "",
+            f"Grantly demo — {data['company']['name']} (company {data['company']['id']})",
+            f"  admin:         {data['admin']['email']} / {data['admin']['password']}",
+            f"  employee:      {data['employee']['email']} / {data['employee']['password']}",
+            f"  client_id:     {data['application']['client_id']}",
+            f"  client_secret: {data['application']['client_secret']}  (new on every run)",
+            f"  redirect URIs: {', '.join(data['application']['redirect_uris'])}",
+            "",
+            "Open this to authorize as a user (the code is shown on the page):",
+            f"  {data['authorize_url']}",
+            "or this for a company token (admins only):",
+            f"  {data['company_authorize_url']}",
+            f"Dashboard: {settings.issuer}/oauth/applications",
+            "",
+        ]
+    )
+    _emit(data, as_json, human)
+    sys.stdout.flush()
+    if serve_after:
+        serve(host="127.0.0.1", port=port, workers=1)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

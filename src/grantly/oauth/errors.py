@@ -1,0 +1,107 @@
+"""OAuth errors, one type for all of them.
+
+The codes are those of RFC 6749 §4.1.2.1 (authorization endpoint), §5.2 (token endpoint),
+RFC 6750 §3.1 (resource requests) and RFC 7009 §2.2.1. ``description`` is safe to show to the
+client; ``debug`` is for logs only and never leaves the server.
+"""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    """An error answered to a client or a person in the form RFC 6749 prescribes.
+
+    ``redirectable`` tells whether the error may be sent back to the client's redirect URI
+    (RFC 6749 §4.1.2.1): only once the client and the redirect URI are known to be genuine.
+    """
+
+    error: str = "invalid_request"
+    status: int = 400
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        debug: str | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        if error is not None:
+            self.error = error
+        if status is not None:
+            self.status = status
+        self.redirectable = False
+        self.debug = debug
+        self.redirect_uri: str | None = None
+        self.state: str | None = None
+
+    def as_redirectable(self, redirect_uri: str, state: str | None) -> OAuthError:
+        """Mark the error as one to send back to a trusted redirect URI, with the state."""
+        self.redirectable = True
+        self.redirect_uri = redirect_uri
+        self.state = state
+        return self
+
+    def body(self) -> dict[str, str]:
+        """The RFC 6749 §5.2 JSON body."""
+        return {"error": self.error, "error_description": self.description}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.error!r}, {self.description!r})"
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: client authentication failed. Answered with 401 and WWW-Authenticate."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: the access token is missing, expired, revoked or malformed."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the token lacks the scope the request needs."""
+
+    error = "insufficient_scope"
+    status = 403

@@ -1,0 +1,78 @@
+"""What every grant shares: the context it runs in and how tokens are minted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..clock import Clock
+from ..models import NewTokens, ResourceOwner, TokenResponse
+from ..ports import ApplicationStore, AuthorizationCodeStore, OwnerStore, TokenStore
+from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """Lifetimes and limits, from settings. Company tokens never expire (Factorial's rule)."""
+
+    access_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 7 * 24 * 3600
+    server_scopes: tuple[str, ...] = ("read", "write")
+    max_parameter_length: int = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class TokenContext:
+    applications: ApplicationStore
+    codes: AuthorizationCodeStore
+    tokens: TokenStore
+    owners: OwnerStore
+    clock: Clock
+    policy: TokenPolicy
+
+
+async def mint(
+    context: TokenContext,
+    application_id: int,
+    owner: ResourceOwner,
+    scopes: tuple[str, ...],
+    family_id: int,
+) -> TokenResponse:
+    """Create, store (as digests) and return a fresh access token, plus a refresh token for
+    user tokens (RFC 6749 §5.1). A company token has neither expiry nor refresh token."""
+    now = context.clock.now()
+    access_token = new_secret(ACCESS_TOKEN_PREFIX)
+    if owner.type == "company":
+        expires_in = None
+        refresh_token = None
+    else:
+        expires_in = context.policy.access_token_lifetime
+        refresh_token = new_secret(REFRESH_TOKEN_PREFIX)
+    await context.tokens.issue(
+        NewTokens(
+            application_id=application_id,
+            owner=owner,
+            scopes=scopes,
+            created_at=now,
+            access_digest=digest(access_token),
+            access_expires_at=None if expires_in is None else now + expires_in,
+            refresh_digest=None if refresh_token is None else digest(refresh_token),
+            refresh_expires_at=(
+                None if refresh_token is None else now + context.policy.refresh_token_lifetime
+            ),
+            family_id=family_id,
+        )
+    )
+    return TokenResponse(
+        access_token=access_token,
+        scopes=scopes,
+        created_at=now,
+        expires_in=expires_in,
+        refresh_token=refresh_token,
+    )
+
+
+async def owner_still_entitled(context: TokenContext, owner: ResourceOwner) -> bool:
+    """A user grant needs the user to still be an active employee; a company grant does not."""
+    if owner.type == "company" or owner.user_id is None:
+        return True
+    return await context.owners.user_is_active(owner.user_id)

@@ -1,0 +1,172 @@
+"""The plain values the protocol core works with. Storage maps its rows to these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+OwnerType = Literal["user", "company"]
+OWNER_TYPES: tuple[OwnerType, ...] = ("user", "company")
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """An OAuth client (RFC 6749 §2), registered by a company's admin."""
+
+    id: int
+    company_id: int
+    name: str
+    client_id: str
+    secret_digest: str | None
+    confidential: bool
+    redirect_uris: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+    @property
+    def public(self) -> bool:
+        return not self.confidential
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in: an employee of one company, maybe one of its admins."""
+
+    id: int
+    company_id: int
+    email: str
+    name: str
+    admin: bool
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceOwner:
+    """Whose data a grant opens (Doorkeeper's polymorphic owner, as Factorial uses it).
+
+    A user token acts as ``user_id`` with that user's permissions; a company token acts for
+    ``company_id`` whoever authorized it, and never expires.
+    """
+
+    type: OwnerType
+    company_id: int
+    user_id: int | None
+
+    @classmethod
+    def for_user(cls, user: User) -> ResourceOwner:
+        return cls("user", user.company_id, user.id)
+
+    @classmethod
+    def for_company(cls, company_id: int, authorized_by: int | None = None) -> ResourceOwner:
+        return cls("company", company_id, authorized_by)
+
+    @property
+    def subject(self) -> str:
+        return f"{self.type}:{self.user_id if self.type == 'user' else self.company_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """A stored authorization code (RFC 6749 §4.1.2), bound to everything it was issued for."""
+
+    id: int
+    application_id: int
+    owner: ResourceOwner
+    redirect_uri: str
+    redirect_uri_in_request: bool
+    scopes: tuple[str, ...]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: int
+    consumed_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuthorizationCode:
+    digest: str
+    application_id: int
+    owner: ResourceOwner
+    redirect_uri: str
+    redirect_uri_in_request: bool
+    scopes: tuple[str, ...]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    id: int
+    application_id: int
+    owner: ResourceOwner
+    scopes: tuple[str, ...]
+    family_id: int
+    expires_at: int
+    revoked_at: int | None
+    rotated_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTokens:
+    """What one issuance writes: an access token and, for user tokens, a refresh token.
+
+    ``family_id`` is the id of the authorization code the chain of tokens came from (the
+    "authorization grant" of RFC 7009 §2.1), so that a replayed code or refresh token, or the
+    revocation of a refresh token, can revoke all of them (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+    """
+
+    application_id: int
+    owner: ResourceOwner
+    scopes: tuple[str, ...]
+    created_at: int
+    access_digest: str
+    access_expires_at: int | None
+    refresh_digest: str | None
+    refresh_expires_at: int | None
+    family_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A stored access token, as Bearer validation and introspection see it."""
+
+    id: int
+    application_id: int
+    client_id: str
+    owner: ResourceOwner
+    scopes: tuple[str, ...]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    user_active: bool
+
+    def is_active(self, now: int) -> bool:
+        """RFC 6750 §3.1 / RFC 7662 §2.2: not revoked, not expired, owner still entitled."""
+        if self.revoked_at is not None:
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        # A user token acts as the user: a terminated employee's tokens stop at once.
+        # A company token does not depend on who authorized it.
+        return not (self.owner.type == "user" and not self.user_active)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """The body of a successful token response (RFC 6749 §5.1), as Factorial shapes it."""
+
+    access_token: str
+    scopes: tuple[str, ...]
+    created_at: int
+    expires_in: int | None
+    refresh_token: str | None
+
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"access_token": self.access_token, "token_type": "Bearer"}
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        body["scope"] = " ".join(self.scopes)
+        body["created_at"] = self.created_at
+        return body

@@ -1,0 +1,43 @@
+"""Reading OAuth parameters from a request, as RFC 6749 §3.1 and §3.2 require.
+
+"Parameters sent without a value MUST be treated as if they were omitted from the request" and
+"Request and response parameters MUST NOT be included more than once." Values are bounded in
+length so that no parameter can make the server do unbounded work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import InvalidRequest
+
+Params = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamReader:
+    params: Params
+    max_length: int = 2048
+
+    def get(self, name: str) -> str | None:
+        values = [v for v in self.params.get(name, ()) if v != ""]
+        if len(values) > 1 or (len(self.params.get(name, ())) > 1 and values):
+            raise InvalidRequest(
+                f"the '{name}' parameter is repeated; send it once (RFC 6749 §3.1)."
+            )
+        if not values:
+            return None
+        value = values[0]
+        if len(value) > self.max_length:
+            raise InvalidRequest(
+                f"the '{name}' parameter is too long ({len(value)} characters; "
+                f"at most {self.max_length})."
+            )
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise InvalidRequest(f"the '{name}' parameter is missing.")
+        return value

@@ -1,0 +1,48 @@
+"""What the protocol core needs from storage: small async Protocols, one per concern.
+
+Everything is keyed by the digest of the secret, so storage never sees a raw code or token.
+The operations the RFCs need exactly-once for are single atomic calls: ``consume`` (a code is
+redeemed at most once, RFC 6749 §4.1.2) and ``rotate`` (a refresh token is used at most once,
+RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .models import AccessToken, Application, AuthorizationCode, NewAuthorizationCode, NewTokens
+from .models import RefreshToken as RefreshTokenRecord
+
+
+class ApplicationStore(Protocol):
+    async def by_client_id(self, client_id: str) -> Application | None: ...
+
+
+class AuthorizationCodeStore(Protocol):
+    async def save(self, code: NewAuthorizationCode) -> None: ...
+
+    async def consume(self, digest: str, now: int) -> AuthorizationCode | None:
+        """Mark the code used and return it, or None when it is unknown or already used."""
+        ...
+
+    async def find(self, digest: str) -> AuthorizationCode | None: ...
+
+
+class TokenStore(Protocol):
+    async def issue(self, tokens: NewTokens) -> None: ...
+
+    async def refresh_token(self, digest: str) -> RefreshTokenRecord | None: ...
+
+    async def rotate(self, refresh_token_id: int, now: int) -> bool:
+        """Mark a refresh token as used; False when another request already did."""
+        ...
+
+    async def revoke_family(self, family_id: int, now: int) -> None:
+        """Revoke every access and refresh token issued from one authorization code."""
+        ...
+
+    async def access_token(self, digest: str) -> AccessToken | None: ...
+
+
+class OwnerStore(Protocol):
+    async def user_is_active(self, user_id: int) -> bool: ...

@@ -1,0 +1,80 @@
+"""Redirect URIs: what may be registered and how a requested one is matched.
+
+RFC 6749 §3.1.2: absolute URIs without a fragment. RFC 9700 §2.1 and §4.1.3: the requested
+redirect URI is compared with the registered ones by exact string matching, no patterns.
+``urn:ietf:wg:oauth:2.0:oob`` (out of band) is accepted, as Doorkeeper and Factorial do: the
+code is then displayed to the person instead of being sent anywhere.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+class InvalidRedirectUri(ValueError):
+    pass
+
+
+def is_loopback(uri: str) -> bool:
+    host = urlsplit(uri).hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def validate_registration(uri: str, *, confidential: bool) -> str:
+    """Check one redirect URI an admin registers. Returns it unchanged or raises."""
+    uri = uri.strip()
+    if uri == OUT_OF_BAND:
+        return uri
+    if not uri:
+        raise InvalidRedirectUri("a redirect URI cannot be empty.")
+    if any(c.isspace() for c in uri):
+        raise InvalidRedirectUri(f"'{uri}' contains white space.")
+    if len(uri) > 2000:
+        raise InvalidRedirectUri("a redirect URI may be at most 2000 characters.")
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        raise InvalidRedirectUri(f"'{uri}' is not an absolute URI (RFC 6749 §3.1.2).")
+    if "#" in uri:
+        raise InvalidRedirectUri(f"'{uri}' has a fragment; RFC 6749 §3.1.2 forbids it.")
+    if "*" in uri:
+        raise InvalidRedirectUri(f"'{uri}' has a wildcard; redirect URIs match exactly.")
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "http"):
+        if not parts.hostname:
+            raise InvalidRedirectUri(f"'{uri}' has no host.")
+        if scheme == "http" and not is_loopback(uri):
+            raise InvalidRedirectUri(
+                f"'{uri}' uses http; only https is allowed, except for loopback addresses "
+                "(RFC 9700 §2.6, RFC 8252 §7.3)."
+            )
+        return uri
+    if scheme in ("javascript", "data", "file", "vbscript"):
+        raise InvalidRedirectUri(f"the '{scheme}:' scheme cannot be a redirect URI.")
+    if confidential:
+        raise InvalidRedirectUri(
+            f"'{uri}' uses a custom scheme, which only public (native) applications may use "
+            "(RFC 8252 §7.1)."
+        )
+    if "." not in scheme:
+        # RFC 8252 §7.1: private-use schemes are reverse domain names (com.example.app:/cb).
+        raise InvalidRedirectUri(
+            f"custom scheme '{scheme}:' must be a reverse domain name, such as com.example.app."
+        )
+    return uri
+
+
+def matches(requested: str, registered: str) -> bool:
+    """RFC 9700 §4.1.3: exact string comparison."""
+    return requested == registered
+
+
+def with_params(uri: str, params: dict[str, str]) -> str:
+    """Add response parameters to the redirect URI's query, keeping its own (RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -1,0 +1,69 @@
+"""Registering a client (RFC 6749 §2): what an admin may create or change.
+
+Confidential applications get a client secret; public ones (browser and mobile apps that
+cannot keep a secret, §2.1) get none and must use PKCE. Redirect URIs follow
+``redirect_uris.validate_registration``; scopes must be offered by the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from . import redirect_uris as uris
+from . import scopes as scope_rules
+from .errors import OAuthError
+
+
+class RegistrationError(ValueError):
+    """One or more problems with an application's settings, each said plainly."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationDraft:
+    name: str
+    redirect_uris: tuple[str, ...]
+    confidential: bool
+    scopes: tuple[str, ...]
+
+
+def validate(
+    *,
+    name: str,
+    redirect_uris: Iterable[str],
+    confidential: bool,
+    scopes: Iterable[str],
+    server_scopes: Sequence[str],
+) -> ApplicationDraft:
+    problems: list[str] = []
+    name = name.strip()
+    if not name:
+        problems.append("the name cannot be empty.")
+    elif len(name) > 200:
+        problems.append("the name may be at most 200 characters.")
+    cleaned: list[str] = []
+    given = [raw for raw in redirect_uris if raw.strip()]
+    if not given:
+        problems.append("at least one redirect URI is required.")
+    for raw in given:
+        try:
+            uri = uris.validate_registration(raw, confidential=confidential)
+        except uris.InvalidRedirectUri as exc:
+            problems.append(str(exc))
+            continue
+        if uri not in cleaned:
+            cleaned.append(uri)
+    if len(cleaned) > 20:
+        problems.append("at most 20 redirect URIs may be registered.")
+    try:
+        granted = scope_rules.validate_registration(scopes, server_scopes)
+    except OAuthError as exc:
+        problems.append(exc.description)
+        granted = ()
+    if problems:
+        raise RegistrationError(problems)
+    return ApplicationDraft(name, tuple(cleaned), confidential, granted)

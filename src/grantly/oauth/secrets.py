@@ -1,0 +1,40 @@
+"""Generation and digests of every secret Grantly hands out.
+
+Client secrets, authorization codes, access and refresh tokens are 256-bit random values from
+``secrets``; only their SHA-256 digests are stored (RFC 9700 §4.14 and §2.4: a leaked database
+must not yield usable credentials). Because the values are high-entropy, a fast unsalted digest
+is enough and lets storage look a token up by its digest in one indexed read. Comparisons are
+constant-time (``hmac.compare_digest``).
+
+Each kind has a short prefix so that secret scanners and people can tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+ACCESS_TOKEN_PREFIX = "gat_"
+REFRESH_TOKEN_PREFIX = "grt_"
+AUTHORIZATION_CODE_PREFIX = "gac_"
+CLIENT_SECRET_PREFIX = "gcs_"
+API_KEY_PREFIX = "gak_"
+
+
+def new_secret(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def new_client_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex digest: what the database keeps instead of the value."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def matches(value: str, stored_digest: str) -> bool:
+    """Constant-time check of a presented secret against a stored digest."""
+    return hmac.compare_digest(digest(value), stored_digest)

@@ -1,0 +1,90 @@
+"""Every knob Grantly has, read from ``GRANTLY_*`` environment variables.
+
+Nothing else in the code reads the environment: the settings object is built once by the CLI
+(or a test) and handed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+def async_database_url(url: str) -> str:
+    """Turn a SQLAlchemy-style URL into one with the async driver Grantly runs on.
+
+    ``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``; ``postgresql://`` (or ``postgres://``)
+    -> ``postgresql+asyncpg://``. A URL that already names a driver is kept as written.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if parsed.drivername == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return url
+
+
+class Settings(BaseSettings):
+    """Grantly's configuration. Every field maps to ``GRANTLY_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GRANTLY_", extra="ignore")
+
+    env: Literal["production", "development", "test"] = "production"
+    data_dir: Path = Field(default=Path(".grantly"))
+    database_url: str = "sqlite:///grantly.db"
+    issuer: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+
+    access_token_lifetime: int = Field(default=3600, gt=0, description="seconds")
+    refresh_token_lifetime: int = Field(default=7 * 24 * 3600, gt=0, description="seconds")
+    authorization_code_lifetime: int = Field(default=600, gt=0, le=600, description="seconds")
+    session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
+
+    scopes: str = "read write"
+    allow_plain_pkce: bool = False
+    max_parameter_length: int = Field(default=2048, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_has_no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def async_database_url(self) -> str:
+        return async_database_url(self.database_url)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @property
+    def scope_names(self) -> tuple[str, ...]:
+        return tuple(self.scopes.replace(",", " ").split())
+
+    def resolved_secret_key(self) -> str:
+        """The key that signs session cookies.
+
+        When ``GRANTLY_SECRET_KEY`` is unset, a random key is generated once and kept in
+        ``<data_dir>/secret_key`` (mode 0600) so that sessions survive restarts.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key

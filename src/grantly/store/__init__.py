@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, the repositories that implement ``oauth.ports``, migrations."""

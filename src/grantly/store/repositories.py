@@ -1,0 +1,430 @@
+"""Repositories: the ``oauth.ports`` Protocols, and the admin operations, over one connection.
+
+Hot paths (code exchange, refresh, Bearer validation) use SQLAlchemy Core and one indexed
+statement each; the exactly-once operations are single conditional UPDATEs, so that the
+database, not the process, decides which of several racing requests wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..oauth.models import (
+    AccessToken,
+    Application,
+    AuthorizationCode,
+    NewAuthorizationCode,
+    NewTokens,
+    RefreshToken,
+    ResourceOwner,
+    User,
+)
+from . import tables as t
+
+
+def _owner(row: Row[Any]) -> ResourceOwner:
+    return ResourceOwner(row.owner_type, row.company_id, row.user_id)
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
+
+
+def _application(row: Row[Any]) -> Application:
+    return Application(
+        id=row.id,
+        company_id=row.company_id,
+        name=row.name,
+        client_id=row.client_id,
+        secret_digest=row.secret_digest,
+        confidential=row.confidential,
+        redirect_uris=tuple(row.redirect_uris.splitlines()),
+        scopes=_scopes(row.scopes),
+    )
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        company_id=row.company_id,
+        email=row.email,
+        name=row.name,
+        admin=row.admin,
+        active=row.active,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    id: int
+    name: str
+
+
+class Applications:
+    """``ApplicationStore`` plus the dashboard's operations on applications."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def by_client_id(self, client_id: str) -> Application | None:
+        row = (
+            await self.connection.execute(
+                select(t.applications).where(t.applications.c.client_id == client_id)
+            )
+        ).first()
+        return _application(row) if row else None
+
+    async def get(self, application_id: int, company_id: int) -> Application | None:
+        """An application, only if it belongs to ``company_id`` (tenancy)."""
+        row = (
+            await self.connection.execute(
+                select(t.applications).where(
+                    t.applications.c.id == application_id,
+                    t.applications.c.company_id == company_id,
+                )
+            )
+        ).first()
+        return _application(row) if row else None
+
+    async def for_company(self, company_id: int) -> list[Application]:
+        rows = await self.connection.execute(
+            select(t.applications)
+            .where(t.applications.c.company_id == company_id)
+            .order_by(t.applications.c.name, t.applications.c.id)
+        )
+        return [_application(row) for row in rows]
+
+    async def create(
+        self,
+        *,
+        company_id: int,
+        name: str,
+        client_id: str,
+        secret_digest: str | None,
+        confidential: bool,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str],
+        now: int,
+    ) -> Application:
+        result = await self.connection.execute(
+            insert(t.applications)
+            .values(
+                company_id=company_id,
+                name=name,
+                client_id=client_id,
+                secret_digest=secret_digest,
+                confidential=confidential,
+                redirect_uris="\n".join(redirect_uris),
+                scopes=" ".join(scopes),
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(t.applications)
+        )
+        return _application(result.one())
+
+    async def update(
+        self,
+        application: Application,
+        *,
+        name: str,
+        confidential: bool,
+        secret_digest: str | None,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str],
+        now: int,
+    ) -> Application:
+        result = await self.connection.execute(
+            update(t.applications)
+            .where(t.applications.c.id == application.id)
+            .values(
+                name=name,
+                confidential=confidential,
+                secret_digest=secret_digest,
+                redirect_uris="\n".join(redirect_uris),
+                scopes=" ".join(scopes),
+                updated_at=now,
+            )
+            .returning(t.applications)
+        )
+        return _application(result.one())
+
+    async def set_secret_digest(self, application_id: int, secret_digest: str, now: int) -> None:
+        await self.connection.execute(
+            update(t.applications)
+            .where(t.applications.c.id == application_id)
+            .values(secret_digest=secret_digest, updated_at=now)
+        )
+
+    async def delete(self, application_id: int) -> None:
+        """Delete an application with its codes and tokens: they stop working at once."""
+        for table in (t.access_tokens, t.refresh_tokens, t.authorization_codes):
+            await self.connection.execute(
+                delete(table).where(table.c.application_id == application_id)
+            )
+        await self.connection.execute(
+            delete(t.applications).where(t.applications.c.id == application_id)
+        )
+
+
+class AuthorizationCodes:
+    """``AuthorizationCodeStore``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def save(self, code: NewAuthorizationCode) -> None:
+        await self.connection.execute(
+            insert(t.authorization_codes).values(
+                digest=code.digest,
+                application_id=code.application_id,
+                owner_type=code.owner.type,
+                company_id=code.owner.company_id,
+                user_id=code.owner.user_id,
+                redirect_uri=code.redirect_uri,
+                redirect_uri_in_request=code.redirect_uri_in_request,
+                scopes=" ".join(code.scopes),
+                code_challenge=code.code_challenge,
+                code_challenge_method=code.code_challenge_method,
+                created_at=code.created_at,
+                expires_at=code.expires_at,
+            )
+        )
+
+    async def consume(self, digest: str, now: int) -> AuthorizationCode | None:
+        row = (
+            await self.connection.execute(
+                update(t.authorization_codes)
+                .where(
+                    t.authorization_codes.c.digest == digest,
+                    t.authorization_codes.c.consumed_at.is_(None),
+                )
+                .values(consumed_at=now)
+                .returning(t.authorization_codes)
+            )
+        ).first()
+        return self._code(row) if row else None
+
+    async def find(self, digest: str) -> AuthorizationCode | None:
+        row = (
+            await self.connection.execute(
+                select(t.authorization_codes).where(t.authorization_codes.c.digest == digest)
+            )
+        ).first()
+        return self._code(row) if row else None
+
+    @staticmethod
+    def _code(row: Row[Any]) -> AuthorizationCode:
+        return AuthorizationCode(
+            id=row.id,
+            application_id=row.application_id,
+            owner=_owner(row),
+            redirect_uri=row.redirect_uri,
+            redirect_uri_in_request=row.redirect_uri_in_request,
+            scopes=_scopes(row.scopes),
+            code_challenge=row.code_challenge,
+            code_challenge_method=row.code_challenge_method,
+            expires_at=row.expires_at,
+            consumed_at=row.consumed_at,
+        )
+
+
+class Tokens:
+    """``TokenStore``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def issue(self, tokens: NewTokens) -> None:
+        owner = {
+            "application_id": tokens.application_id,
+            "owner_type": tokens.owner.type,
+            "company_id": tokens.owner.company_id,
+            "user_id": tokens.owner.user_id,
+            "scopes": " ".join(tokens.scopes),
+            "family_id": tokens.family_id,
+            "created_at": tokens.created_at,
+        }
+        await self.connection.execute(
+            insert(t.access_tokens).values(
+                digest=tokens.access_digest, expires_at=tokens.access_expires_at, **owner
+            )
+        )
+        if tokens.refresh_digest is not None:
+            assert tokens.refresh_expires_at is not None
+            await self.connection.execute(
+                insert(t.refresh_tokens).values(
+                    digest=tokens.refresh_digest, expires_at=tokens.refresh_expires_at, **owner
+                )
+            )
+
+    async def refresh_token(self, digest: str) -> RefreshToken | None:
+        row = (
+            await self.connection.execute(
+                select(t.refresh_tokens).where(t.refresh_tokens.c.digest == digest)
+            )
+        ).first()
+        if row is None:
+            return None
+        return RefreshToken(
+            id=row.id,
+            application_id=row.application_id,
+            owner=_owner(row),
+            scopes=_scopes(row.scopes),
+            family_id=row.family_id,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            rotated_at=row.rotated_at,
+        )
+
+    async def rotate(self, refresh_token_id: int, now: int) -> bool:
+        result = await self.connection.execute(
+            update(t.refresh_tokens)
+            .where(
+                t.refresh_tokens.c.id == refresh_token_id,
+                t.refresh_tokens.c.rotated_at.is_(None),
+                t.refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(rotated_at=now)
+        )
+        return result.rowcount == 1
+
+    async def revoke_family(self, family_id: int, now: int) -> None:
+        for table in (t.access_tokens, t.refresh_tokens):
+            await self.connection.execute(
+                update(table)
+                .where(table.c.family_id == family_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    async def access_token(self, digest: str) -> AccessToken | None:
+        a = t.access_tokens
+        query = (
+            select(
+                a,
+                t.applications.c.client_id,
+                func.coalesce(t.users.c.active, True).label("user_active"),
+            )
+            .join(t.applications, t.applications.c.id == a.c.application_id)
+            .outerjoin(t.users, and_(t.users.c.id == a.c.user_id, a.c.owner_type == "user"))
+            .where(a.c.digest == digest)
+        )
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        return AccessToken(
+            id=row.id,
+            application_id=row.application_id,
+            client_id=row.client_id,
+            owner=_owner(row),
+            scopes=_scopes(row.scopes),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            user_active=bool(row.user_active),
+        )
+
+
+class Owners:
+    """``OwnerStore``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def user_is_active(self, user_id: int) -> bool:
+        active = await self.connection.scalar(
+            select(t.users.c.active).where(t.users.c.id == user_id)
+        )
+        return bool(active)
+
+
+class Accounts:
+    """Companies and the people who sign in."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def create_company(self, name: str, now: int) -> Company:
+        row = (
+            await self.connection.execute(
+                insert(t.companies).values(name=name, created_at=now).returning(t.companies)
+            )
+        ).one()
+        return Company(row.id, row.name)
+
+    async def company(self, company_id: int) -> Company | None:
+        row = (
+            await self.connection.execute(select(t.companies).where(t.companies.c.id == company_id))
+        ).first()
+        return Company(row.id, row.name) if row else None
+
+    async def company_by_name(self, name: str) -> Company | None:
+        row = (
+            await self.connection.execute(
+                select(t.companies).where(t.companies.c.name == name).order_by(t.companies.c.id)
+            )
+        ).first()
+        return Company(row.id, row.name) if row else None
+
+    async def create_user(
+        self,
+        *,
+        company_id: int,
+        email: str,
+        name: str,
+        password_hash: str,
+        admin: bool,
+        now: int,
+    ) -> User:
+        row = (
+            await self.connection.execute(
+                insert(t.users)
+                .values(
+                    company_id=company_id,
+                    email=email.strip().lower(),
+                    name=name,
+                    password_hash=password_hash,
+                    admin=admin,
+                    active=True,
+                    created_at=now,
+                )
+                .returning(t.users)
+            )
+        ).one()
+        return _user(row)
+
+    async def user(self, user_id: int) -> User | None:
+        row = (
+            await self.connection.execute(select(t.users).where(t.users.c.id == user_id))
+        ).first()
+        return _user(row) if row else None
+
+    async def user_with_password_hash(self, email: str) -> tuple[User, str] | None:
+        row = (
+            await self.connection.execute(
+                select(t.users).where(t.users.c.email == email.strip().lower())
+            )
+        ).first()
+        return (_user(row), row.password_hash) if row else None
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self.connection.execute(
+            update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    async def deactivate(self, user_id: int) -> User | None:
+        row = (
+            await self.connection.execute(
+                update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(active=False)
+                .returning(t.users)
+            )
+        ).first()
+        return _user(row) if row else None

@@ -1,0 +1,82 @@
+"""Signing people in and out (``/login``, ``/logout``) and the home page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..passwords import hash_password, needs_rehash, verify_password
+from ..store.database import unit_of_work
+from ..store.repositories import Accounts
+from . import sessions
+from .responses import error_page
+from .services import services, signed_in_user
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def home(request: Request) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        user = await signed_in_user(request, connection)
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        company = await Accounts(connection).company(user.company_id)
+    return svc.render(request, "home.html", company=company)
+
+
+@router.get("/login", include_in_schema=False)
+async def login_form(request: Request) -> Response:
+    svc = services(request)
+    next_path = sessions.safe_next(request.query_params.get("next"))
+    async with unit_of_work(svc.engine, write=False) as connection:
+        if await signed_in_user(request, connection) is not None:
+            return RedirectResponse(next_path, status_code=303)
+    return svc.render(request, "login.html", next_path=next_path, email="", failed=False)
+
+
+@router.post("/login", include_in_schema=False)
+async def login(request: Request) -> Response:
+    svc = services(request)
+    form = await request.form()
+    email = str(form.get("email") or "").strip()[:320]
+    password = str(form.get("password") or "")[:1024]
+    next_path = sessions.safe_next(str(form.get("next") or ""))
+    try:
+        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
+    except sessions.CsrfError:
+        return error_page(
+            request,
+            "This form has expired",
+            "Reload the sign-in page and try again.",
+            403,
+            headers={"Refresh": "3; url=/login?" + urlencode({"next": next_path})},
+        )
+    async with unit_of_work(svc.engine) as connection:
+        accounts = Accounts(connection)
+        found = await accounts.user_with_password_hash(email) if email else None
+        user, password_hash = found if found else (None, None)
+        valid = verify_password(password_hash, password)
+        if user is None or not valid or not user.active:
+            return svc.render(
+                request, "login.html", 401, next_path=next_path, email=email, failed=True
+            )
+        if password_hash and needs_rehash(password_hash):
+            await accounts.set_password_hash(user.id, hash_password(password))
+    sessions.sign_in(request, user)
+    return RedirectResponse(next_path, status_code=303)
+
+
+@router.post("/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    try:
+        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
+    except sessions.CsrfError:
+        return error_page(request, "This form has expired", "Reload the page and try again.", 403)
+    sessions.sign_out(request)
+    return RedirectResponse("/login", status_code=303)

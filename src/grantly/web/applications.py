@@ -1,0 +1,293 @@
+"""The company's repository of OAuth applications (``/oauth/applications``), for its admins."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from .. import admin
+from ..oauth.models import Application, User
+from ..oauth.redirect_uris import OUT_OF_BAND
+from ..oauth.registration import ApplicationDraft, RegistrationError, validate
+from ..store.database import unit_of_work
+from ..store.repositories import Applications
+from . import sessions
+from .oauth_endpoints import dashboard_authorization
+from .responses import NO_STORE, error_page
+from .services import services, signed_in_user
+
+router = APIRouter(prefix="/oauth/applications")
+
+
+async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
+    user = await signed_in_user(request, connection)
+    if user is None:
+        target = request.url.path
+        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+    if not user.admin:
+        return error_page(
+            request,
+            "Only admins manage OAuth applications",
+            "The repository of OAuth applications is open to your company's admins only, "
+            "because an application's credentials give access to company data. Ask an admin "
+            "for the application's client id and secret if you need to authorize an "
+            "integration: any employee can authorize one.",
+            403,
+        )
+    return user
+
+
+async def _csrf_ok(request: Request) -> tuple[FormData, Response | None]:
+    form = await request.form()
+    try:
+        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
+    except sessions.CsrfError:
+        return form, error_page(
+            request, "This form has expired", "Reload the page and try again.", 403
+        )
+    return form, None
+
+
+def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> ApplicationDraft:
+    return validate(
+        name=str(form.get("name") or ""),
+        redirect_uris=str(form.get("redirect_uris") or "").splitlines(),
+        confidential=form.get("confidential") == "on",
+        scopes=[str(s) for s in form.getlist("scopes")],
+        server_scopes=server_scopes,
+    )
+
+
+def _authorize_urls(request: Request, application: Application) -> dict[str, str]:
+    """The ready-made authorize URLs the show page offers to copy (Factorial's guide: "all the
+    information required to build this URL is available in your OAuth application page")."""
+    issuer = services(request).settings.issuer
+    redirect_uri = application.redirect_uris[0]
+    base = {
+        "client_id": application.client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "scope": " ".join(application.scopes),
+    }
+    company = base | {"resource_owner_type": "company"}
+    return {
+        "user": f"{issuer}/oauth/authorize?{urlencode(base)}",
+        "company": f"{issuer}/oauth/authorize?{urlencode(company)}",
+    }
+
+
+def _show(
+    request: Request, application: Application, secret: str | None = None, status: int = 200
+) -> Response:
+    response = services(request).render(
+        request,
+        "applications/show.html",
+        status,
+        application=application,
+        secret=secret,
+        authorize_urls=_authorize_urls(request, application),
+        out_of_band=OUT_OF_BAND,
+    )
+    if secret:
+        response.headers.update(NO_STORE)
+    return response
+
+
+def _form(
+    request: Request,
+    *,
+    application: Application | None,
+    values: dict[str, object],
+    problems: list[str],
+    status: int = 200,
+) -> Response:
+    svc = services(request)
+    return svc.render(
+        request,
+        "applications/form.html",
+        status,
+        application=application,
+        values=values,
+        problems=problems,
+        server_scopes=svc.server_scopes,
+    )
+
+
+def _values(application: Application | None, form: FormData | None = None) -> dict[str, object]:
+    if form is not None:
+        return {
+            "name": str(form.get("name") or ""),
+            "redirect_uris": str(form.get("redirect_uris") or ""),
+            "confidential": form.get("confidential") == "on",
+            "scopes": [str(s) for s in form.getlist("scopes")],
+        }
+    if application is None:
+        return {"name": "", "redirect_uris": "", "confidential": True, "scopes": []}
+    return {
+        "name": application.name,
+        "redirect_uris": "\n".join(application.redirect_uris),
+        "confidential": application.confidential,
+        "scopes": list(application.scopes),
+    }
+
+
+@router.get("", include_in_schema=False)
+async def index(request: Request) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+        applications = await Applications(connection).for_company(user.company_id)
+    return svc.render(request, "applications/index.html", applications=applications)
+
+
+@router.get("/new", include_in_schema=False)
+async def new(request: Request) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+    return _form(request, application=None, values=_values(None), problems=[])
+
+
+@router.post("", include_in_schema=False)
+async def create(request: Request) -> Response:
+    svc = services(request)
+    form, rejected = await _csrf_ok(request)
+    if rejected:
+        return rejected
+    async with unit_of_work(svc.engine) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+        try:
+            draft = _draft_from_form(form, svc.server_scopes)
+        except RegistrationError as exc:
+            return _form(
+                request,
+                application=None,
+                values=_values(None, form),
+                problems=exc.problems,
+                status=422,
+            )
+        created = await admin.create_application(
+            connection, user.company_id, draft, svc.clock.now()
+        )
+    return _show(request, created.application, created.client_secret, status=201)
+
+
+async def _load(
+    request: Request, connection: AsyncConnection, application_id: int
+) -> tuple[User, Application] | Response:
+    user = await _admin(request, connection)
+    if isinstance(user, Response):
+        return user
+    application = await Applications(connection).get(application_id, user.company_id)
+    if application is None:
+        # Another company's application is "not found" too: nothing tells it exists.
+        return error_page(
+            request, "Application not found", "There is no such application in your company.", 404
+        )
+    return user, application
+
+
+@router.get("/{application_id:int}", include_in_schema=False)
+async def show(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        loaded = await _load(request, connection, application_id)
+    if isinstance(loaded, Response):
+        return loaded
+    return _show(request, loaded[1])
+
+
+@router.get("/{application_id:int}/edit", include_in_schema=False)
+async def edit(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        loaded = await _load(request, connection, application_id)
+    if isinstance(loaded, Response):
+        return loaded
+    application = loaded[1]
+    return _form(request, application=application, values=_values(application), problems=[])
+
+
+@router.post("/{application_id:int}", include_in_schema=False)
+async def update(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    form, rejected = await _csrf_ok(request)
+    if rejected:
+        return rejected
+    async with unit_of_work(svc.engine) as connection:
+        loaded = await _load(request, connection, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        application = loaded[1]
+        try:
+            draft = _draft_from_form(form, svc.server_scopes)
+        except RegistrationError as exc:
+            return _form(
+                request,
+                application=application,
+                values=_values(application, form),
+                problems=exc.problems,
+                status=422,
+            )
+        updated = await admin.update_application(connection, application, draft, svc.clock.now())
+    if updated.client_secret:
+        return _show(request, updated.application, updated.client_secret)
+    return RedirectResponse(f"/oauth/applications/{application_id}", status_code=303)
+
+
+@router.post("/{application_id:int}/delete", include_in_schema=False)
+async def destroy(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    _form_data, rejected = await _csrf_ok(request)
+    if rejected:
+        return rejected
+    async with unit_of_work(svc.engine) as connection:
+        loaded = await _load(request, connection, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        await Applications(connection).delete(loaded[1].id)
+    return RedirectResponse("/oauth/applications", status_code=303)
+
+
+@router.post("/{application_id:int}/secret", include_in_schema=False)
+async def regenerate_secret(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    _form_data, rejected = await _csrf_ok(request)
+    if rejected:
+        return rejected
+    async with unit_of_work(svc.engine) as connection:
+        loaded = await _load(request, connection, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        application = loaded[1]
+        if not application.confidential:
+            return error_page(
+                request,
+                "Public applications have no secret",
+                "This application is public (it cannot keep a secret), so it has none to "
+                "regenerate. Edit it and tick Confidential to give it one.",
+                400,
+            )
+        secret = await admin.regenerate_secret(connection, application, svc.clock.now())
+    return _show(request, application, secret)
+
+
+@router.get("/{application_id:int}/authorize", include_in_schema=False)
+async def authorize_button(request: Request, application_id: int) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        loaded = await _load(request, connection, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        return await dashboard_authorization(request, connection, application_id, loaded[0])

@@ -1,0 +1,243 @@
+"""OAuth endpoints over HTTP: ``/oauth/authorize`` (RFC 6749 §4.1.1-4.1.2) and
+``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §6). Each handler only translates HTTP to the
+protocol core and back."""
+
+from __future__ import annotations
+
+import shlex
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from ..oauth import authorize as authz
+from ..oauth import pkce
+from ..oauth.errors import AccessDenied, InvalidRequest, OAuthError
+from ..oauth.models import User
+from ..oauth.redirect_uris import OUT_OF_BAND
+from ..oauth.token import token_request
+from ..store.database import unit_of_work
+from ..store.repositories import Accounts, Applications, AuthorizationCodes
+from . import sessions
+from .responses import NO_STORE, authorization_error, error_page, json_error, multi_params
+from .services import services, signed_in_user
+
+router = APIRouter()
+
+# Form fields of the consent form that are Grantly's own, not authorization parameters.
+_CONSENT_FIELDS = {sessions.CSRF_FIELD, "decision", "show_code"}
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + ("?" + request.url.query if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+
+@router.get("/oauth/authorize", include_in_schema=False)
+async def authorize(request: Request) -> Response:
+    """Validate the request first (so a bad client learns at once), then make sure someone is
+    signed in, then ask for consent."""
+    svc = services(request)
+    params = multi_params(request.query_params.multi_items())
+    async with unit_of_work(svc.engine, write=False) as connection:
+        try:
+            auth = await authz.validate(
+                params, Applications(connection), svc.authorization_policy()
+            )
+        except OAuthError as error:
+            return authorization_error(request, error)
+        user = await signed_in_user(request, connection)
+        if user is None:
+            return _login_redirect(request)
+        return await consent_page(request, connection, auth, user, show_code=False)
+
+
+async def consent_page(
+    request: Request,
+    connection: AsyncConnection,
+    auth: authz.AuthorizationRequest,
+    user: User,
+    *,
+    show_code: bool,
+) -> Response:
+    svc = services(request)
+    accounts = Accounts(connection)
+    owner_company = await accounts.company(auth.application.company_id)
+    user_company = await accounts.company(user.company_id)
+    response = svc.render(
+        request,
+        "consent.html",
+        auth=auth,
+        hidden=auth.query(),
+        application_company=owner_company,
+        company=user_company,
+        show_code=show_code,
+        needs_admin=auth.owner_type == "company" and not user.admin,
+    )
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post("/oauth/authorize", include_in_schema=False)
+async def decide(request: Request) -> Response:
+    """The person's answer to the consent page (RFC 6749 §4.1.2 and §4.1.2.1)."""
+    svc = services(request)
+    form = await request.form()
+    try:
+        sessions.check_csrf(request, _str(form.get(sessions.CSRF_FIELD)))
+    except sessions.CsrfError:
+        return error_page(
+            request,
+            "This form has expired",
+            "The page was open too long or came from another site. Go back to the "
+            "application and start the authorization again.",
+            403,
+        )
+    params = multi_params(
+        (key, value)
+        for key, value in form.multi_items()
+        if key not in _CONSENT_FIELDS and isinstance(value, str)
+    )
+    decision = _str(form.get("decision"))
+    async with unit_of_work(svc.engine) as connection:
+        try:
+            auth = await authz.validate(
+                params, Applications(connection), svc.authorization_policy()
+            )
+        except OAuthError as error:
+            return authorization_error(request, error)
+        user = await signed_in_user(request, connection)
+        if user is None:
+            return RedirectResponse(
+                "/login?" + urlencode({"next": "/oauth/authorize?" + urlencode(auth.query())}),
+                status_code=303,
+            )
+        show_code = _str(form.get("show_code")) == "1"
+        if show_code and not (user.admin and user.company_id == auth.application.company_id):
+            show_code = False
+        try:
+            if decision != "allow":
+                raise AccessDenied("the user denied the authorization request.").as_redirectable(
+                    auth.redirect_uri, auth.state
+                )
+            code = await authz.issue_code(
+                auth,
+                user,
+                AuthorizationCodes(connection),
+                svc.clock,
+                svc.settings.authorization_code_lifetime,
+            )
+        except OAuthError as error:
+            if show_code or auth.out_of_band:
+                return error_page(request, "Authorization not granted", error.description, 403)
+            return authorization_error(request, error)
+        if show_code or auth.out_of_band:
+            return code_page(request, auth, code)
+        return RedirectResponse(
+            authz.success_redirect(auth, code, svc.settings.issuer),
+            status_code=302,
+            headers={"Referrer-Policy": "no-referrer", **NO_STORE},
+        )
+
+
+def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> Response:
+    """Show the code to the person (the dashboard's Authorize button, or the out-of-band
+    redirect URI), with the exact token request to run next."""
+    svc = services(request)
+    verifier = request.session.pop(f"pkce:{auth.application.client_id}", None)
+    fields = [("client_id", auth.application.client_id)]
+    if auth.application.confidential:
+        fields.append(("client_secret", "<YOUR_CLIENT_SECRET>"))
+    fields += [("code", code), ("grant_type", "authorization_code")]
+    fields.append(("redirect_uri", auth.redirect_uri))
+    if auth.code_challenge is not None and isinstance(verifier, str):
+        fields.append(("code_verifier", verifier))
+    curl = f"curl -X POST {shlex.quote(svc.settings.issuer + '/oauth/token')}" + "".join(
+        f" \\\n  --data-urlencode {shlex.quote(f'{name}={value}')}" for name, value in fields
+    )
+    response = svc.render(
+        request,
+        "code.html",
+        auth=auth,
+        code=code,
+        curl=curl,
+        minutes=svc.settings.authorization_code_lifetime // 60,
+    )
+    response.headers.update(NO_STORE)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def dashboard_authorization(
+    request: Request, connection: AsyncConnection, application_id: int, user: User
+) -> Response:
+    """The application page's Authorize button: a user-token authorization for the signed-in
+    admin that ends on the code page instead of a redirect."""
+    svc = services(request)
+    application = await Applications(connection).get(application_id, user.company_id)
+    if application is None:
+        return error_page(request, "Application not found", "No such application.", 404)
+    redirect_uri = (
+        OUT_OF_BAND if OUT_OF_BAND in application.redirect_uris else application.redirect_uris[0]
+    )
+    params = {
+        "client_id": [application.client_id],
+        "redirect_uri": [redirect_uri],
+        "response_type": ["code"],
+    }
+    if application.public:
+        verifier = pkce.new_verifier()
+        request.session[f"pkce:{application.client_id}"] = verifier
+        params["code_challenge"] = [pkce.s256(verifier)]
+        params["code_challenge_method"] = ["S256"]
+    try:
+        auth = await authz.validate(params, Applications(connection), svc.authorization_policy())
+    except OAuthError as error:
+        return error_page(request, "This application cannot be authorized", error.description, 400)
+    return await consent_page(request, connection, auth, user, show_code=True)
+
+
+@router.post("/oauth/token", include_in_schema=False)
+async def token(request: Request) -> Response:
+    """RFC 6749 §3.2: POST, form-encoded. Parameters in the query string are accepted too, as
+    Factorial's guides show, though they end up in logs and proxies: discouraged."""
+    svc = services(request)
+    try:
+        params = await _token_params(request)
+    except OAuthError as error:
+        return json_error(error)
+    async with unit_of_work(svc.engine) as connection:
+        try:
+            result = await token_request(
+                params, request.headers.get("authorization"), svc.token_context(connection)
+            )
+        except OAuthError as error:
+            return json_error(error)
+    return JSONResponse(result.body(), headers=NO_STORE)
+
+
+async def _token_params(request: Request) -> dict[str, list[str]]:
+    params = multi_params(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if body:
+        if content_type != FORM_CONTENT_TYPE:
+            raise InvalidRequest(
+                f"the token request body must be {FORM_CONTENT_TYPE} (RFC 6749 §3.2)."
+            )
+        try:
+            form = await request.form()
+        except Exception as exc:  # the parser's own errors: malformed bodies
+            raise InvalidRequest("the request body is not valid form encoding.") from exc
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                params.setdefault(key, []).append(value)
+    return params
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,81 @@
+"""The one place that turns an ``OAuthError`` into a response (RFC 6749 §4.1.2.1, §5.2;
+RFC 6750 §3): a redirect only to a validated redirect URI, JSON for clients, a page for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from ..oauth.authorize import error_redirect
+from ..oauth.bearer import MissingToken
+from ..oauth.errors import OAuthError
+from ..oauth.redirect_uris import OUT_OF_BAND
+from .services import services
+
+# RFC 6749 §5.1: token responses, and everything else that carries a credential, are not cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def multi_params(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in items:
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def json_error(error: OAuthError, *, basic_challenge: bool = False) -> JSONResponse:
+    """RFC 6749 §5.2 body. A 401 carries WWW-Authenticate (§5.2: "MUST include")."""
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="grantly"'
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def bearer_error(error: OAuthError) -> JSONResponse:
+    """RFC 6750 §3: the challenge names the error; a request with no token gets none (§3.1)."""
+    challenge = 'Bearer realm="grantly"'
+    if not isinstance(error, MissingToken):
+        description = error.description.replace('"', "'")
+        challenge += f', error="{error.error}", error_description="{description}"'
+    return JSONResponse(
+        error.body(), status_code=error.status, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def error_page(
+    request: Request,
+    title: str,
+    message: str,
+    status_code: int,
+    *,
+    error: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = services(request).render(
+        request, "error.html", status_code, title=title, message=message, error=error
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def authorization_error(request: Request, error: OAuthError) -> Response:
+    """RFC 6749 §4.1.2.1: redirect the error to the client only when its redirect URI has been
+    validated; otherwise tell the person, and never redirect."""
+    issuer = services(request).settings.issuer
+    if error.redirectable and error.redirect_uri and error.redirect_uri != OUT_OF_BAND:
+        return RedirectResponse(
+            error_redirect(error.redirect_uri, error, error.state, issuer),
+            status_code=302,
+            headers={"Referrer-Policy": "no-referrer", **NO_STORE},
+        )
+    return error_page(
+        request,
+        "This authorization request cannot continue",
+        error.description,
+        403 if error.status == 403 else 400,
+        error=error.error,
+    )

@@ -1,0 +1,85 @@
+"""What every request handler needs, built once by ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..oauth import scopes as scope_rules
+from ..oauth.authorize import AuthorizationPolicy
+from ..oauth.clock import Clock
+from ..oauth.grants.common import TokenContext, TokenPolicy
+from ..oauth.models import User
+from ..settings import Settings
+from ..store.repositories import Accounts, Applications, AuthorizationCodes, Owners, Tokens
+from . import sessions
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    clock: Clock
+    templates: Jinja2Templates
+
+    @property
+    def server_scopes(self) -> tuple[str, ...]:
+        return self.settings.scope_names
+
+    def authorization_policy(self) -> AuthorizationPolicy:
+        return AuthorizationPolicy(
+            server_scopes=self.server_scopes,
+            allow_plain_pkce=self.settings.allow_plain_pkce,
+            max_parameter_length=self.settings.max_parameter_length,
+        )
+
+    def token_context(self, connection: AsyncConnection) -> TokenContext:
+        return TokenContext(
+            applications=Applications(connection),
+            codes=AuthorizationCodes(connection),
+            tokens=Tokens(connection),
+            owners=Owners(connection),
+            clock=self.clock,
+            policy=TokenPolicy(
+                access_token_lifetime=self.settings.access_token_lifetime,
+                refresh_token_lifetime=self.settings.refresh_token_lifetime,
+                server_scopes=self.server_scopes,
+                max_parameter_length=self.settings.max_parameter_length,
+            ),
+        )
+
+    def render(
+        self, request: Request, template: str, status_code: int = 200, **context: Any
+    ) -> Response:
+        context.setdefault("user", getattr(request.state, "user", None))
+        context["csrf_token"] = sessions.csrf_token(request)
+        context["issuer"] = self.settings.issuer
+        context["describe_scope"] = scope_rules.describe
+        return self.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def signed_in_user(request: Request, connection: AsyncConnection) -> User | None:
+    """The signed-in, still active user, or None. Stored on ``request.state.user``."""
+    svc = services(request)
+    uid = sessions.user_id(request, svc.settings.session_lifetime)
+    user = None
+    if uid is not None:
+        user = await Accounts(connection).user(uid)
+        if user is None or not user.active:
+            sessions.sign_out(request)
+            user = None
+    request.state.user = user
+    return user
