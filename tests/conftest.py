@@ -1,0 +1,324 @@
+"""Fixtures shared by every test: a real app on a real SQLite file, seeded through the same
+code the CLI uses, and helpers that drive sign-in and consent like a person would."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from grantly import admin
+from grantly.app import create_app
+from grantly.oauth.clock import FrozenClock
+from grantly.oauth.registration import validate
+from grantly.passwords import hash_password
+from grantly.settings import Settings
+from grantly.store import migrate
+from grantly.store.database import create_engine, unit_of_work
+from grantly.store.repositories import Accounts
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+REDIRECT_URI = "https://client.example/callback"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Person:
+    id: int
+    email: str
+    password: str
+    company_id: int
+    admin: bool
+
+
+@dataclass
+class Client:
+    id: int
+    client_id: str
+    client_secret: str | None
+    redirect_uris: list[str]
+    company_id: int
+
+
+@dataclass
+class World:
+    """A seeded tenant: company A with an admin, an employee and an application; company B
+    with its own admin and application."""
+
+    settings: Settings
+    company_a: int
+    company_b: int
+    admin: Person
+    employee: Person
+    other_admin: Person
+    app: Client
+    other_app: Client
+
+    def run(self, coro_factory: Any) -> Any:
+        return run_db(self.settings, coro_factory)
+
+
+def run_db(settings: Settings, work: Any) -> Any:
+    async def main() -> Any:
+        engine = create_engine(settings.async_database_url)
+        try:
+            async with unit_of_work(engine) as connection:
+                return await work(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'grantly.db'}",
+        "data_dir": tmp_path / "data",
+        "secret_key": "test-secret-key-not-for-production",
+        "env": "test",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def seed(settings: Settings) -> World:
+    migrate.upgrade(settings.async_database_url)
+
+    async def work(connection: Any) -> World:
+        accounts = Accounts(connection)
+        now = int(time.time())
+        company_a = await accounts.create_company("Acme", now)
+        company_b = await accounts.create_company("Globex", now)
+        people = []
+        for email, company, is_admin in (
+            ("admin@acme.example", company_a, True),
+            ("employee@acme.example", company_a, False),
+            ("admin@globex.example", company_b, True),
+        ):
+            user = await accounts.create_user(
+                company_id=company.id,
+                email=email,
+                name=email.split("@")[0],
+                password_hash=hash_password(PASSWORD),
+                admin=is_admin,
+                now=now,
+            )
+            people.append(Person(user.id, email, PASSWORD, company.id, is_admin))
+        clients = []
+        for company in (company_a, company_b):
+            draft = validate(
+                name=f"{company.name} integration",
+                redirect_uris=[REDIRECT_URI, "http://127.0.0.1:8765/callback"],
+                confidential=True,
+                scopes=["read", "write"],
+                server_scopes=("read", "write"),
+            )
+            created = await admin.create_application(connection, company.id, draft, now)
+            clients.append(
+                Client(
+                    created.application.id,
+                    created.application.client_id,
+                    created.client_secret,
+                    list(created.application.redirect_uris),
+                    company.id,
+                )
+            )
+        return World(
+            settings,
+            company_a.id,
+            company_b.id,
+            people[0],
+            people[1],
+            people[2],
+            clients[0],
+            clients[1],
+        )
+
+    return run_db(settings, work)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def world(settings: Settings) -> World:
+    return seed(settings)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(int(time.time()))
+
+
+@pytest.fixture
+def client(settings: Settings, world: World, clock: FrozenClock) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock)
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as test_client:
+        yield test_client
+
+
+# --- driving the browser side like a person ----------------------------------------------
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def csrf_of(page: str) -> str:
+    match = _CSRF.search(page)
+    assert match, "no CSRF token on the page"
+    return html.unescape(match.group(1))
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    return {k: html.unescape(v) for k, v in _HIDDEN.findall(page)}
+
+
+def sign_in(http: TestClient | httpx.Client, person: Person) -> None:
+    page = http.get("/login")
+    response = http.post(
+        "/login",
+        data={
+            "email": person.email,
+            "password": person.password,
+            "csrf_token": csrf_of(page.text),
+            "next": "/",
+        },
+    )
+    assert response.status_code == 303, response.text
+
+
+def consent(
+    http: TestClient | httpx.Client, params: dict[str, str], decision: str = "allow"
+) -> httpx.Response:
+    """GET the authorize URL (already signed in), then press Allow or Deny."""
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 200, page.text
+    return http.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": decision})
+
+
+def callback_params(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 302, response.text
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    return {k: v[0] for k, v in query.items()}
+
+
+def authorize_params(app: Client, **extra: str) -> dict[str, str]:
+    params = {"client_id": app.client_id, "redirect_uri": REDIRECT_URI, "response_type": "code"}
+    params.update(extra)
+    return params
+
+
+def obtain_code(http: TestClient, world: World, person: Person | None = None, **extra: str) -> str:
+    sign_in(http, person or world.admin)
+    params = callback_params(consent(http, authorize_params(world.app, **extra)))
+    return params["code"]
+
+
+def exchange(http: TestClient, app: Client, code: str, **extra: str) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": app.client_id,
+        "client_secret": app.client_secret or "",
+    }
+    data.update(extra)
+    return http.post("/oauth/token", data={k: v for k, v in data.items() if v != ""})
+
+
+# --- a real `grantly serve` process --------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    world: World
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def grantly(self, *args: str) -> dict[str, Any]:
+        """Run the `grantly` CLI against this server's database; returns its --json output."""
+        out = subprocess.run(
+            [sys.executable, "-m", "grantly.cli", *args, "--json"],
+            env=server_env(self.world.settings, self.url),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(out.stdout)
+
+
+def server_env(settings: Settings, issuer: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "GRANTLY_DATABASE_URL": settings.database_url,
+            "GRANTLY_DATA_DIR": str(settings.data_dir),
+            "GRANTLY_SECRET_KEY": settings.secret_key or "",
+            "GRANTLY_ISSUER": issuer,
+            "GRANTLY_ENV": "test",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(tmp_path, issuer=url)
+    world = seed(settings)
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "grantly.cli", "serve", "--port", str(port)],
+            env=server_env(settings, url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("grantly serve did not start:\n" + log_path.read_text())
+            time.sleep(0.1)
+        yield LiveServer(url, world, process, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def authorize_url(base: str, app: Client, **extra: str) -> str:
+    return f"{base}/oauth/authorize?{urlencode(authorize_params(app, **extra))}"
