@@ -4,10 +4,12 @@ code the CLI uses, and helpers that drive sign-in and consent like a person woul
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,9 +160,23 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
+    """Migrating and hashing passwords takes a while: do it once, then copy the file."""
+    folder = tmp_path_factory.mktemp("template")
+    return folder / "grantly.db", seed(make_settings(folder))
+
+
+def copy_world(template: tuple[Path, World], settings: Settings) -> World:
+    source, world = template
+    target = Path(settings.database_url.removeprefix("sqlite:///"))
+    shutil.copyfile(source, target)
+    return dataclasses.replace(world, settings=settings)
+
+
 @pytest.fixture
-def world(settings: Settings) -> World:
-    return seed(settings)
+def world(settings: Settings, seeded_template: tuple[Path, World]) -> World:
+    return copy_world(seeded_template, settings)
 
 
 @pytest.fixture
@@ -287,11 +303,11 @@ def server_env(settings: Settings, issuer: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator[LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path, issuer=url)
-    world = seed(settings)
+    world = copy_world(seeded_template, settings)
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
