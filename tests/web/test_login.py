@@ -110,3 +110,15 @@ def test_every_page_forbids_framing(client: TestClient, world: World) -> None:
         response = client.get(path)
         assert response.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cookies_are_secure_when_the_issuer_is_https(tmp_path, world: World) -> None:
+    from grantly.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path, issuer="https://auth.example", database_url=world.settings.database_url
+    )
+    with TestClient(create_app(settings), base_url="https://auth.example") as https_client:
+        cookie = https_client.get("/login").headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie

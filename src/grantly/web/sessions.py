@@ -36,7 +36,7 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     if (
         not isinstance(expected, str)
         or not submitted
-        or not hmac.compare_digest(expected, submitted)
+        or not hmac.compare_digest(expected.encode(), submitted.encode())
     ):
         raise CsrfError()
 
