@@ -34,15 +34,19 @@ async def _admin(request: Request, connection: AsyncConnection) -> User | Respon
             request,
             "Only admins manage OAuth applications",
             "The repository of OAuth applications is open to your company's admins only, "
-            "because an application's credentials give access to company data. Ask an admin "
-            "for the application's client id and secret if you need to authorize an "
-            "integration: any employee can authorize one.",
+            "because an application's credentials give access to company data. To build an "
+            "integration, ask an admin to register it and share its credentials. Authorizing "
+            "an existing integration needs no access here: any employee can do it from the "
+            "integration's own sign-in link.",
             403,
         )
     return user
 
 
 async def _csrf_ok(request: Request) -> tuple[FormData, Response | None]:
+    """The form, or the answer to give instead: 403 without a valid CSRF token, or a redirect
+    to the result when the same form was already submitted (a reload must not create a second
+    application or replace the secret the admin just copied)."""
     form = await request.form()
     try:
         sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
@@ -50,7 +54,15 @@ async def _csrf_ok(request: Request) -> tuple[FormData, Response | None]:
         return form, error_page(
             request, "This form has expired", "Reload the page and try again.", 403
         )
+    done = sessions.already_done(request, _form_id(form))
+    if done is not None:
+        return form, RedirectResponse(done, status_code=303)
     return form, None
+
+
+def _form_id(form: FormData) -> str | None:
+    value = form.get(sessions.FORM_ID_FIELD)
+    return value if isinstance(value, str) else None
 
 
 def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> ApplicationDraft:
@@ -180,6 +192,7 @@ async def create(request: Request) -> Response:
         created = await admin.create_application(
             connection, user.company_id, draft, svc.clock.now()
         )
+    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{created.application.id}")
     return _show(request, created.application, created.client_secret, status=201)
 
 
@@ -241,6 +254,7 @@ async def update(request: Request, application_id: int) -> Response:
                 status=422,
             )
         updated = await admin.update_application(connection, application, draft, svc.clock.now())
+    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
     if updated.client_secret:
         return _show(request, updated.application, updated.client_secret)
     return RedirectResponse(f"/oauth/applications/{application_id}", status_code=303)
@@ -263,7 +277,7 @@ async def destroy(request: Request, application_id: int) -> Response:
 @router.post("/{application_id:int}/secret", include_in_schema=False)
 async def regenerate_secret(request: Request, application_id: int) -> Response:
     svc = services(request)
-    _form_data, rejected = await _csrf_ok(request)
+    form, rejected = await _csrf_ok(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:
@@ -280,6 +294,7 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
                 400,
             )
         secret = await admin.regenerate_secret(connection, application, svc.clock.now())
+    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
     return _show(request, application, secret)
 
 

@@ -27,7 +27,7 @@ from .services import services, signed_in_user
 router = APIRouter()
 
 # Form fields of the consent form that are Grantly's own, not authorization parameters.
-_CONSENT_FIELDS = {sessions.CSRF_FIELD, "decision", "show_code"}
+_CONSENT_FIELDS = {sessions.CSRF_FIELD, sessions.FORM_ID_FIELD, "decision", "show_code"}
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -97,6 +97,10 @@ async def decide(request: Request) -> Response:
             "application and start the authorization again.",
             403,
         )
+    form_id = _str(form.get(sessions.FORM_ID_FIELD))
+    if (done := sessions.already_done(request, form_id)) is not None:
+        # A reload of the page that displayed a code: the code was shown once; start again.
+        return RedirectResponse(done, status_code=303)
     params = multi_params(
         (key, value)
         for key, value in form.multi_items()
@@ -136,6 +140,8 @@ async def decide(request: Request) -> Response:
                 return error_page(request, "Authorization not granted", error.description, 403)
             return authorization_error(request, error)
         if show_code or auth.out_of_band:
+            again = f"/oauth/applications/{auth.application.id}" if show_code else "/"
+            sessions.mark_done(request, form_id, again)
             return code_page(request, auth, code)
         return RedirectResponse(
             authz.success_redirect(auth, code, svc.settings.issuer),

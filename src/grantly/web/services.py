@@ -61,6 +61,7 @@ class Services:
     ) -> Response:
         context.setdefault("user", getattr(request.state, "user", None))
         context["csrf_token"] = sessions.csrf_token(request)
+        context["new_form_id"] = sessions.new_form_id
         context["issuer"] = self.settings.issuer
         context["describe_scope"] = scope_rules.describe
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)

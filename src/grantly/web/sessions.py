@@ -41,6 +41,35 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise CsrfError()
 
 
+FORM_ID_FIELD = "form_id"
+_DONE_KEY = "done_forms"
+_DONE_KEEP = 20
+
+
+def new_form_id() -> str:
+    """A per-render id for forms whose answer is shown once (a secret, a code), so that a
+    reload that sends the POST again does not repeat the action."""
+    return secrets.token_urlsafe(16)
+
+
+def already_done(request: Request, form_id: str | None) -> str | None:
+    """Where to send a form that was already submitted, or None the first time."""
+    done = request.session.get(_DONE_KEY)
+    if not form_id or not isinstance(done, dict):
+        return None
+    location = done.get(form_id)
+    return location if isinstance(location, str) else None
+
+
+def mark_done(request: Request, form_id: str | None, location: str) -> None:
+    if not form_id:
+        return
+    done = request.session.get(_DONE_KEY)
+    done = dict(done) if isinstance(done, dict) else {}
+    done[form_id] = location
+    request.session[_DONE_KEY] = dict(list(done.items())[-_DONE_KEEP:])
+
+
 def sign_in(request: Request, user: User) -> None:
     request.session.clear()
     request.session["uid"] = user.id
