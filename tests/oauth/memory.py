@@ -1,0 +1,258 @@
+"""An in-memory implementation of the storage ports of ``grantly.oauth.ports``.
+
+It behaves like ``grantly.store.repositories`` does on a database, not like a mock: rows live in
+dicts keyed by the digest of their secret, ids are allocated in sequence, ``consume`` and
+``rotate`` succeed exactly once, and ``revoke_family`` revokes every access and refresh token of
+one authorization grant.
+
+Every operation first yields to the event loop once, as a database round trip does, and then
+runs to completion without yielding, as one SQL statement does. So requests run concurrently with
+``asyncio.gather`` interleave between store operations but never inside one, which is what lets
+the tests exercise races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from grantly.oauth.models import (
+    AccessToken,
+    Application,
+    AuthorizationCode,
+    NewAuthorizationCode,
+    NewTokens,
+    ResourceOwner,
+    User,
+)
+from grantly.oauth.models import RefreshToken as RefreshTokenRecord
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion on a fresh event loop (pytest-asyncio is not used)."""
+    return asyncio.run(coroutine)
+
+
+async def _round_trip() -> None:
+    await asyncio.sleep(0)
+
+
+@dataclass
+class _CodeRow:
+    id: int
+    code: NewAuthorizationCode
+    consumed_at: int | None = None
+
+    def record(self) -> AuthorizationCode:
+        return AuthorizationCode(
+            id=self.id,
+            application_id=self.code.application_id,
+            owner=self.code.owner,
+            redirect_uri=self.code.redirect_uri,
+            redirect_uri_in_request=self.code.redirect_uri_in_request,
+            scopes=self.code.scopes,
+            code_challenge=self.code.code_challenge,
+            code_challenge_method=self.code.code_challenge_method,
+            expires_at=self.code.expires_at,
+            consumed_at=self.consumed_at,
+        )
+
+
+@dataclass
+class _AccessRow:
+    id: int
+    application_id: int
+    owner: ResourceOwner
+    scopes: tuple[str, ...]
+    family_id: int
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None = None
+
+
+@dataclass
+class _RefreshRow:
+    id: int
+    application_id: int
+    owner: ResourceOwner
+    scopes: tuple[str, ...]
+    family_id: int
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+    rotated_at: int | None = None
+
+
+@dataclass
+class Database:
+    """The tables. Tests seed ``applications`` and ``users`` and read the rest."""
+
+    applications: dict[str, Application] = field(default_factory=dict)  # by client_id
+    users: dict[int, User] = field(default_factory=dict)  # by id
+    codes: dict[str, _CodeRow] = field(default_factory=dict)  # by digest
+    access_tokens: dict[str, _AccessRow] = field(default_factory=dict)  # by digest
+    refresh_tokens: dict[str, _RefreshRow] = field(default_factory=dict)  # by digest
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add_application(self, application: Application) -> Application:
+        self.applications[application.client_id] = application
+        return application
+
+    def add_user(self, user: User) -> User:
+        self.users[user.id] = user
+        return user
+
+    def deactivate(self, user_id: int) -> None:
+        self.users[user_id] = replace(self.users[user_id], active=False)
+
+    def application_by_id(self, application_id: int) -> Application | None:
+        return next((a for a in self.applications.values() if a.id == application_id), None)
+
+
+class MemoryApplications:
+    """``ApplicationStore``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def by_client_id(self, client_id: str) -> Application | None:
+        await _round_trip()
+        return self.db.applications.get(client_id)
+
+
+class MemoryAuthorizationCodes:
+    """``AuthorizationCodeStore``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(self, code: NewAuthorizationCode) -> None:
+        await _round_trip()
+        if code.digest in self.db.codes:
+            raise ValueError("UNIQUE constraint failed: authorization_codes.digest")
+        self.db.codes[code.digest] = _CodeRow(self.db.next_id(), code)
+
+    async def consume(self, digest: str, now: int) -> AuthorizationCode | None:
+        await _round_trip()
+        row = self.db.codes.get(digest)
+        if row is None or row.consumed_at is not None:
+            return None
+        row.consumed_at = now
+        return row.record()
+
+    async def find(self, digest: str) -> AuthorizationCode | None:
+        await _round_trip()
+        row = self.db.codes.get(digest)
+        return None if row is None else row.record()
+
+
+class MemoryTokens:
+    """``TokenStore``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def issue(self, tokens: NewTokens) -> None:
+        await _round_trip()
+        if tokens.access_digest in self.db.access_tokens:
+            raise ValueError("UNIQUE constraint failed: access_tokens.digest")
+        self.db.access_tokens[tokens.access_digest] = _AccessRow(
+            id=self.db.next_id(),
+            application_id=tokens.application_id,
+            owner=tokens.owner,
+            scopes=tokens.scopes,
+            family_id=tokens.family_id,
+            created_at=tokens.created_at,
+            expires_at=tokens.access_expires_at,
+        )
+        if tokens.refresh_digest is not None:
+            assert tokens.refresh_expires_at is not None
+            if tokens.refresh_digest in self.db.refresh_tokens:
+                raise ValueError("UNIQUE constraint failed: refresh_tokens.digest")
+            self.db.refresh_tokens[tokens.refresh_digest] = _RefreshRow(
+                id=self.db.next_id(),
+                application_id=tokens.application_id,
+                owner=tokens.owner,
+                scopes=tokens.scopes,
+                family_id=tokens.family_id,
+                created_at=tokens.created_at,
+                expires_at=tokens.refresh_expires_at,
+            )
+
+    async def refresh_token(self, digest: str) -> RefreshTokenRecord | None:
+        await _round_trip()
+        row = self.db.refresh_tokens.get(digest)
+        if row is None:
+            return None
+        return RefreshTokenRecord(
+            id=row.id,
+            application_id=row.application_id,
+            owner=row.owner,
+            scopes=row.scopes,
+            family_id=row.family_id,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            rotated_at=row.rotated_at,
+        )
+
+    async def rotate(self, refresh_token_id: int, now: int) -> bool:
+        await _round_trip()
+        for row in self.db.refresh_tokens.values():
+            if row.id == refresh_token_id and row.rotated_at is None and row.revoked_at is None:
+                row.rotated_at = now
+                return True
+        return False
+
+    async def revoke_family(self, family_id: int, now: int) -> None:
+        await _round_trip()
+        rows: list[_AccessRow | _RefreshRow] = [
+            *self.db.access_tokens.values(),
+            *self.db.refresh_tokens.values(),
+        ]
+        for row in rows:
+            if row.family_id == family_id and row.revoked_at is None:
+                row.revoked_at = now
+
+    async def access_token(self, digest: str) -> AccessToken | None:
+        await _round_trip()
+        row = self.db.access_tokens.get(digest)
+        if row is None:
+            return None
+        application = self.db.application_by_id(row.application_id)
+        if application is None:  # the SQL store joins applications: no application, no token
+            return None
+        user_active = True
+        if row.owner.type == "user" and row.owner.user_id is not None:
+            user = self.db.users.get(row.owner.user_id)
+            user_active = True if user is None else user.active  # COALESCE(users.active, TRUE)
+        return AccessToken(
+            id=row.id,
+            application_id=row.application_id,
+            client_id=application.client_id,
+            owner=row.owner,
+            scopes=row.scopes,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            user_active=user_active,
+        )
+
+
+class MemoryOwners:
+    """``OwnerStore``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def user_is_active(self, user_id: int) -> bool:
+        await _round_trip()
+        user = self.db.users.get(user_id)
+        return user is not None and user.active
