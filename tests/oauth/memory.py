@@ -181,7 +181,7 @@ class MemoryTokens:
                 id=self.db.next_id(),
                 application_id=tokens.application_id,
                 owner=tokens.owner,
-                scopes=tokens.scopes,
+                scopes=tokens.refresh_scopes,
                 family_id=tokens.family_id,
                 created_at=tokens.created_at,
                 expires_at=tokens.refresh_expires_at,

@@ -230,11 +230,6 @@ def test_an_error_without_a_state_is_redirected_without_one(server: Server) -> N
     assert (error.redirectable, error.state) == (True, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the redirected error_description contains '§' (U+00A7), which RFC 6749 "
-    "§4.1.2.1 forbids (only %x20-21 / %x23-5B / %x5D-7E)",
-)
 def test_a_redirected_error_description_uses_only_characters_rfc_6749_allows(
     server: Server,
 ) -> None:
@@ -245,11 +240,6 @@ def test_a_redirected_error_description_uses_only_characters_rfc_6749_allows(
     assert description_is_rfc6749_safe(description), description
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: request values are echoed verbatim into error_description, so '\"', '\\' and "
-    "non-ASCII characters reach the client, which RFC 6749 §4.1.2.1 forbids",
-)
 def test_a_redirected_error_description_does_not_echo_forbidden_characters_from_the_request(
     server: Server,
 ) -> None:

@@ -102,11 +102,6 @@ def test_require_treats_an_empty_value_as_missing() -> None:
         ParamReader(params(code="")).require("code")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: error_description contains '§' (U+00A7), outside the %x20-21/%x23-5B/%x5D-7E "
-    "set RFC 6749 §4.1.2.1 and §5.2 allow",
-)
 def test_the_repeated_parameter_error_body_uses_only_characters_rfc_6749_allows() -> None:
     description = refusal(ParamReader(params(state=["a", "b"])), "state").body()[
         "error_description"

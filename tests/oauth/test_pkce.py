@@ -147,7 +147,17 @@ def test_a_method_without_a_challenge_is_an_invalid_request() -> None:
 def test_a_challenge_shorter_than_43_characters_is_an_invalid_request() -> None:
     with pytest.raises(InvalidRequest) as caught:
         pkce.validate_challenge(RFC7636_CHALLENGE[:42], "S256", allow_plain=False)
-    assert "43 to 128" in caught.value.description
+    assert "43-character" in caught.value.description
+
+
+def test_an_s256_challenge_longer_than_43_characters_is_an_invalid_request() -> None:
+    # RFC 7636 §4.2: BASE64URL of 32 bytes is always 43 characters; a longer one never verifies.
+    with pytest.raises(InvalidRequest):
+        pkce.validate_challenge(RFC7636_CHALLENGE + "A", "S256", allow_plain=False)
+
+
+def test_a_plain_challenge_of_128_characters_is_accepted_when_plain_is_allowed() -> None:
+    assert pkce.validate_challenge("a" * 128, "plain", allow_plain=True) == ("a" * 128, "plain")
 
 
 def test_a_challenge_with_padding_is_an_invalid_request() -> None:

@@ -103,11 +103,6 @@ def test_the_scheme_is_compared_without_regard_to_case() -> None:
     assert "https" in refused("HTTP://client.example/callback")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: is_loopback() treats any host name starting with '127.' as loopback, so "
-    "http://127.attacker.example/ passes the https-only rule (RFC 9700 §2.6, RFC 8252 §8.3)",
-)
 @pytest.mark.parametrize(
     "uri", ["http://127.attacker.example/callback", "http://127.0.0.1.nip.io/callback"]
 )
@@ -188,3 +183,33 @@ def test_response_parameters_are_form_urlencoded() -> None:
 def test_adding_parameters_keeps_scheme_host_and_path() -> None:
     parts = urlsplit(uris.with_params("com.example.app:/oauth/callback", {"code": "abc"}))
     assert (parts.scheme, parts.netloc, parts.path) == ("com.example.app", "", "/oauth/callback")
+
+
+@pytest.mark.parametrize("name", ["code", "state", "iss", "error"])
+def test_a_redirect_uri_whose_query_has_a_response_parameter_is_refused(name: str) -> None:
+    message = refused(f"https://client.example/cb?{name}=x")
+    assert name in message
+
+
+def test_a_native_client_may_use_any_port_on_a_registered_loopback_uri() -> None:
+    # RFC 8252 §7.3: the app listens on whatever port is free.
+    assert uris.matches("http://127.0.0.1:53211/cb", "http://127.0.0.1/cb", native=True)
+    assert uris.matches("http://[::1]:8080/cb", "http://[::1]:9999/cb", native=True)
+
+
+def test_a_native_loopback_uri_must_still_match_host_path_and_query() -> None:
+    registered = "http://127.0.0.1/cb"
+    assert not uris.matches("http://127.0.0.1:5000/other", registered, native=True)
+    assert not uris.matches("http://localhost:5000/cb", registered, native=True)
+    assert not uris.matches("http://127.0.0.1:5000/cb?x=1", registered, native=True)
+    assert not uris.matches("https://127.0.0.1:5000/cb", registered, native=True)
+
+
+def test_a_confidential_client_gets_no_port_leeway() -> None:
+    assert not uris.matches("http://127.0.0.1:53211/cb", "http://127.0.0.1/cb", native=False)
+
+
+def test_a_non_loopback_uri_gets_no_port_leeway_even_for_native_clients() -> None:
+    assert not uris.matches(
+        "https://client.example:8443/cb", "https://client.example/cb", native=True
+    )

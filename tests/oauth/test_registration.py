@@ -129,15 +129,19 @@ def test_the_error_message_joins_the_problems() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: urlsplit() raises ValueError ('Invalid IPv6 URL', '... does not appear to be an "
-    "IPv4 or IPv6 address') for a malformed bracketed "
-    "host; validate_registration() does not catch it, so registration crashes instead of "
-    "reporting a problem",
-)
 @pytest.mark.parametrize("uri", ["https://[::1/callback", "http://[not-an-ip]/callback"])
 def test_a_malformed_ip_literal_redirect_uri_is_reported_as_a_problem(uri: str) -> None:
     [problem] = problems(redirect_uris=[uri])
     assert uri in problem
+
+
+def test_an_application_without_any_scope_is_a_problem() -> None:
+    with pytest.raises(RegistrationError) as caught:
+        validate(
+            name="No scopes",
+            redirect_uris=["https://client.example/cb"],
+            confidential=True,
+            scopes=[],
+            server_scopes=("read", "write"),
+        )
+    assert "at least one scope" in str(caught.value)

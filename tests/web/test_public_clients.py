@@ -147,3 +147,33 @@ def test_the_authorize_button_of_a_public_app_shows_the_verifier_in_the_curl(
         },
     )
     assert response.status_code == 200, response.text
+
+
+def test_a_native_app_may_use_any_loopback_port(
+    client: TestClient, world: World, public_app: Client
+) -> None:
+    verifier = new_verifier()
+    redirect_uri = "http://127.0.0.1:53117/cb"  # registered as http://127.0.0.1/cb
+    sign_in(client, world.employee)
+    response = consent(
+        client,
+        _params(
+            public_app,
+            redirect_uri=redirect_uri,
+            code_challenge=s256(verifier),
+            code_challenge_method="S256",
+        ),
+    )
+    assert response.headers["location"].startswith(redirect_uri + "?code=")
+    code = callback_params(response)["code"]
+    token = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": public_app.client_id,
+            "code_verifier": verifier,
+        },
+    )
+    assert token.status_code == 200, token.text

@@ -111,7 +111,8 @@ async def validate(
             )
         redirect_uri = application.redirect_uris[0]
     else:
-        if not any(matches(requested_uri, uri) for uri in application.redirect_uris):
+        native = application.public
+        if not any(matches(requested_uri, uri, native=native) for uri in application.redirect_uris):
             raise InvalidRequest(
                 "the redirect_uri does not match any redirect URI registered for this "
                 "application (it must be identical, character for character)."
@@ -217,7 +218,7 @@ def success_redirect(request: AuthorizationRequest, code: str, issuer: str) -> s
 
 def error_redirect(redirect_uri: str, error: OAuthError, state: str | None, issuer: str) -> str:
     """RFC 6749 §4.1.2.1: the error, its description and the state, plus RFC 9207's ``iss``."""
-    params = {"error": error.error, "error_description": error.description}
+    params = {"error": error.error, "error_description": error.public_description}
     if state is not None:
         params["state"] = state
     params["iss"] = issuer

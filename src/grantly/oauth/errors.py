@@ -8,6 +8,10 @@ client; ``debug`` is for logs only and never leaves the server.
 from __future__ import annotations
 
 
+def _ALLOWED(c: str) -> bool:
+    return c in " !" or "#" <= c <= "[" or "]" <= c <= "~"
+
+
 class OAuthError(Exception):
     """An error answered to a client or a person in the form RFC 6749 prescribes.
 
@@ -44,9 +48,17 @@ class OAuthError(Exception):
         self.state = state
         return self
 
+    @property
+    def public_description(self) -> str:
+        """The description in the characters RFC 6749 §4.1.2.1 and §5.2 allow in
+        ``error_description`` (%x20-21 / %x23-5B / %x5D-7E); pages for people show the full
+        ``description``."""
+        text = self.description.replace("§", "section ")
+        return "".join(c if _ALLOWED(c) else "?" for c in text)
+
     def body(self) -> dict[str, str]:
         """The RFC 6749 §5.2 JSON body."""
-        return {"error": self.error, "error_description": self.description}
+        return {"error": self.error, "error_description": self.public_description}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.error!r}, {self.description!r})"

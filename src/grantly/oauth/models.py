@@ -124,6 +124,9 @@ class NewTokens:
     refresh_digest: str | None
     refresh_expires_at: int | None
     family_id: int
+    # RFC 6749 §6: a refresh may narrow the new access token's scope, but the new refresh
+    # token keeps the scope of the one presented, so the client can widen again later.
+    refresh_scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

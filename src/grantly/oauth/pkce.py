@@ -16,8 +16,9 @@ from .errors import InvalidGrant, InvalidRequest
 
 # RFC 7636 §4.1: code-verifier = 43*128unreserved
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-# RFC 7636 §4.2: the S256 challenge is BASE64URL(SHA256(verifier)), 43 characters.
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+# RFC 7636 §4.2: the S256 challenge is BASE64URL(SHA256(verifier)): exactly 43 characters.
+_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_PLAIN_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
 def methods(allow_plain: bool) -> tuple[str, ...]:
@@ -48,7 +49,11 @@ def validate_challenge(
         raise InvalidRequest(
             f"code_challenge_method '{method}' is not supported; use S256 (RFC 7636 §4.2)."
         )
-    if not _CHALLENGE.match(challenge):
+    if method == "S256" and not _S256_CHALLENGE.match(challenge):
+        raise InvalidRequest(
+            "an S256 code_challenge is the 43-character BASE64URL of a SHA-256 digest."
+        )
+    if method == "plain" and not _PLAIN_CHALLENGE.match(challenge):
         raise InvalidRequest("code_challenge must be 43 to 128 unreserved characters.")
     return challenge, method
 

@@ -8,20 +8,40 @@ code is then displayed to the person instead of being sent anywhere.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import ipaddress
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# Parameters Grantly adds to the redirect URI: a registered URI must not carry them already,
+# or the response would hold them twice (RFC 6749 §3.1).
+RESPONSE_PARAMETERS = {"code", "state", "iss", "error", "error_description", "error_uri"}
 
 
 class InvalidRedirectUri(ValueError):
     pass
 
 
+def _split(uri: str) -> SplitResult | None:
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    return parts
+
+
 def is_loopback(uri: str) -> bool:
-    host = urlsplit(uri).hostname or ""
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    """RFC 8252 §8.3: ``localhost`` or a loopback IP literal (127.0.0.0/8, ::1) — never a DNS
+    name that merely starts with "127."."""
+    parts = _split(uri)
+    host = (parts.hostname or "") if parts else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def validate_registration(uri: str, *, confidential: bool) -> str:
@@ -35,13 +55,21 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
         raise InvalidRedirectUri(f"'{uri}' contains white space.")
     if len(uri) > 2000:
         raise InvalidRedirectUri("a redirect URI may be at most 2000 characters.")
-    parts = urlsplit(uri)
+    parts = _split(uri)
+    if parts is None:
+        raise InvalidRedirectUri(f"'{uri}' is not a valid URI (malformed host or port).")
     if not parts.scheme:
         raise InvalidRedirectUri(f"'{uri}' is not an absolute URI (RFC 6749 §3.1.2).")
     if "#" in uri:
         raise InvalidRedirectUri(f"'{uri}' has a fragment; RFC 6749 §3.1.2 forbids it.")
     if "*" in uri:
         raise InvalidRedirectUri(f"'{uri}' has a wildcard; redirect URIs match exactly.")
+    clashing = sorted({k for k, _ in parse_qsl(parts.query)} & RESPONSE_PARAMETERS)
+    if clashing:
+        raise InvalidRedirectUri(
+            f"'{uri}' already has {', '.join(clashing)} in its query; the authorization "
+            "response adds those parameters itself."
+        )
     scheme = parts.scheme.lower()
     if scheme in ("https", "http"):
         if not parts.hostname:
@@ -67,9 +95,24 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
     return uri
 
 
-def matches(requested: str, registered: str) -> bool:
-    """RFC 9700 §4.1.3: exact string comparison."""
-    return requested == registered
+def matches(requested: str, registered: str, *, native: bool = False) -> bool:
+    """RFC 9700 §4.1.3: exact string comparison, with one exception: for native (public)
+    clients, a loopback http redirect URI may differ in its port (RFC 8252 §7.3), because the
+    app listens on whatever port is free when it starts."""
+    if requested == registered:
+        return True
+    if not (native and registered.startswith("http://") and is_loopback(registered)):
+        return False
+    asked, known = _split(requested), _split(registered)
+    if asked is None or known is None or asked.scheme != "http":
+        return False
+    return (asked.hostname, asked.path, asked.query, asked.fragment, asked.username) == (
+        known.hostname,
+        known.path,
+        known.query,
+        known.fragment,
+        known.username,
+    )
 
 
 def with_params(uri: str, params: dict[str, str]) -> str:

@@ -64,6 +64,10 @@ def validate(
     except OAuthError as exc:
         problems.append(exc.description)
         granted = ()
+    else:
+        if not granted:
+            # RFC 6749 §3.3: a scope is one or more scope tokens; a token for nothing is useless.
+            problems.append("choose at least one scope.")
     if problems:
         raise RegistrationError(problems)
     return ApplicationDraft(name, tuple(cleaned), confidential, granted)

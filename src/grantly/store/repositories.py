@@ -260,7 +260,12 @@ class Tokens:
             assert tokens.refresh_expires_at is not None
             await self.connection.execute(
                 insert(t.refresh_tokens).values(
-                    digest=tokens.refresh_digest, expires_at=tokens.refresh_expires_at, **owner
+                    {
+                        **owner,
+                        "digest": tokens.refresh_digest,
+                        "expires_at": tokens.refresh_expires_at,
+                        "scopes": " ".join(tokens.refresh_scopes),
+                    }
                 )
             )
 

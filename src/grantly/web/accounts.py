@@ -63,9 +63,7 @@ async def login(request: Request) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await run_in_threadpool(verify_password, password_hash, password)
     if user is None or not valid or not user.active:
-        return svc.render(
-            request, "login.html", 401, next_path=next_path, email=email, failed=True
-        )
+        return svc.render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     if password_hash and needs_rehash(password_hash):
         new_hash = await run_in_threadpool(hash_password, password)
         async with unit_of_work(svc.engine) as connection:

@@ -36,6 +36,7 @@ async def mint(
     owner: ResourceOwner,
     scopes: tuple[str, ...],
     family_id: int,
+    refresh_scopes: tuple[str, ...] | None = None,
 ) -> TokenResponse:
     """Create, store (as digests) and return a fresh access token, plus a refresh token for
     user tokens (RFC 6749 §5.1). A company token has neither expiry nor refresh token."""
@@ -60,6 +61,7 @@ async def mint(
                 None if refresh_token is None else now + context.policy.refresh_token_lifetime
             ),
             family_id=family_id,
+            refresh_scopes=refresh_scopes if refresh_scopes is not None else scopes,
         )
     )
     return TokenResponse(

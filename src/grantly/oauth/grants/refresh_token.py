@@ -49,5 +49,12 @@ async def refresh(
     if not await owner_still_entitled(context, record.owner):
         raise InvalidGrant("the user who authorized this grant is no longer active.")
     if not await context.tokens.rotate(record.id, now):
-        raise InvalidGrant("the refresh token was already used.")
-    return await mint(context, application.id, record.owner, granted, record.family_id)
+        # Another request rotated it in between: a reuse like any other (RFC 9700 §4.14.2).
+        await context.tokens.revoke_family(record.family_id, now)
+        raise InvalidGrant(
+            "the refresh token was already used; every token of this grant is now revoked.",
+            debug=f"refresh token {record.id} reused concurrently",
+        )
+    return await mint(
+        context, application.id, record.owner, granted, record.family_id, record.scopes
+    )
