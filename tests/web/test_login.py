@@ -81,13 +81,16 @@ def test_sign_in_needs_the_csrf_token(client: TestClient, world: World) -> None:
     assert response.status_code == 403
 
 
-def test_sign_out_ends_the_session(client: TestClient, world: World) -> None:
+def test_sign_out_ends_the_session_even_for_a_copied_cookie(client: TestClient, world: World) -> None:
     sign_in(client, world.admin)
     home = client.get("/")
     assert home.status_code == 200
+    copied = client.cookies.get("grantly_session")
     out = client.post("/logout", data={"csrf_token": csrf_of(home.text)})
     assert out.status_code == 303
     assert client.get("/").status_code == 303
+    client.cookies.set("grantly_session", copied)
+    assert client.get("/oauth/applications").status_code == 303
 
 
 def test_a_deactivated_user_cannot_sign_in(client: TestClient, world: World) -> None:

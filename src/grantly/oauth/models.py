@@ -149,9 +149,11 @@ class AccessToken:
             return False
         if self.expires_at is not None and now >= self.expires_at:
             return False
-        # A user token acts as the user: a terminated employee's tokens stop at once.
-        # A company token does not depend on who authorized it.
-        return not (self.owner.type == "user" and not self.user_active)
+        # A user token acts as the user: a terminated (or removed) employee's tokens stop at
+        # once. A company token does not depend on who authorized it.
+        if self.owner.type == "user":
+            return self.owner.user_id is not None and self.user_active
+        return True
 
 
 @dataclass(frozen=True, slots=True)

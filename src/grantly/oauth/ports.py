@@ -21,8 +21,9 @@ class ApplicationStore(Protocol):
 class AuthorizationCodeStore(Protocol):
     async def save(self, code: NewAuthorizationCode) -> None: ...
 
-    async def consume(self, digest: str, now: int) -> AuthorizationCode | None:
-        """Mark the code used and return it, or None when it is unknown or already used."""
+    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
+        """Mark the code used and return it; None when it is unknown, already used, or was
+        issued to another application (which then cannot burn it)."""
         ...
 
     async def find(self, digest: str) -> AuthorizationCode | None: ...

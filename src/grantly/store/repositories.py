@@ -162,6 +162,20 @@ class Applications:
             .values(secret_digest=secret_digest, updated_at=now)
         )
 
+    async def revoke_all(self, application_id: int, now: int) -> None:
+        """Revoke every token of an application and drop its unused codes."""
+        for table in (t.access_tokens, t.refresh_tokens):
+            await self.connection.execute(
+                update(table)
+                .where(table.c.application_id == application_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        await self.connection.execute(
+            delete(t.authorization_codes).where(
+                t.authorization_codes.c.application_id == application_id
+            )
+        )
+
     async def delete(self, application_id: int) -> None:
         """Delete an application with its codes and tokens: they stop working at once."""
         for table in (t.access_tokens, t.refresh_tokens, t.authorization_codes):
@@ -197,12 +211,13 @@ class AuthorizationCodes:
             )
         )
 
-    async def consume(self, digest: str, now: int) -> AuthorizationCode | None:
+    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
         row = (
             await self.connection.execute(
                 update(t.authorization_codes)
                 .where(
                     t.authorization_codes.c.digest == digest,
+                    t.authorization_codes.c.application_id == application_id,
                     t.authorization_codes.c.consumed_at.is_(None),
                 )
                 .values(consumed_at=now)
@@ -424,6 +439,8 @@ class Accounts:
         )
 
     async def deactivate(self, user_id: int) -> User | None:
+        """A terminated employee: no more sign-in, open sessions end now."""
+        await UserSessions(self.connection).end_all(user_id)
         row = (
             await self.connection.execute(
                 update(t.users)
@@ -433,3 +450,42 @@ class Accounts:
             )
         ).first()
         return _user(row) if row else None
+
+
+class UserSessions:
+    """Server-side sign-in sessions, keyed by the digest of the cookie's random id."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def start(self, digest: str, user_id: int, now: int, expires_at: int) -> None:
+        await self.connection.execute(
+            insert(t.user_sessions).values(
+                digest=digest, user_id=user_id, created_at=now, expires_at=expires_at
+            )
+        )
+
+    async def user(self, digest: str, now: int) -> User | None:
+        """The active user of an unexpired session, in one indexed read."""
+        row = (
+            await self.connection.execute(
+                select(t.users)
+                .join(t.user_sessions, t.user_sessions.c.user_id == t.users.c.id)
+                .where(
+                    t.user_sessions.c.digest == digest,
+                    t.user_sessions.c.expires_at > now,
+                    t.users.c.active.is_(True),
+                )
+            )
+        ).first()
+        return _user(row) if row else None
+
+    async def end(self, digest: str) -> None:
+        await self.connection.execute(
+            delete(t.user_sessions).where(t.user_sessions.c.digest == digest)
+        )
+
+    async def end_all(self, user_id: int) -> None:
+        await self.connection.execute(
+            delete(t.user_sessions).where(t.user_sessions.c.user_id == user_id)
+        )

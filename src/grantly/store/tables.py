@@ -77,7 +77,10 @@ authorization_codes = Table(
     Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
     Column("owner_type", String(16), nullable=False),
     Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
+    # removing a person must never delete the company's tokens; a user token whose user is
+    # gone is inactive (``AccessToken.is_active``).
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("redirect_uri", Text, nullable=False),
     Column("redirect_uri_in_request", Boolean, nullable=False),
     Column("scopes", String(1000), nullable=False),
@@ -96,7 +99,10 @@ access_tokens = Table(
     Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
     Column("owner_type", String(16), nullable=False),
     Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
+    # removing a person must never delete the company's tokens; a user token whose user is
+    # gone is inactive (``AccessToken.is_active``).
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("scopes", String(1000), nullable=False),
     Column("family_id", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -114,7 +120,10 @@ refresh_tokens = Table(
     Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
     Column("owner_type", String(16), nullable=False),
     Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
+    # removing a person must never delete the company's tokens; a user token whose user is
+    # gone is inactive (``AccessToken.is_active``).
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("scopes", String(1000), nullable=False),
     Column("family_id", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -123,4 +132,17 @@ refresh_tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_application_id", "application_id"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    # Server-side sign-in sessions: the cookie carries a random id, the table its digest, so
+    # signing out (or deactivating the user) ends the session everywhere at once.
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_user_sessions_user_id", "user_id"),
 )

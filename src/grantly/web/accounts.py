@@ -64,11 +64,13 @@ async def login(request: Request) -> Response:
     valid = await run_in_threadpool(verify_password, password_hash, password)
     if user is None or not valid or not user.active:
         return svc.render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
+    new_hash = None
     if password_hash and needs_rehash(password_hash):
         new_hash = await run_in_threadpool(hash_password, password)
-        async with unit_of_work(svc.engine) as connection:
+    async with unit_of_work(svc.engine) as connection:
+        if new_hash:
             await Accounts(connection).set_password_hash(user.id, new_hash)
-    sessions.sign_in(request, user)
+        await sessions.sign_in(request, connection, user, svc.settings.session_lifetime)
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -79,5 +81,6 @@ async def logout(request: Request) -> Response:
         sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
     except sessions.CsrfError:
         return error_page(request, "This form has expired", "Reload the page and try again.", 403)
-    sessions.sign_out(request)
+    async with unit_of_work(services(request).engine) as connection:
+        await sessions.sign_out(request, connection)
     return RedirectResponse("/login", status_code=303)

@@ -17,7 +17,7 @@ from ..oauth.clock import Clock
 from ..oauth.grants.common import TokenContext, TokenPolicy
 from ..oauth.models import User
 from ..settings import Settings
-from ..store.repositories import Accounts, Applications, AuthorizationCodes, Owners, Tokens
+from ..store.repositories import Applications, AuthorizationCodes, Owners, Tokens
 from . import sessions
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -74,13 +74,6 @@ def services(request: Request) -> Services:
 
 async def signed_in_user(request: Request, connection: AsyncConnection) -> User | None:
     """The signed-in, still active user, or None. Stored on ``request.state.user``."""
-    svc = services(request)
-    uid = sessions.user_id(request, svc.settings.session_lifetime)
-    user = None
-    if uid is not None:
-        user = await Accounts(connection).user(uid)
-        if user is None or not user.active:
-            sessions.sign_out(request)
-            user = None
+    user = await sessions.current_user(request, connection)
     request.state.user = user
     return user

@@ -1,9 +1,12 @@
 """Who is signed in, and CSRF protection for every form.
 
-The session lives in a signed, HttpOnly, SameSite=Lax cookie (Starlette's SessionMiddleware,
-itsdangerous). It holds the user id and a per-session CSRF token; both are replaced at sign-in
-so that a session fixed before sign-in is worthless after it (RFC 9700 §4.7, OWASP session
-fixation). Every POST form carries the CSRF token (synchronizer token pattern).
+Browser state lives in a signed, HttpOnly, SameSite=Lax cookie (Starlette's SessionMiddleware,
+itsdangerous): a per-browser CSRF token and, once signed in, a random session id. The session
+itself is server-side (``user_sessions``, keyed by the id's digest), so signing out or
+deactivating the user ends it at once even if someone kept a copy of the cookie. Both the id
+and the CSRF token are replaced at sign-in, so a session fixed before sign-in is worthless
+after it (RFC 9700 §4.7, session fixation). Every POST form carries the CSRF token
+(synchronizer token pattern).
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ import hmac
 import secrets
 import time
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..oauth.models import User
+from ..oauth.secrets import digest
+from ..store.repositories import UserSessions
 
 CSRF_FIELD = "csrf_token"
+FORM_ID_FIELD = "form_id"
+_SESSION_ID = "sid"
+_DONE_KEY = "done_forms"
+_DONE_KEEP = 20
 
 
 class CsrfError(Exception):
@@ -39,11 +49,6 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         or not hmac.compare_digest(expected.encode(), submitted.encode())
     ):
         raise CsrfError()
-
-
-FORM_ID_FIELD = "form_id"
-_DONE_KEY = "done_forms"
-_DONE_KEEP = 20
 
 
 def new_form_id() -> str:
@@ -70,32 +75,37 @@ def mark_done(request: Request, form_id: str | None, location: str) -> None:
     request.session[_DONE_KEY] = dict(list(done.items())[-_DONE_KEEP:])
 
 
-def sign_in(request: Request, user: User) -> None:
+async def sign_in(request: Request, connection: AsyncConnection, user: User, lifetime: int) -> None:
     request.session.clear()
-    request.session["uid"] = user.id
+    session_id = secrets.token_urlsafe(32)
+    now = int(time.time())
+    await UserSessions(connection).start(digest(session_id), user.id, now, now + lifetime)
+    request.session[_SESSION_ID] = session_id
     request.session["csrf"] = secrets.token_urlsafe(32)
-    request.session["at"] = int(time.time())
 
 
-def sign_out(request: Request) -> None:
+async def sign_out(request: Request, connection: AsyncConnection) -> None:
+    session_id = request.session.get(_SESSION_ID)
+    if isinstance(session_id, str):
+        await UserSessions(connection).end(digest(session_id))
     request.session.clear()
 
 
-def user_id(request: Request, lifetime: int) -> int | None:
-    uid = request.session.get("uid")
-    at = request.session.get("at")
-    if not isinstance(uid, int) or not isinstance(at, int):
+async def current_user(request: Request, connection: AsyncConnection) -> User | None:
+    session_id = request.session.get(_SESSION_ID)
+    if not isinstance(session_id, str):
         return None
-    if time.time() - at > lifetime:
-        request.session.clear()
-        return None
-    return uid
+    user = await UserSessions(connection).user(digest(session_id), int(time.time()))
+    if user is None:
+        # Ended, expired, or the user was deactivated: forget it, keep the CSRF token.
+        request.session.pop(_SESSION_ID, None)
+    return user
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only a local path may follow sign-in: never an open redirect to another site."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return default
-    if "\\" in target or any(ord(c) < 0x20 for c in target):
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return default
     return target

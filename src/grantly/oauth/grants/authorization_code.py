@@ -27,19 +27,19 @@ async def exchange(
     now = context.clock.now()
     code_digest = digest(code)
 
-    record = await context.codes.consume(code_digest, now)
+    record = await context.codes.consume(code_digest, application.id, now)
     if record is None:
         previous = await context.codes.find(code_digest)
-        if previous is not None and previous.consumed_at is not None:
-            await context.tokens.revoke_family(previous.id, now)
-            raise InvalidGrant(
-                "the authorization code was already used; tokens issued from it are revoked.",
-                debug=f"code {previous.id} replayed",
-            )
-        raise InvalidGrant("the authorization code is invalid.")
-
-    if record.application_id != application.id:
-        raise InvalidGrant("the authorization code was issued to another client.")
+        if previous is None:
+            raise InvalidGrant("the authorization code is invalid.")
+        if previous.application_id != application.id:
+            # Not burnt: a client holding a stolen code cannot deny it to its owner.
+            raise InvalidGrant("the authorization code was issued to another client.")
+        await context.tokens.revoke_family(previous.id, now)
+        raise InvalidGrant(
+            "the authorization code was already used; tokens issued from it are revoked.",
+            debug=f"code {previous.id} replayed",
+        )
     if now >= record.expires_at:
         raise InvalidGrant("the authorization code has expired; authorize again.")
     if record.redirect_uri_in_request or redirect_uri is not None:
