@@ -51,7 +51,12 @@ async def update_application(
     connection: AsyncConnection, application: Application, draft: ApplicationDraft, now: int
 ) -> CreatedApplication:
     """Change an application. Turning a public application confidential creates its secret
-    (returned, to show once); turning it public drops the secret."""
+    (returned, to show once); turning it public drops the secret.
+
+    Changing the scopes or the client type invalidates every token and unused code of the
+    application (Factorial's rule; also RFC 6749 §6: a refresh must not yield scopes the
+    client no longer has, and tokens issued to an authenticated client must not become
+    redeemable without its secret). Users authorize again."""
     secret: str | None = None
     secret_digest = application.secret_digest
     if draft.confidential and secret_digest is None:
@@ -59,7 +64,13 @@ async def update_application(
         secret_digest = digest(secret)
     elif not draft.confidential:
         secret_digest = None
-    updated = await Applications(connection).update(
+    applications = Applications(connection)
+    if (
+        set(draft.scopes) != set(application.scopes)
+        or draft.confidential != application.confidential
+    ):
+        await applications.revoke_all(application.id, now)
+    updated = await applications.update(
         application,
         name=draft.name,
         confidential=draft.confidential,

@@ -140,16 +140,10 @@ class MemoryAuthorizationCodes:
             raise ValueError("UNIQUE constraint failed: authorization_codes.digest")
         self.db.codes[code.digest] = _CodeRow(self.db.next_id(), code)
 
-    async def consume(
-        self, digest: str, application_id: int, now: int
-    ) -> AuthorizationCode | None:
+    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
         await _round_trip()
         row = self.db.codes.get(digest)
-        if (
-            row is None
-            or row.consumed_at is not None
-            or row.code.application_id != application_id
-        ):
+        if row is None or row.consumed_at is not None or row.code.application_id != application_id:
             return None
         row.consumed_at = now
         return row.record()

@@ -326,7 +326,15 @@ def test_the_out_of_band_redirect_uri_is_recognised(server: Server) -> None:
 
 
 def test_the_carried_query_validates_to_the_same_request(server: Server) -> None:
-    request = server.authorize(server.native_app, scope="read", resource_owner_type="company")
+    request = server.authorize(server.native_app, scope="read")
+    carried = {name: [value] for name, value in request.query().items()}
+    assert server.validate(carried) == request
+
+
+def test_the_carried_query_of_a_company_request_validates_to_the_same_request(
+    server: Server,
+) -> None:
+    request = server.authorize(scope="read", resource_owner_type="company")
     carried = {name: [value] for name, value in request.query().items()}
     assert server.validate(carried) == request
 
@@ -468,3 +476,10 @@ def test_the_error_redirect_omits_a_missing_state(server: Server) -> None:
     error = refusal(server, server.authorization_query(response_type="token", state=None))
     assert error.redirect_uri is not None
     assert "state" not in query_of(error_redirect(error.redirect_uri, error, None, ISSUER))
+
+
+def test_a_public_application_cannot_ask_for_a_company_token(server: Server) -> None:
+    with pytest.raises(OAuthError) as caught:
+        server.authorize(server.native_app, resource_owner_type="company")
+    assert caught.value.error == "unauthorized_client"
+    assert caught.value.redirectable

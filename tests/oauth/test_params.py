@@ -107,3 +107,10 @@ def test_the_repeated_parameter_error_body_uses_only_characters_rfc_6749_allows(
         "error_description"
     ]
     assert description_is_rfc6749_safe(description), description
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "line\nbreak", "tab\there", "del\x7f"])
+def test_a_value_with_control_characters_is_an_invalid_request(value: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        ParamReader({"state": [value]}).get("state")
+    assert "control characters" in caught.value.description

@@ -213,3 +213,15 @@ def test_a_non_loopback_uri_gets_no_port_leeway_even_for_native_clients() -> Non
     assert not uris.matches(
         "https://client.example:8443/cb", "https://client.example/cb", native=True
     )
+
+
+def test_the_registered_query_is_kept_exactly_as_written() -> None:
+    # RFC 6749 §3.1.2: the query component MUST be retained, not re-encoded.
+    assert uris.with_params("https://a.example/cb?a=1;b=2&flag", {"code": "x y"}) == (
+        "https://a.example/cb?a=1;b=2&flag&code=x+y"
+    )
+
+
+def test_a_dns_name_is_never_loopback_even_if_it_looks_like_one() -> None:
+    assert not uris.is_loopback("http://localhost.attacker.example/cb")
+    assert uris.is_loopback("http://127.8.9.10/cb")

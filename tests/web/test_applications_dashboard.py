@@ -249,3 +249,77 @@ def test_dashboard_forms_need_the_csrf_token(client: TestClient, world: World) -
         )
         assert response.status_code == 403, path
     assert client.get(f"/oauth/applications/{world.app.id}").status_code == 200
+
+
+def test_changing_an_applications_scopes_revokes_its_tokens(
+    client: TestClient, world: World
+) -> None:
+    tokens = exchange(client, world.app, obtain_code(client, world)).json()
+    form = client.get(f"/oauth/applications/{world.app.id}/edit")
+    client.post(
+        f"/oauth/applications/{world.app.id}",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "name": "Acme integration",
+            "confidential": "on",
+            "redirect_uris": "https://client.example/callback",
+            "scopes": ["read"],
+        },
+    )
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 401
+    refresh = client.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(world.app.client_id, world.app.client_secret or ""),
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+def test_renaming_an_application_keeps_its_tokens(client: TestClient, world: World) -> None:
+    tokens = exchange(client, world.app, obtain_code(client, world)).json()
+    form = client.get(f"/oauth/applications/{world.app.id}/edit")
+    client.post(
+        f"/oauth/applications/{world.app.id}",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "name": "New name",
+            "confidential": "on",
+            "redirect_uris": "https://client.example/callback",
+            "scopes": ["read", "write"],
+        },
+    )
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 200
+
+
+def test_turning_an_application_public_revokes_its_tokens(client: TestClient, world: World) -> None:
+    tokens = exchange(client, world.app, obtain_code(client, world)).json()
+    form = client.get(f"/oauth/applications/{world.app.id}/edit")
+    client.post(
+        f"/oauth/applications/{world.app.id}",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "name": "Acme integration",
+            "redirect_uris": "https://client.example/callback",
+            "scopes": ["read", "write"],
+        },
+    )
+    refresh = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": world.app.client_id,
+        },
+    )
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+def test_an_application_id_beyond_any_database_is_not_found(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.admin)
+    for app_id in (2**31, 2**63, 10**30):
+        assert client.get(f"/oauth/applications/{app_id}").status_code == 404

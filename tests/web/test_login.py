@@ -81,7 +81,9 @@ def test_sign_in_needs_the_csrf_token(client: TestClient, world: World) -> None:
     assert response.status_code == 403
 
 
-def test_sign_out_ends_the_session_even_for_a_copied_cookie(client: TestClient, world: World) -> None:
+def test_sign_out_ends_the_session_even_for_a_copied_cookie(
+    client: TestClient, world: World
+) -> None:
     sign_in(client, world.admin)
     home = client.get("/")
     assert home.status_code == 200

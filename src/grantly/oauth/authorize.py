@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from . import pkce, scopes
 from .clock import Clock
-from .errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedResponseType
+from .errors import (
+    AccessDenied,
+    InvalidRequest,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+    shown,
+)
 from .models import OWNER_TYPES, Application, NewAuthorizationCode, OwnerType, ResourceOwner, User
 from .params import ParamReader, Params
 from .ports import ApplicationStore, AuthorizationCodeStore
@@ -73,11 +80,11 @@ def _response_type_error(response_type: str | None) -> OAuthError | None:
         # `&response_type=code&scope=read,write`. Say so rather than a bare error.
         suggested = response_type[len("code=") :]
         return InvalidRequest(
-            f"response_type must be 'code', but it is '{response_type}'. It looks like the "
-            f"scopes were glued to it: use response_type=code&scope={suggested}."
+            f"response_type must be 'code', but it is '{shown(response_type)}'. It looks like the "
+            f"scopes were glued to it: use response_type=code&scope={shown(suggested)}."
         )
     return UnsupportedResponseType(
-        f"response_type '{response_type}' is not supported; this server issues codes only "
+        f"response_type '{shown(response_type)}' is not supported; this server issues codes only "
         "(response_type=code)."
     )
 
@@ -133,7 +140,14 @@ async def validate(
         owner_type = reader.get("resource_owner_type") or "user"
         if owner_type not in OWNER_TYPES:
             raise InvalidRequest(
-                f"resource_owner_type must be 'user' or 'company', not '{owner_type}'."
+                f"resource_owner_type must be 'user' or 'company', not '{shown(owner_type)}'."
+            )
+        if owner_type == "company" and application.public:
+            # A token for the whole company that never expires must not live in a browser or
+            # on a device: only a confidential (server) application may hold one.
+            raise UnauthorizedClient(
+                "company tokens are issued to confidential applications only; this "
+                "application is public."
             )
         challenge = pkce.validate_challenge(
             reader.get("code_challenge"),

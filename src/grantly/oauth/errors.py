@@ -12,6 +12,12 @@ def _ALLOWED(c: str) -> bool:
     return c in " !" or "#" <= c <= "[" or "]" <= c <= "~"
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A request value quoted in an error description: short, so that no one can use Grantly's
+    error redirects to carry a message of their own (RFC 9700 §4.11.2)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 class OAuthError(Exception):
     """An error answered to a client or a person in the form RFC 6749 prescribes.
 

@@ -29,6 +29,8 @@ class ParamReader:
         if not values:
             return None
         value = values[0]
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidRequest(f"the '{name}' parameter contains control characters.")
         if len(value) > self.max_length:
             raise InvalidRequest(
                 f"the '{name}' parameter is too long ({len(value)} characters; "

@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 
-from .errors import InvalidGrant, InvalidRequest
+from .errors import InvalidGrant, InvalidRequest, shown
 
 # RFC 7636 §4.1: code-verifier = 43*128unreserved
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -47,7 +47,7 @@ def validate_challenge(
     method = method or "plain"  # RFC 7636 §4.3: defaults to "plain" when absent
     if method not in methods(allow_plain):
         raise InvalidRequest(
-            f"code_challenge_method '{method}' is not supported; use S256 (RFC 7636 §4.2)."
+            f"code_challenge_method '{shown(method)}' is not supported; use S256 (RFC 7636 §4.2)."
         )
     if method == "S256" and not _S256_CHALLENGE.match(challenge):
         raise InvalidRequest(

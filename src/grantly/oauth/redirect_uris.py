@@ -51,8 +51,8 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
         return uri
     if not uri:
         raise InvalidRedirectUri("a redirect URI cannot be empty.")
-    if any(c.isspace() for c in uri):
-        raise InvalidRedirectUri(f"'{uri}' contains white space.")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        raise InvalidRedirectUri(f"{uri!r} contains white space or control characters.")
     if len(uri) > 2000:
         raise InvalidRedirectUri("a redirect URI may be at most 2000 characters.")
     parts = _split(uri)
@@ -116,8 +116,9 @@ def matches(requested: str, registered: str, *, native: bool = False) -> bool:
 
 
 def with_params(uri: str, params: dict[str, str]) -> str:
-    """Add response parameters to the redirect URI's query, keeping its own (RFC 6749 §3.1.2)."""
+    """Add response parameters to the redirect URI's query. The URI's own query is kept
+    exactly as registered (RFC 6749 §3.1.2: "MUST retain the query component")."""
     parts = urlsplit(uri)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query.extend(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    added = urlencode(params)
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit(parts._replace(query=query))

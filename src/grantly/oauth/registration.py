@@ -41,7 +41,9 @@ def validate(
 ) -> ApplicationDraft:
     problems: list[str] = []
     name = name.strip()
-    if not name:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        problems.append("the name cannot contain control characters.")
+    elif not name:
         problems.append("the name cannot be empty.")
     elif len(name) > 200:
         problems.append("the name may be at most 200 characters.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .errors import InvalidScope
+from .errors import InvalidScope, shown
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
@@ -35,7 +35,7 @@ def parse(raw: str | None) -> tuple[str, ...]:
         if not token:
             continue
         if not _SCOPE_TOKEN.match(token):
-            raise InvalidScope(f"'{token}' is not a valid scope name (RFC 6749 §3.3).")
+            raise InvalidScope(f"'{shown(token)}' is not a valid scope name (RFC 6749 §3.3).")
         if token not in tokens:
             tokens.append(token)
     return tuple(tokens)
@@ -58,7 +58,7 @@ def validate_registration(scopes: Iterable[str], server_scopes: Sequence[str]) -
     unknown = [s for s in scopes if s not in server_scopes]
     if unknown:
         raise InvalidScope(
-            f"unknown scope {', '.join(repr(s) for s in unknown)}; "
+            f"unknown scope {', '.join(repr(shown(s)) for s in unknown[:5])}; "
             f"this server offers: {' '.join(server_scopes)}."
         )
     return ordered(scopes, server_scopes)
@@ -78,7 +78,7 @@ def resolve_requested(
     excess = [s for s in requested if s not in allowed]
     if excess:
         raise InvalidScope(
-            f"the application may not request {', '.join(repr(s) for s in excess)}; "
+            f"the application may not request {', '.join(repr(shown(s)) for s in excess[:5])}; "
             f"it is registered for: {to_string(allowed) or '(no scopes)'}."
         )
     return ordered(requested, server_scopes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from . import clients
-from .errors import UnsupportedGrantType
+from .errors import UnsupportedGrantType, shown
 from .grants import authorization_code, refresh_token
 from .grants.common import TokenContext
 from .models import Application, TokenResponse
@@ -31,7 +31,7 @@ async def token_request(
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(
-            f"grant_type '{grant_type}' is not supported; use one of: {', '.join(GRANTS)}."
+            f"grant_type '{shown(grant_type)}' is not supported; use one of: {', '.join(GRANTS)}."
         )
     application = await clients.authenticate(credentials, context.applications)
     return await grant(reader, application, context)

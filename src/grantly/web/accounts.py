@@ -57,8 +57,9 @@ async def login(request: Request) -> Response:
             403,
             headers={"Refresh": "3; url=/login?" + urlencode({"next": next_path})},
         )
+    plausible = email and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in email)
     async with unit_of_work(svc.engine, write=False) as connection:
-        found = await Accounts(connection).user_with_password_hash(email) if email else None
+        found = await Accounts(connection).user_with_password_hash(email) if plausible else None
     user, password_hash = found if found else (None, None)
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await run_in_threadpool(verify_password, password_hash, password)

@@ -196,13 +196,20 @@ async def create(request: Request) -> Response:
     return _show(request, created.application, created.client_secret, status=201)
 
 
+MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
+
+
 async def _load(
     request: Request, connection: AsyncConnection, application_id: int
 ) -> tuple[User, Application] | Response:
     user = await _admin(request, connection)
     if isinstance(user, Response):
         return user
-    application = await Applications(connection).get(application_id, user.company_id)
+    application = (
+        await Applications(connection).get(application_id, user.company_id)
+        if 0 < application_id <= MAX_ID
+        else None
+    )
     if application is None:
         # Another company's application is "not found" too: nothing tells it exists.
         return error_page(

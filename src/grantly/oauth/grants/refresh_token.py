@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import scopes as scope_rules
-from ..errors import InvalidGrant, InvalidScope
+from ..errors import InvalidGrant, InvalidScope, shown
 from ..models import Application, TokenResponse
 from ..params import ParamReader
 from ..secrets import digest
@@ -41,7 +41,8 @@ async def refresh(
         excess = [s for s in requested if s not in record.scopes]
         if excess:
             raise InvalidScope(
-                f"the refresh may not widen the grant: {', '.join(excess)} was not granted."
+                "the refresh may not widen the grant: "
+                f"{', '.join(shown(s) for s in excess[:5])} was not granted."
             )
         granted = scope_rules.ordered(requested, context.policy.server_scopes)
     else:
