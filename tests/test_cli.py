@@ -19,8 +19,8 @@ def grantly(tmp_path: Path):
         "GRANTLY_DATA_DIR": str(tmp_path / "data"),
     }
 
-    def run(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args), env=env)
+    def run(*args: str, code: int = 0, **extra_env: str):
+        result = runner.invoke(app, list(args), env={**env, **extra_env})
         assert result.exit_code == code, (result.exit_code, result.output)
         return result
 
@@ -220,9 +220,14 @@ def test_deactivating_a_user(grantly) -> None:
     assert "no user 99" in grantly("users", "deactivate", "--id", "99", code=1).output
 
 
+def test_demo_refuses_to_run_outside_development(grantly) -> None:
+    result = grantly("demo", "--no-serve", code=2, GRANTLY_ENV="production")
+    assert "GRANTLY_ENV=development" in result.output
+
+
 def test_demo_seeds_once_and_reuses_what_exists(grantly) -> None:
-    first = _json(grantly("demo", "--no-serve", "--json"))
-    second = _json(grantly("demo", "--no-serve", "--json"))
+    first = _json(grantly("demo", "--no-serve", "--json", GRANTLY_ENV="development"))
+    second = _json(grantly("demo", "--no-serve", "--json", GRANTLY_ENV="development"))
     assert first["company"] == second["company"]
     assert first["application"]["client_id"] == second["application"]["client_id"]
     assert first["admin"]["email"] != first["employee"]["email"]

@@ -22,7 +22,7 @@ from .api import me
 from .oauth.clock import Clock, SystemClock
 from .settings import Settings
 from .store.database import create_engine
-from .web import accounts, applications, oauth_endpoints
+from .web import accounts, applications, metadata, oauth_endpoints
 from .web.services import TEMPLATES_DIR, Services
 
 log = logging.getLogger("grantly")
@@ -41,22 +41,41 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Adds the headers above to every response, keeping any a handler set itself."""
+# /api/docs is Swagger UI, which FastAPI loads from a CDN with an inline bootstrap script.
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' https://cdn.jsdelivr.net; "
+    b"img-src 'self' data: https://fastapi.tiangolo.com; "
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """Adds the headers above to every response, keeping any a handler set itself; HSTS when
+    Grantly is served over https."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = list(SECURITY_HEADERS)
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        docs = scope["path"] == "/api/docs"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                for name, value in self.headers:
+                    if name not in present:
+                        if docs and name == b"content-security-policy":
+                            value = DOCS_CSP
+                        headers.append((name, value))
                 message["headers"] = headers
             await send(message)
 
@@ -212,7 +231,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         middleware=[
             Middleware(AccessLog),
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
                 SessionMiddleware,
@@ -233,6 +252,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(oauth_endpoints.router)
     app.include_router(applications.router)
+    app.include_router(metadata.router)
     app.include_router(me.router)
 
     @app.get("/healthz", include_in_schema=False)

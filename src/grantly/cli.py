@@ -240,8 +240,15 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Seed a demo company, admin, employee and application (reused when they exist), print
-    their credentials and an authorize URL, then serve."""
+    their credentials and an authorize URL, then serve. Needs GRANTLY_ENV=development."""
     settings = _settings()
+    if settings.env == "production":
+        _fail(
+            "the demo creates accounts with well-known passwords; it runs only with "
+            "GRANTLY_ENV=development (as `make demo` sets it).",
+            as_json,
+            2,
+        )
 
     async def work(connection: AsyncConnection) -> dict[str, Any]:
         accounts = Accounts(connection)

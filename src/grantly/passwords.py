@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -24,3 +26,21 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+# Each verification takes ~64 MiB and tens of milliseconds of CPU: a burst of sign-in attempts
+# must queue, not exhaust the machine's memory.
+# (A thread semaphore: it holds across event loops and worker threads alike.)
+_VERIFICATIONS = threading.BoundedSemaphore(4)
+
+
+def _verify_bounded(password_hash: str | None, password: str) -> bool:
+    with _VERIFICATIONS:
+        return verify_password(password_hash, password)
+
+
+async def verify_password_async(password_hash: str | None, password: str) -> bool:
+    """Verify off the event loop, at most four at a time per process."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_verify_bounded, password_hash, password)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
 
     scopes: str = "read write"
     allow_plain_pkce: bool = False
+    token_query_parameters: bool = True
     max_parameter_length: int = Field(default=2048, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 

@@ -23,6 +23,8 @@ def test_no_token_gets_a_bearer_challenge_without_an_error_code(
     response = client.get("/api/v1/me")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="grantly"'
+    assert "error" not in response.json()
+    assert response.headers["cache-control"] == "no-store"
 
 
 def test_an_unknown_token_is_invalid_token(client: TestClient, world: World) -> None:
@@ -88,3 +90,16 @@ def test_a_code_from_a_user_deactivated_before_the_exchange_is_refused(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
     assert REDIRECT_URI  # the request was otherwise valid
+
+
+def test_a_token_without_the_read_scope_gets_insufficient_scope(
+    client: TestClient, world: World
+) -> None:
+    token = exchange(client, world.app, obtain_code(client, world, scope="write")).json()[
+        "access_token"
+    ]
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_scope"
+    challenge = response.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge and 'scope="read"' in challenge

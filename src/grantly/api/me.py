@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..oauth.bearer import require_scope
 from ..oauth.errors import OAuthError
 from ..store.database import unit_of_work
 from ..store.repositories import Accounts
@@ -18,14 +19,15 @@ from .auth import access_token
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/me", summary="Who the access token acts for")
+@router.get("/me", summary="Who the access token acts for (scope: read)")
 async def me(request: Request) -> Response:
     svc = services(request)
     async with unit_of_work(svc.engine, write=False) as connection:
         try:
             token = await access_token(request, connection)
+            require_scope(token, "read")
         except OAuthError as error:
-            return bearer_error(error)
+            return bearer_error(error, scope="read")
         accounts = Accounts(connection)
         company = await accounts.company(token.owner.company_id)
         body: dict[str, Any] = {

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..passwords import hash_password, needs_rehash, verify_password
+from ..passwords import hash_password, needs_rehash, verify_password_async
 from ..store.database import unit_of_work
 from ..store.repositories import Accounts
 from . import sessions
@@ -62,7 +62,7 @@ async def login(request: Request) -> Response:
         found = await Accounts(connection).user_with_password_hash(email) if plausible else None
     user, password_hash = found if found else (None, None)
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
-    valid = await run_in_threadpool(verify_password, password_hash, password)
+    valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
         return svc.render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     new_hash = None

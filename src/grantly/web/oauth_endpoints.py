@@ -228,6 +228,12 @@ async def token(request: Request) -> Response:
 
 async def _token_params(request: Request) -> dict[str, list[str]]:
     params = multi_params(request.query_params.multi_items())
+    if params and not services(request).settings.token_query_parameters:
+        # RFC 6749 §2.3.1: the client secret "MUST NOT be included in the request URI".
+        raise InvalidRequest(
+            "send the token request's parameters in the POST body "
+            "(application/x-www-form-urlencoded), not in the URL."
+        )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if body:

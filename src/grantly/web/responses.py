@@ -34,15 +34,20 @@ def json_error(error: OAuthError, *, basic_challenge: bool = False) -> JSONRespo
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-def bearer_error(error: OAuthError) -> JSONResponse:
-    """RFC 6750 §3: the challenge names the error; a request with no token gets none (§3.1)."""
+def bearer_error(error: OAuthError, scope: str | None = None) -> JSONResponse:
+    """RFC 6750 §3: the challenge names the error (and, for ``insufficient_scope``, the scope
+    needed); a request with no credentials gets a bare challenge and no error code (§3.1)."""
     challenge = 'Bearer realm="grantly"'
-    if not isinstance(error, MissingToken):
-        description = error.description.replace('"', "'")
-        challenge += f', error="{error.error}", error_description="{description}"'
-    return JSONResponse(
-        error.body(), status_code=error.status, headers={"WWW-Authenticate": challenge}
-    )
+    headers = dict(NO_STORE)
+    if isinstance(error, MissingToken):
+        body: dict[str, str] = {"error_description": error.public_description}
+    else:
+        body = error.body()
+        challenge += f', error="{error.error}", error_description="{body["error_description"]}"'
+        if scope is not None and error.error == "insufficient_scope":
+            challenge += f', scope="{scope}"'
+    headers["WWW-Authenticate"] = challenge
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def error_page(

@@ -64,7 +64,18 @@ class Services:
         context["new_form_id"] = sessions.new_form_id
         context["issuer"] = self.settings.issuer
         context["describe_scope"] = scope_rules.describe
+        context["access_lifetime"] = duration(self.settings.access_token_lifetime)
+        context["refresh_lifetime"] = duration(self.settings.refresh_token_lifetime)
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def duration(seconds: int) -> str:
+    """3600 -> "1 hour", 604800 -> "7 days": lifetimes in the words a person reads."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 def services(request: Request) -> Services:
