@@ -69,18 +69,27 @@ applications = Table(
     Index("ix_applications_company_id", "company_id"),
 )
 
+def _grant_columns() -> list[Column[object]]:
+    """What codes and tokens share: their digest, the client, and whose data they open."""
+    return [
+        Column("id", Integer, primary_key=True),
+        Column("digest", String(64), nullable=False, unique=True),
+        Column(
+            "application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False
+        ),
+        Column("owner_type", String(16), nullable=False),
+        Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+        # The user a user token acts as, or the admin who authorized a company token. SET
+        # NULL: removing a person must never delete the company's tokens; a user token whose
+        # user is gone is inactive (``AccessToken.is_active``).
+        Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    ]
+
+
 authorization_codes = Table(
     "authorization_codes",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("digest", String(64), nullable=False, unique=True),
-    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
-    Column("owner_type", String(16), nullable=False),
-    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
-    # removing a person must never delete the company's tokens; a user token whose user is
-    # gone is inactive (``AccessToken.is_active``).
-    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    *_grant_columns(),
     Column("redirect_uri", Text, nullable=False),
     Column("redirect_uri_in_request", Boolean, nullable=False),
     Column("scopes", String(1000), nullable=False),
@@ -94,15 +103,7 @@ authorization_codes = Table(
 access_tokens = Table(
     "access_tokens",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("digest", String(64), nullable=False, unique=True),
-    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
-    Column("owner_type", String(16), nullable=False),
-    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
-    # removing a person must never delete the company's tokens; a user token whose user is
-    # gone is inactive (``AccessToken.is_active``).
-    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    *_grant_columns(),
     Column("scopes", String(1000), nullable=False),
     Column("family_id", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -115,15 +116,7 @@ access_tokens = Table(
 refresh_tokens = Table(
     "refresh_tokens",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("digest", String(64), nullable=False, unique=True),
-    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
-    Column("owner_type", String(16), nullable=False),
-    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
-    # The user a user token acts as, or the admin who authorized a company token. SET NULL:
-    # removing a person must never delete the company's tokens; a user token whose user is
-    # gone is inactive (``AccessToken.is_active``).
-    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    *_grant_columns(),
     Column("scopes", String(1000), nullable=False),
     Column("family_id", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
