@@ -26,18 +26,20 @@ def _code(live_server: LiveServer) -> str:
 
 def _race(live_server: LiveServer, data: dict[str, str], count: int = 20) -> list[httpx.Response]:
     app = live_server.world.app
-    with httpx.Client(
-        base_url=live_server.url, timeout=30, limits=httpx.Limits(max_connections=count)
-    ) as http:
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            return list(
-                pool.map(
-                    lambda _: http.post(
-                        "/oauth/token", data=data, auth=(app.client_id, app.client_secret or "")
-                    ),
-                    range(count),
-                )
+    with (
+        httpx.Client(
+            base_url=live_server.url, timeout=30, limits=httpx.Limits(max_connections=count)
+        ) as http,
+        ThreadPoolExecutor(max_workers=count) as pool,
+    ):
+        return list(
+            pool.map(
+                lambda _: http.post(
+                    "/oauth/token", data=data, auth=(app.client_id, app.client_secret or "")
+                ),
+                range(count),
             )
+        )
 
 
 @pytest.mark.live

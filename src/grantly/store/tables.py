@@ -69,14 +69,13 @@ applications = Table(
     Index("ix_applications_company_id", "company_id"),
 )
 
+
 def _grant_columns() -> list[Column[object]]:
     """What codes and tokens share: their digest, the client, and whose data they open."""
     return [
         Column("id", Integer, primary_key=True),
         Column("digest", String(64), nullable=False, unique=True),
-        Column(
-            "application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False
-        ),
+        Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
         Column("owner_type", String(16), nullable=False),
         Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
         # The user a user token acts as, or the admin who authorized a company token. SET
