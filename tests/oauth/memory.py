@@ -221,6 +221,23 @@ class MemoryTokens:
             if row.family_id == family_id and row.revoked_at is None:
                 row.revoked_at = now
 
+    async def revoke_access_token(self, access_token_id: int, now: int) -> None:
+        await _round_trip()
+        for row in self.db.access_tokens.values():
+            if row.id == access_token_id and row.revoked_at is None:
+                row.revoked_at = now
+
+    async def revoke_company_tokens(self, application_id: int, company_id: int, now: int) -> None:
+        await _round_trip()
+        for row in self.db.access_tokens.values():
+            if (
+                row.application_id == application_id
+                and row.owner.type == "company"
+                and row.owner.company_id == company_id
+                and row.revoked_at is None
+            ):
+                row.revoked_at = now
+
     async def access_token(self, digest: str) -> AccessToken | None:
         await _round_trip()
         row = self.db.access_tokens.get(digest)

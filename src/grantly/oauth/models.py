@@ -7,6 +7,8 @@ from typing import Literal
 
 OwnerType = Literal["user", "company"]
 OWNER_TYPES: tuple[OwnerType, ...] = ("user", "company")
+ConsentMode = Literal["always", "remember", "trusted"]
+CONSENT_MODES: tuple[ConsentMode, ...] = ("always", "remember", "trusted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,8 @@ class Application:
     confidential: bool
     redirect_uris: tuple[str, ...]
     scopes: tuple[str, ...]
+    consent: ConsentMode = "always"
+    access_token_lifetime: int | None = None  # None: the server's default
 
     @property
     def public(self) -> bool:

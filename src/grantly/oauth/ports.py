@@ -44,6 +44,13 @@ class TokenStore(Protocol):
 
     async def access_token(self, digest: str) -> AccessToken | None: ...
 
+    async def revoke_access_token(self, access_token_id: int, now: int) -> None: ...
+
+    async def revoke_company_tokens(self, application_id: int, company_id: int, now: int) -> None:
+        """Revoke the active company tokens of an application for a company (Factorial keeps
+        one active company token per application and company)."""
+        ...
+
 
 class OwnerStore(Protocol):
     async def user_is_active(self, user_id: int) -> bool: ...

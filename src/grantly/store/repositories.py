@@ -46,6 +46,8 @@ def _application(row: Row[Any]) -> Application:
         confidential=row.confidential,
         redirect_uris=tuple(row.redirect_uris.splitlines()),
         scopes=_scopes(row.scopes),
+        consent=row.consent,
+        access_token_lifetime=row.access_token_lifetime,
     )
 
 
@@ -111,6 +113,8 @@ class Applications:
         redirect_uris: Sequence[str],
         scopes: Sequence[str],
         now: int,
+        consent: str = "always",
+        access_token_lifetime: int | None = None,
     ) -> Application:
         result = await self.connection.execute(
             insert(t.applications)
@@ -124,6 +128,8 @@ class Applications:
                 scopes=" ".join(scopes),
                 created_at=now,
                 updated_at=now,
+                consent=consent,
+                access_token_lifetime=access_token_lifetime,
             )
             .returning(t.applications)
         )
@@ -139,6 +145,8 @@ class Applications:
         redirect_uris: Sequence[str],
         scopes: Sequence[str],
         now: int,
+        consent: str = "always",
+        access_token_lifetime: int | None = None,
     ) -> Application:
         result = await self.connection.execute(
             update(t.applications)
@@ -150,6 +158,8 @@ class Applications:
                 redirect_uris="\n".join(redirect_uris),
                 scopes=" ".join(scopes),
                 updated_at=now,
+                consent=consent,
+                access_token_lifetime=access_token_lifetime,
             )
             .returning(t.applications)
         )
@@ -322,6 +332,26 @@ class Tokens:
                 .where(table.c.family_id == family_id, table.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+
+    async def revoke_access_token(self, access_token_id: int, now: int) -> None:
+        await self.connection.execute(
+            update(t.access_tokens)
+            .where(t.access_tokens.c.id == access_token_id, t.access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def revoke_company_tokens(self, application_id: int, company_id: int, now: int) -> None:
+        a = t.access_tokens
+        await self.connection.execute(
+            update(a)
+            .where(
+                a.c.application_id == application_id,
+                a.c.company_id == company_id,
+                a.c.owner_type == "company",
+                a.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
 
     async def access_token(self, digest: str) -> AccessToken | None:
         a = t.access_tokens

@@ -66,6 +66,12 @@ applications = Table(
     Column("scopes", String(1000), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # "always" asks every time; "remember" skips consent when the user already granted the
+    # same or wider scopes; "trusted" skips it for the company's own people. Company tokens
+    # always ask an admin.
+    Column("consent", String(16), nullable=False, server_default="always"),
+    # Seconds; NULL means the server's default (GRANTLY_ACCESS_TOKEN_LIFETIME).
+    Column("access_token_lifetime", Integer, nullable=True),
     Index("ix_applications_company_id", "company_id"),
 )
 
@@ -137,4 +143,54 @@ user_sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_user_sessions_user_id", "user_id"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    # What a person (or, for company tokens, an admin on the company's behalf) allowed an
+    # application: listed on /oauth/authorized_applications, and remembered for consent.
+    Column("id", Integer, primary_key=True),
+    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_type", String(16), nullable=False),
+    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("scopes", String(1000), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_consents_application_id", "application_id"),
+    Index("ix_consents_user_id", "user_id"),
+    Index("ix_consents_company_id", "company_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    # The first characters of the key, to recognise it in a list; never enough to use it.
+    Column("hint", String(16), nullable=False),
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_api_keys_company_id", "company_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # Security events, shown to the company's admins. Never a secret, code or token: only ids,
+    # names, scopes and the kind of event.
+    Column("id", Integer, primary_key=True),
+    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=True),
+    Column("event", String(64), nullable=False),
+    Column("actor_user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("application_id", Integer, nullable=True),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Column("ip", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_audit_events_company_id_created_at", "company_id", "created_at"),
 )

@@ -52,4 +52,4 @@ async def exchange(
     verify(verifier, record.code_challenge, record.code_challenge_method)
     if not await owner_still_entitled(context, record.owner):
         raise InvalidGrant("the user who authorized this code is no longer active.")
-    return await mint(context, application.id, record.owner, record.scopes, record.id)
+    return await mint(context, application, record.owner, record.scopes, record.id)

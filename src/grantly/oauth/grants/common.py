@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..clock import Clock
-from ..models import NewTokens, ResourceOwner, TokenResponse
+from ..models import Application, NewTokens, ResourceOwner, TokenResponse
 from ..ports import ApplicationStore, AuthorizationCodeStore, OwnerStore, TokenStore
 from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
 
@@ -32,21 +32,24 @@ class TokenContext:
 
 async def mint(
     context: TokenContext,
-    application_id: int,
+    application: Application,
     owner: ResourceOwner,
     scopes: tuple[str, ...],
     family_id: int,
     refresh_scopes: tuple[str, ...] | None = None,
 ) -> TokenResponse:
     """Create, store (as digests) and return a fresh access token, plus a refresh token for
-    user tokens (RFC 6749 §5.1). A company token has neither expiry nor refresh token."""
+    user tokens (RFC 6749 §5.1). A company token has neither expiry nor refresh token, and
+    replaces the application's previous company token for that company (Factorial's rule)."""
     now = context.clock.now()
+    application_id = application.id
     access_token = new_secret(ACCESS_TOKEN_PREFIX)
     if owner.type == "company":
         expires_in = None
         refresh_token = None
+        await context.tokens.revoke_company_tokens(application_id, owner.company_id, now)
     else:
-        expires_in = context.policy.access_token_lifetime
+        expires_in = application.access_token_lifetime or context.policy.access_token_lifetime
         refresh_token = new_secret(REFRESH_TOKEN_PREFIX)
     await context.tokens.issue(
         NewTokens(

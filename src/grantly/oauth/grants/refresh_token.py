@@ -56,6 +56,4 @@ async def refresh(
             "the refresh token was already used; every token of this grant is now revoked.",
             debug=f"refresh token {record.id} reused concurrently",
         )
-    return await mint(
-        context, application.id, record.owner, granted, record.family_id, record.scopes
-    )
+    return await mint(context, application, record.owner, granted, record.family_id, record.scopes)

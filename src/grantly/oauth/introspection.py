@@ -1,0 +1,111 @@
+"""Token introspection (RFC 7662), for resource servers.
+
+Only confidential clients may ask (§2.1: the endpoint MUST require authorization, else it
+becomes a token-scanning oracle). A client sees the tokens issued to itself and those that open
+its own company's data; any other token, like an expired, revoked or unknown one, is simply
+``{"active": false}`` (§2.2), which tells nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import clients
+from .clock import Clock
+from .errors import InvalidClient
+from .models import AccessToken, Application, ResourceOwner
+from .params import Params, ParamReader
+from .ports import ApplicationStore, OwnerStore, TokenStore
+from .secrets import digest
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def describe(token: AccessToken) -> dict[str, Any]:
+    """The facts about an active access token (RFC 7662 §2.2 names, plus Grantly's own)."""
+    facts: dict[str, Any] = {
+        "active": True,
+        "scope": " ".join(token.scopes),
+        "client_id": token.client_id,
+        "token_type": "Bearer",
+        "iat": token.created_at,
+        "sub": token.owner.subject,
+        "company_id": token.owner.company_id,
+        "resource_owner_type": token.owner.type,
+    }
+    if token.expires_at is not None:  # company tokens never expire: no "exp"
+        facts["exp"] = token.expires_at
+    if token.owner.type == "user":
+        facts["user_id"] = token.owner.user_id
+    return facts
+
+
+async def _entitled(owners: OwnerStore, owner: ResourceOwner) -> bool:
+    if owner.type == "company":
+        return True
+    return owner.user_id is not None and await owners.user_is_active(owner.user_id)
+
+
+def _visible_to(application: Application, application_id: int, company_id: int) -> bool:
+    return application_id == application.id or company_id == application.company_id
+
+
+async def introspect(
+    params: Params,
+    authorization_header: str | None,
+    applications: ApplicationStore,
+    tokens: TokenStore,
+    owners: OwnerStore,
+    clock: Clock,
+    max_parameter_length: int = 2048,
+) -> dict[str, Any]:
+    reader = ParamReader(params, max_parameter_length)
+    credentials = clients.from_request(
+        authorization_header, reader.get("client_id"), reader.get("client_secret")
+    )
+    token = reader.require("token")
+    hint = reader.get("token_type_hint")
+    application = await clients.authenticate(credentials, applications)
+    if not application.confidential:
+        raise InvalidClient("only confidential applications may introspect tokens.")
+    now = clock.now()
+    token_digest = digest(token)
+    order = (
+        ("refresh_token", "access_token")
+        if hint == "refresh_token"
+        else ("access_token", "refresh_token")
+    )
+    for kind in order:
+        if kind == "access_token":
+            access = await tokens.access_token(token_digest)
+            if access is None:
+                continue
+            if access.is_active(now) and _visible_to(
+                application, access.application_id, access.owner.company_id
+            ):
+                return describe(access)
+            return INACTIVE
+        refresh = await tokens.refresh_token(token_digest)
+        if refresh is None:
+            continue
+        active = (
+            refresh.revoked_at is None
+            and refresh.rotated_at is None
+            and now < refresh.expires_at
+            and (
+                refresh.owner.user_id is None or await owners.user_is_active(refresh.owner.user_id)
+            )
+            and _visible_to(application, refresh.application_id, refresh.owner.company_id)
+        )
+        if not active:
+            return INACTIVE
+        return {
+            "active": True,
+            "scope": " ".join(refresh.scopes),
+            "token_use": "refresh_token",
+            "exp": refresh.expires_at,
+            "sub": refresh.owner.subject,
+            "company_id": refresh.owner.company_id,
+            "resource_owner_type": refresh.owner.type,
+        }
+    return INACTIVE
