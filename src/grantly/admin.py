@@ -27,6 +27,8 @@ class CreatedApplication:
             "redirect_uris": list(app.redirect_uris),
             "confidential": app.confidential,
             "scopes": list(app.scopes),
+            "consent": app.consent,
+            "access_token_lifetime": app.access_token_lifetime,
         }
 
 
@@ -43,6 +45,8 @@ async def create_application(
         redirect_uris=draft.redirect_uris,
         scopes=draft.scopes,
         now=now,
+        consent=draft.consent,
+        access_token_lifetime=draft.access_token_lifetime,
     )
     return CreatedApplication(application, secret)
 
@@ -78,6 +82,8 @@ async def update_application(
         redirect_uris=draft.redirect_uris,
         scopes=draft.scopes,
         now=now,
+        consent=draft.consent,
+        access_token_lifetime=draft.access_token_lifetime,
     )
     return CreatedApplication(updated, secret)
 

@@ -194,6 +194,12 @@ def apps_create(
     redirect_uri: Annotated[list[str], typer.Option(help="Redirect URI (repeatable).")],
     public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required.")] = False,
     scope: Annotated[list[str] | None, typer.Option(help="Scope (repeatable).")] = None,
+    consent: Annotated[
+        str, typer.Option(help="always | remember | trusted (company tokens always ask).")
+    ] = "always",
+    access_token_lifetime: Annotated[
+        int | None, typer.Option(help="Seconds; default: GRANTLY_ACCESS_TOKEN_LIFETIME.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register an OAuth application. The client secret is printed once."""
@@ -205,6 +211,8 @@ def apps_create(
             confidential=not public,
             scopes=scope if scope is not None else settings.scope_names,
             server_scopes=settings.scope_names,
+            consent=consent,
+            access_token_lifetime=access_token_lifetime,
         )
     except RegistrationError as exc:
         _fail("; ".join(exc.problems), as_json, 2)

@@ -14,7 +14,7 @@ from . import clients
 from .clock import Clock
 from .errors import InvalidClient
 from .models import AccessToken, Application, ResourceOwner
-from .params import Params, ParamReader
+from .params import ParamReader, Params
 from .ports import ApplicationStore, OwnerStore, TokenStore
 from .secrets import digest
 

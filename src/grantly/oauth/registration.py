@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from . import redirect_uris as uris
 from . import scopes as scope_rules
 from .errors import OAuthError
+from .models import CONSENT_MODES, ConsentMode
 
 
 class RegistrationError(ValueError):
@@ -29,6 +30,12 @@ class ApplicationDraft:
     redirect_uris: tuple[str, ...]
     confidential: bool
     scopes: tuple[str, ...]
+    consent: ConsentMode = "always"
+    access_token_lifetime: int | None = None
+
+
+MIN_ACCESS_TOKEN_LIFETIME = 60
+MAX_ACCESS_TOKEN_LIFETIME = 24 * 3600
 
 
 def validate(
@@ -38,8 +45,19 @@ def validate(
     confidential: bool,
     scopes: Iterable[str],
     server_scopes: Sequence[str],
+    consent: str = "always",
+    access_token_lifetime: int | None = None,
 ) -> ApplicationDraft:
     problems: list[str] = []
+    if consent not in CONSENT_MODES:
+        problems.append(f"consent must be one of {', '.join(CONSENT_MODES)}.")
+    if access_token_lifetime is not None and not (
+        MIN_ACCESS_TOKEN_LIFETIME <= access_token_lifetime <= MAX_ACCESS_TOKEN_LIFETIME
+    ):
+        problems.append(
+            f"the access-token lifetime must be between {MIN_ACCESS_TOKEN_LIFETIME} seconds "
+            f"and {MAX_ACCESS_TOKEN_LIFETIME // 3600} hours."
+        )
     name = name.strip()
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         problems.append("the name cannot contain control characters.")
@@ -72,4 +90,11 @@ def validate(
             problems.append("choose at least one scope.")
     if problems:
         raise RegistrationError(problems)
-    return ApplicationDraft(name, tuple(cleaned), confidential, granted)
+    return ApplicationDraft(
+        name,
+        tuple(cleaned),
+        confidential,
+        granted,
+        consent,  # type: ignore[arg-type]  # checked against CONSENT_MODES above
+        access_token_lifetime,
+    )

@@ -16,7 +16,7 @@ from . import clients
 from .clock import Clock
 from .errors import OAuthError
 from .models import Application
-from .params import Params, ParamReader
+from .params import ParamReader, Params
 from .ports import ApplicationStore, TokenStore
 from .secrets import digest
 

@@ -66,12 +66,20 @@ def _form_id(form: FormData) -> str | None:
 
 
 def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> ApplicationDraft:
+    raw_lifetime = str(form.get("access_token_lifetime") or "").strip()
+    lifetime: int | None = None
+    if raw_lifetime:
+        if not raw_lifetime.isdigit() or len(raw_lifetime) > 9:
+            raise RegistrationError(["the access-token lifetime must be a number of seconds."])
+        lifetime = int(raw_lifetime)
     return validate(
         name=str(form.get("name") or ""),
         redirect_uris=str(form.get("redirect_uris") or "").splitlines(),
         confidential=form.get("confidential") == "on",
         scopes=[str(s) for s in form.getlist("scopes")],
         server_scopes=server_scopes,
+        consent=str(form.get("consent") or "always"),
+        access_token_lifetime=lifetime,
     )
 
 
@@ -127,6 +135,7 @@ def _form(
         values=values,
         problems=problems,
         server_scopes=svc.server_scopes,
+        default_lifetime=svc.settings.access_token_lifetime,
     )
 
 
@@ -137,14 +146,25 @@ def _values(application: Application | None, form: FormData | None = None) -> di
             "redirect_uris": str(form.get("redirect_uris") or ""),
             "confidential": form.get("confidential") == "on",
             "scopes": [str(s) for s in form.getlist("scopes")],
+            "consent": str(form.get("consent") or "always"),
+            "access_token_lifetime": str(form.get("access_token_lifetime") or ""),
         }
     if application is None:
-        return {"name": "", "redirect_uris": "", "confidential": True, "scopes": []}
+        return {
+            "name": "",
+            "redirect_uris": "",
+            "confidential": True,
+            "scopes": [],
+            "consent": "always",
+            "access_token_lifetime": "",
+        }
     return {
         "name": application.name,
         "redirect_uris": "\n".join(application.redirect_uris),
         "confidential": application.confidential,
         "scopes": list(application.scopes),
+        "consent": application.consent,
+        "access_token_lifetime": application.access_token_lifetime or "",
     }
 
 
