@@ -168,7 +168,12 @@ class AccessLog:
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in ("/oauth/token",)
+    return path.startswith("/api/") or path in (
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/oauth/token/info",
+    )
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

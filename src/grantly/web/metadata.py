@@ -25,6 +25,12 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
             "issuer": issuer,
             "authorization_endpoint": f"{issuer}/oauth/authorize",
             "token_endpoint": f"{issuer}/oauth/token",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "introspection_endpoint_auth_methods_supported": [
+                m for m in AUTH_METHODS if m != "none"
+            ],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": list(GRANTS),

@@ -13,15 +13,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..oauth import authorize as authz
-from ..oauth import pkce
+from ..oauth import bearer, introspection, pkce, revocation
 from ..oauth.errors import AccessDenied, InvalidRequest, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.token import token_request
 from ..store.database import unit_of_work
-from ..store.repositories import Accounts, Applications, AuthorizationCodes
+from ..store.repositories import Accounts, Applications, AuthorizationCodes, Owners, Tokens
 from . import sessions
-from .responses import NO_STORE, authorization_error, error_page, json_error, multi_params
+from .responses import (
+    NO_STORE,
+    authorization_error,
+    bearer_error,
+    error_page,
+    json_error,
+    multi_params,
+)
 from .services import services, signed_in_user
 
 router = APIRouter()
@@ -228,6 +235,20 @@ async def token(request: Request) -> Response:
 
 async def _token_params(request: Request) -> dict[str, list[str]]:
     params = multi_params(request.query_params.multi_items())
+    return await _form_params(request, params)
+
+
+async def _body_params(request: Request) -> dict[str, list[str]]:
+    """RFC 7009 §2.1, RFC 7662 §2.1: POST with a form body; nothing in the URL."""
+    if request.url.query:
+        raise InvalidRequest(
+            "send the parameters in the POST body (application/x-www-form-urlencoded), "
+            "not in the URL."
+        )
+    return await _form_params(request, {})
+
+
+async def _form_params(request: Request, params: dict[str, list[str]]) -> dict[str, list[str]]:
     if params and not services(request).settings.token_query_parameters:
         # RFC 6749 §2.3.1: the client secret "MUST NOT be included in the request URI".
         raise InvalidRequest(
@@ -249,6 +270,81 @@ async def _token_params(request: Request) -> dict[str, list[str]]:
             if isinstance(value, str):
                 params.setdefault(key, []).append(value)
     return params
+
+
+@router.post("/oauth/revoke", include_in_schema=False)
+async def revoke(request: Request) -> Response:
+    """RFC 7009 §2.1: 200 whether or not the token existed; errors as §2.2.1 JSON."""
+    svc = services(request)
+    try:
+        params = await _body_params(request)
+    except OAuthError as error:
+        return json_error(error)
+    async with unit_of_work(svc.engine) as connection:
+        try:
+            await revocation.revoke(
+                params,
+                request.headers.get("authorization"),
+                Applications(connection),
+                Tokens(connection),
+                svc.clock,
+                svc.settings.max_parameter_length,
+            )
+        except OAuthError as error:
+            return json_error(error)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/oauth/introspect", include_in_schema=False)
+async def introspect(request: Request) -> Response:
+    """RFC 7662 §2: the facts about a token, or ``{"active": false}``."""
+    svc = services(request)
+    try:
+        params = await _body_params(request)
+    except OAuthError as error:
+        return json_error(error)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        try:
+            facts = await introspection.introspect(
+                params,
+                request.headers.get("authorization"),
+                Applications(connection),
+                Tokens(connection),
+                Owners(connection),
+                svc.clock,
+                svc.settings.max_parameter_length,
+            )
+        except OAuthError as error:
+            return json_error(error)
+    return JSONResponse(facts, headers=NO_STORE)
+
+
+@router.get("/oauth/token/info", include_in_schema=False)
+async def token_info(request: Request) -> Response:
+    """Doorkeeper's token info: what the Bearer token in the request is, for its holder."""
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        try:
+            token = await bearer.authenticate(
+                bearer.token_from_header(request.headers.get("authorization")),
+                Tokens(connection),
+                svc.clock,
+            )
+        except OAuthError as error:
+            return bearer_error(error)
+    now = svc.clock.now()
+    body = {
+        "resource_owner_id": token.owner.user_id
+        if token.owner.type == "user"
+        else token.owner.company_id,
+        "resource_owner_type": token.owner.type,
+        "company_id": token.owner.company_id,
+        "scope": list(token.scopes),
+        "expires_in": None if token.expires_at is None else token.expires_at - now,
+        "application": {"uid": token.client_id},
+        "created_at": token.created_at,
+    }
+    return JSONResponse(body, headers=NO_STORE)
 
 
 def _str(value: object) -> str | None:
