@@ -173,6 +173,24 @@ async def validate(
     )
 
 
+def consent_required(request: AuthorizationRequest, user: User, remembered: bool) -> bool:
+    """Whether to ask the person (RFC 6749 §4.1.1 leaves it to the server; RFC 9700 §4.13 asks
+    for care with automatic approval).
+
+    Company tokens always ask an admin. User tokens skip the question only when the application
+    says so: "trusted" for the people of the company that registered it, "remember" when the
+    user already allowed the same or wider scopes (``remembered``).
+    """
+    if request.owner_type == "company" or request.out_of_band:
+        return True
+    mode = request.application.consent
+    if mode == "trusted":
+        return user.company_id != request.application.company_id
+    if mode == "remember":
+        return not remembered
+    return True
+
+
 def resource_owner(request: AuthorizationRequest, user: User) -> ResourceOwner:
     """Who the grant will act for. Company tokens need an admin (Factorial's rule)."""
     if not user.active:

@@ -19,7 +19,14 @@ from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.token import token_request
 from ..store.database import unit_of_work
-from ..store.repositories import Accounts, Applications, AuthorizationCodes, Owners, Tokens
+from ..store.repositories import (
+    Accounts,
+    Applications,
+    AuthorizationCodes,
+    Consents,
+    Owners,
+    Tokens,
+)
 from . import sessions
 from .responses import (
     NO_STORE,
@@ -60,7 +67,43 @@ async def authorize(request: Request) -> Response:
         user = await signed_in_user(request, connection)
         if user is None:
             return _login_redirect(request)
-        return await consent_page(request, connection, auth, user, show_code=False)
+        remembered = auth.application.consent == "remember" and await Consents(connection).covers(
+            auth.application.id, user.id, user.company_id, auth.scopes
+        )
+        if authz.consent_required(auth, user, remembered):
+            return await consent_page(request, connection, auth, user, show_code=False)
+    # Approved without asking (a trusted application, or a grant the user already made).
+    async with unit_of_work(svc.engine) as connection:
+        try:
+            code = await _grant(request, connection, auth, user)
+        except OAuthError as error:
+            return authorization_error(request, error)
+    return _redirect_with_code(request, auth, code)
+
+
+async def _grant(
+    request: Request, connection: AsyncConnection, auth: authz.AuthorizationRequest, user: User
+) -> str:
+    """Issue the code and remember the grant (for consent and /oauth/authorized_applications)."""
+    svc = services(request)
+    code = await authz.issue_code(
+        auth,
+        user,
+        AuthorizationCodes(connection),
+        svc.clock,
+        svc.settings.authorization_code_lifetime,
+    )
+    owner = authz.resource_owner(auth, user)
+    await Consents(connection).record(auth.application.id, owner, auth.scopes, svc.clock.now())
+    return code
+
+
+def _redirect_with_code(request: Request, auth: authz.AuthorizationRequest, code: str) -> Response:
+    return RedirectResponse(
+        authz.success_redirect(auth, code, services(request).settings.issuer),
+        status_code=302,
+        headers={"Referrer-Policy": "no-referrer", **NO_STORE},
+    )
 
 
 async def consent_page(
@@ -135,13 +178,7 @@ async def decide(request: Request) -> Response:
                 raise AccessDenied("the user denied the authorization request.").as_redirectable(
                     auth.redirect_uri, auth.state
                 )
-            code = await authz.issue_code(
-                auth,
-                user,
-                AuthorizationCodes(connection),
-                svc.clock,
-                svc.settings.authorization_code_lifetime,
-            )
+            code = await _grant(request, connection, auth, user)
         except OAuthError as error:
             if show_code or auth.out_of_band:
                 return error_page(request, "Authorization not granted", error.description, 403)
@@ -150,11 +187,7 @@ async def decide(request: Request) -> Response:
             again = f"/oauth/applications/{auth.application.id}" if show_code else "/"
             sessions.mark_done(request, form_id, again)
             return code_page(request, auth, code)
-        return RedirectResponse(
-            authz.success_redirect(auth, code, svc.settings.issuer),
-            status_code=302,
-            headers={"Referrer-Policy": "no-referrer", **NO_STORE},
-        )
+    return _redirect_with_code(request, auth, code)
 
 
 def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> Response:
