@@ -22,7 +22,7 @@ from .api import me
 from .oauth.clock import Clock, SystemClock
 from .settings import Settings
 from .store.database import create_engine
-from .web import accounts, applications, metadata, oauth_endpoints
+from .web import accounts, applications, audit_page, grants, metadata, oauth_endpoints
 from .web.services import TEMPLATES_DIR, Services
 
 log = logging.getLogger("grantly")
@@ -258,6 +258,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(oauth_endpoints.router)
     app.include_router(applications.router)
     app.include_router(metadata.router)
+    app.include_router(grants.router)
+    app.include_router(audit_page.router)
     app.include_router(me.router)
 
     @app.get("/healthz", include_in_schema=False)

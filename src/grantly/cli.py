@@ -25,6 +25,7 @@ from .oauth.registration import RegistrationError, validate
 from .passwords import hash_password
 from .settings import Settings
 from .store import migrate
+from .store.audit import AuditLog
 from .store.database import create_engine, unit_of_work
 from .store.repositories import Accounts, Applications
 
@@ -220,7 +221,18 @@ def apps_create(
     async def work(connection: AsyncConnection) -> admin.CreatedApplication:
         if await Accounts(connection).company(company) is None:
             _fail(f"there is no company {company}.", as_json)
-        return await admin.create_application(connection, company, draft, SystemClock().now())
+        created = await admin.create_application(connection, company, draft, SystemClock().now())
+        await AuditLog(connection).record(
+            "application.created",
+            company_id=company,
+            now=SystemClock().now(),
+            application_id=created.application.id,
+            name=draft.name,
+            scope=" ".join(draft.scopes),
+            confidential=draft.confidential,
+            via="cli",
+        )
+        return created
 
     created = _run(settings, work)
     data = created.as_json()

@@ -7,6 +7,19 @@ client; ``debug`` is for logs only and never leaves the server.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """Something the audit trail must record along with the error (RFC 9700 §4.14.2: a reused
+    refresh token; RFC 6749 §4.1.2: a replayed code)."""
+
+    name: str
+    application_id: int
+    company_id: int
+    user_id: int | None
+
 
 def _ALLOWED(c: str) -> bool:
     return c in " !" or "#" <= c <= "[" or "]" <= c <= "~"
@@ -35,6 +48,7 @@ class OAuthError(Exception):
         error: str | None = None,
         status: int | None = None,
         debug: str | None = None,
+        event: SecurityEvent | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
@@ -44,6 +58,7 @@ class OAuthError(Exception):
             self.status = status
         self.redirectable = False
         self.debug = debug
+        self.event = event
         self.redirect_uri: str | None = None
         self.state: str | None = None
 

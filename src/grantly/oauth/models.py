@@ -169,6 +169,9 @@ class TokenResponse:
     created_at: int
     expires_in: int | None
     refresh_token: str | None
+    # For the audit trail, not the body.
+    application_id: int = 0
+    owner: ResourceOwner | None = None
 
     def body(self) -> dict[str, object]:
         body: dict[str, object] = {"access_token": self.access_token, "token_type": "Bearer"}

@@ -15,11 +15,11 @@ from ..oauth.models import Application, User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.registration import ApplicationDraft, RegistrationError, validate
 from ..store.database import unit_of_work
-from ..store.repositories import Applications
+from ..store.repositories import Applications, Consent, Consents
 from . import sessions
 from .oauth_endpoints import dashboard_authorization
 from .responses import NO_STORE, error_page
-from .services import services, signed_in_user
+from .services import audit, services, signed_in_user
 
 router = APIRouter(prefix="/oauth/applications")
 
@@ -102,7 +102,11 @@ def _authorize_urls(request: Request, application: Application) -> dict[str, str
 
 
 def _show(
-    request: Request, application: Application, secret: str | None = None, status: int = 200
+    request: Request,
+    application: Application,
+    secret: str | None = None,
+    status: int = 200,
+    company_grants: list[Consent] | None = None,
 ) -> Response:
     response = services(request).render(
         request,
@@ -110,6 +114,7 @@ def _show(
         status,
         application=application,
         secret=secret,
+        company_grants=company_grants or [],
         authorize_urls=_authorize_urls(request, application),
         out_of_band=OUT_OF_BAND,
     )
@@ -212,6 +217,17 @@ async def create(request: Request) -> Response:
         created = await admin.create_application(
             connection, user.company_id, draft, svc.clock.now()
         )
+        await audit(
+            request,
+            connection,
+            "application.created",
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            application_id=created.application.id,
+            name=draft.name,
+            scope=" ".join(draft.scopes),
+            confidential=draft.confidential,
+        )
     sessions.mark_done(request, _form_id(form), f"/oauth/applications/{created.application.id}")
     return _show(request, created.application, created.client_secret, status=201)
 
@@ -243,9 +259,10 @@ async def show(request: Request, application_id: int) -> Response:
     svc = services(request)
     async with unit_of_work(svc.engine, write=False) as connection:
         loaded = await _load(request, connection, application_id)
-    if isinstance(loaded, Response):
-        return loaded
-    return _show(request, loaded[1])
+        if isinstance(loaded, Response):
+            return loaded
+        grants = await Consents(connection).company_grants_of_application(application_id)
+    return _show(request, loaded[1], company_grants=grants)
 
 
 @router.get("/{application_id:int}/edit", include_in_schema=False)
@@ -281,6 +298,22 @@ async def update(request: Request, application_id: int) -> Response:
                 status=422,
             )
         updated = await admin.update_application(connection, application, draft, svc.clock.now())
+        await audit(
+            request,
+            connection,
+            "application.updated",
+            company_id=loaded[0].company_id,
+            actor_user_id=loaded[0].id,
+            application_id=application.id,
+            name=draft.name,
+            scope=" ".join(draft.scopes),
+            confidential=draft.confidential,
+            consent=draft.consent,
+            tokens_revoked=(
+                set(draft.scopes) != set(application.scopes)
+                or draft.confidential != application.confidential
+            ),
+        )
     sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
     if updated.client_secret:
         return _show(request, updated.application, updated.client_secret)
@@ -298,6 +331,15 @@ async def destroy(request: Request, application_id: int) -> Response:
         if isinstance(loaded, Response):
             return loaded
         await Applications(connection).delete(loaded[1].id)
+        await audit(
+            request,
+            connection,
+            "application.deleted",
+            company_id=loaded[0].company_id,
+            actor_user_id=loaded[0].id,
+            application_id=loaded[1].id,
+            name=loaded[1].name,
+        )
     return RedirectResponse("/oauth/applications", status_code=303)
 
 
@@ -321,6 +363,15 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
                 400,
             )
         secret = await admin.regenerate_secret(connection, application, svc.clock.now())
+        await audit(
+            request,
+            connection,
+            "application.secret_regenerated",
+            company_id=loaded[0].company_id,
+            actor_user_id=loaded[0].id,
+            application_id=application.id,
+            name=application.name,
+        )
     sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
     return _show(request, application, secret)
 

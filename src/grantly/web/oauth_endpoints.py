@@ -36,7 +36,7 @@ from .responses import (
     json_error,
     multi_params,
 )
-from .services import services, signed_in_user
+from .services import audit, services, signed_in_user
 
 router = APIRouter()
 
@@ -95,6 +95,16 @@ async def _grant(
     )
     owner = authz.resource_owner(auth, user)
     await Consents(connection).record(auth.application.id, owner, auth.scopes, svc.clock.now())
+    await audit(
+        request,
+        connection,
+        "authorization.granted",
+        company_id=owner.company_id,
+        actor_user_id=user.id,
+        application_id=auth.application.id,
+        resource_owner_type=owner.type,
+        scope=" ".join(auth.scopes),
+    )
     return code
 
 
@@ -175,6 +185,15 @@ async def decide(request: Request) -> Response:
             show_code = False
         try:
             if decision != "allow":
+                await audit(
+                    request,
+                    connection,
+                    "authorization.denied",
+                    company_id=user.company_id,
+                    actor_user_id=user.id,
+                    application_id=auth.application.id,
+                    resource_owner_type=auth.owner_type,
+                )
                 raise AccessDenied("the user denied the authorization request.").as_redirectable(
                     auth.redirect_uri, auth.state
                 )
@@ -262,8 +281,37 @@ async def token(request: Request) -> Response:
                 params, request.headers.get("authorization"), svc.token_context(connection)
             )
         except OAuthError as error:
+            if error.event is not None:
+                await _audit_security_event(request, connection, error)
             return json_error(error)
+        if result.owner is not None:
+            refreshed = params.get("grant_type") == ["refresh_token"]
+            await audit(
+                request,
+                connection,
+                "token.refreshed" if refreshed else "token.issued",
+                company_id=result.owner.company_id,
+                actor_user_id=result.owner.user_id,
+                application_id=result.application_id,
+                resource_owner_type=result.owner.type,
+                scope=" ".join(result.scopes),
+            )
     return JSONResponse(result.body(), headers=NO_STORE)
+
+
+async def _audit_security_event(
+    request: Request, connection: AsyncConnection, error: OAuthError
+) -> None:
+    event = error.event
+    assert event is not None
+    await audit(
+        request,
+        connection,
+        event.name,
+        company_id=event.company_id,
+        actor_user_id=event.user_id,
+        application_id=event.application_id,
+    )
 
 
 async def _token_params(request: Request) -> dict[str, list[str]]:
@@ -315,7 +363,7 @@ async def revoke(request: Request) -> Response:
         return json_error(error)
     async with unit_of_work(svc.engine) as connection:
         try:
-            await revocation.revoke(
+            revoked = await revocation.revoke(
                 params,
                 request.headers.get("authorization"),
                 Applications(connection),
@@ -325,6 +373,17 @@ async def revoke(request: Request) -> Response:
             )
         except OAuthError as error:
             return json_error(error)
+        if revoked.kind is not None:
+            await audit(
+                request,
+                connection,
+                "token.revoked",
+                company_id=revoked.company_id,
+                actor_user_id=revoked.user_id,
+                application_id=revoked.application.id,
+                token_type=revoked.kind,
+                by="client",
+            )
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..oauth.clock import Clock
 from ..oauth.grants.common import TokenContext, TokenPolicy
 from ..oauth.models import User
 from ..settings import Settings
+from ..store.audit import AuditLog
 from ..store.repositories import Applications, AuthorizationCodes, Owners, Tokens
 from . import sessions
 
@@ -56,6 +58,9 @@ class Services:
             ),
         )
 
+    def __post_init__(self) -> None:
+        self.templates.env.filters["datetime"] = _datetime
+
     def render(
         self, request: Request, template: str, status_code: int = 200, **context: Any
     ) -> Response:
@@ -67,6 +72,10 @@ class Services:
         context["access_lifetime"] = duration(self.settings.access_token_lifetime)
         context["refresh_lifetime"] = duration(self.settings.refresh_token_lifetime)
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _datetime(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def duration(seconds: int) -> str:
@@ -88,3 +97,25 @@ async def signed_in_user(request: Request, connection: AsyncConnection) -> User 
     user = await sessions.current_user(request, connection)
     request.state.user = user
     return user
+
+
+async def audit(
+    request: Request,
+    connection: AsyncConnection,
+    event: str,
+    *,
+    company_id: int | None,
+    actor_user_id: int | None = None,
+    application_id: int | None = None,
+    **detail: Any,
+) -> None:
+    """Record a security event for the company's audit trail, with the caller's address."""
+    await AuditLog(connection).record(
+        event,
+        company_id=company_id,
+        now=services(request).clock.now(),
+        actor_user_id=actor_user_id,
+        application_id=application_id,
+        ip=request.client.host if request.client else None,
+        **detail,
+    )

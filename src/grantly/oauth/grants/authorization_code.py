@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidGrant
+from ..errors import InvalidGrant, SecurityEvent
 from ..models import Application, TokenResponse
 from ..params import ParamReader
 from ..pkce import verify
@@ -39,6 +39,9 @@ async def exchange(
         raise InvalidGrant(
             "the authorization code was already used; tokens issued from it are revoked.",
             debug=f"code {previous.id} replayed",
+            event=SecurityEvent(
+                "code.replayed", application.id, previous.owner.company_id, previous.owner.user_id
+            ),
         )
     if now >= record.expires_at:
         raise InvalidGrant("the authorization code has expired; authorize again.")

@@ -73,6 +73,8 @@ async def mint(
         created_at=now,
         expires_in=expires_in,
         refresh_token=refresh_token,
+        application_id=application_id,
+        owner=owner,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import scopes as scope_rules
-from ..errors import InvalidGrant, InvalidScope, shown
+from ..errors import InvalidGrant, InvalidScope, SecurityEvent, shown
 from ..models import Application, TokenResponse
 from ..params import ParamReader
 from ..secrets import digest
@@ -34,6 +34,12 @@ async def refresh(
             "the refresh token was already used; for safety every token of this grant is "
             "now revoked. Authorize again.",
             debug=f"refresh token {record.id} reused",
+            event=SecurityEvent(
+                "refresh_token.reused",
+                application.id,
+                record.owner.company_id,
+                record.owner.user_id,
+            ),
         )
     if now >= record.expires_at:
         raise InvalidGrant("the refresh token has expired; authorize again.")
@@ -55,5 +61,11 @@ async def refresh(
         raise InvalidGrant(
             "the refresh token was already used; every token of this grant is now revoked.",
             debug=f"refresh token {record.id} reused concurrently",
+            event=SecurityEvent(
+                "refresh_token.reused",
+                application.id,
+                record.owner.company_id,
+                record.owner.user_id,
+            ),
         )
     return await mint(context, application, record.owner, granted, record.family_id, record.scopes)

@@ -1,0 +1,34 @@
+"""``/audit``: the company's security events, for its admins."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..store.audit import AuditLog
+from ..store.database import unit_of_work
+from .responses import error_page
+from .services import services, signed_in_user
+
+router = APIRouter()
+
+
+@router.get("/audit", include_in_schema=False)
+async def audit_trail(request: Request) -> Response:
+    svc = services(request)
+    async with unit_of_work(svc.engine, write=False) as connection:
+        user = await signed_in_user(request, connection)
+        if user is None:
+            return RedirectResponse("/login?" + urlencode({"next": "/audit"}), status_code=303)
+        if not user.admin:
+            return error_page(
+                request,
+                "Only admins see the audit trail",
+                "The audit trail records your company's security events; ask an admin.",
+                403,
+            )
+        events = await AuditLog(connection).recent(user.company_id, limit=200)
+    return svc.render(request, "audit.html", events=events)
