@@ -38,6 +38,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(companies_app, name="companies")
 app.add_typer(users_app, name="users")
 app.add_typer(apps_app, name="apps")
+tokens_app = typer.Typer(help="Tokens and codes.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 T = TypeVar("T")
@@ -242,6 +244,52 @@ def apps_create(
         f"  client_secret: {data['client_secret'] or '(none: public application)'}"
     )
     _emit(data, as_json, human)
+
+
+@tokens_app.command("prune")
+def tokens_prune(
+    retention_days: Annotated[
+        int, typer.Option(min=0, help="Keep rows for this many days after they expire or end.")
+    ] = 30,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per batch.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove expired, revoked and used tokens, codes and sessions past the retention period,
+    with a progress bar and a summary."""
+    from .store import maintenance
+
+    settings = _settings()
+    migrate.upgrade(settings.async_database_url)
+    cutoff = SystemClock().now() - retention_days * 86400
+
+    async def main() -> dict[str, int]:
+        engine = create_engine(settings.async_database_url)
+        try:
+            async with unit_of_work(engine, write=False) as connection:
+                total = sum((await maintenance.count(connection, cutoff)).values())
+
+            async def run_batch(work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+                async with unit_of_work(engine) as connection:
+                    return await work(connection)
+
+            with typer.progressbar(
+                length=total, label="Pruning", file=sys.stderr, show_pos=True
+            ) as bar:
+                return await maintenance.prune(
+                    run_batch, cutoff, batch_size, lambda _table, n: bar.update(n)
+                )
+        finally:
+            await engine.dispose()
+
+    removed = asyncio.run(main())
+    total_removed = sum(removed.values())
+    lines = [f"removed {total_removed} rows older than {retention_days} days:"]
+    lines += [f"  {name}: {n}" for name, n in removed.items()]
+    _emit(
+        {"removed": removed, "total": total_removed, "retention_days": retention_days},
+        as_json,
+        "\n".join(lines),
+    )
 
 
 DEMO_COMPANY = "Acme Demo"

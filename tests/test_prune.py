@@ -1,0 +1,63 @@
+"""`grantly tokens prune` removes what can never be valid again, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from grantly.app import create_app
+from grantly.cli import app as cli
+from grantly.oauth.clock import FrozenClock
+from tests.conftest import World, exchange, obtain_code
+
+
+def _count(world: World, table: str) -> int:
+    with sqlite3.connect(world.settings.database_url.removeprefix("sqlite:///")) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _tokens_at(world: World, when: int) -> dict:
+    with TestClient(
+        create_app(world.settings, clock=FrozenClock(when)),
+        follow_redirects=False,
+        base_url="http://127.0.0.1:8000",
+    ) as http:
+        return exchange(http, world.app, obtain_code(http, world)).json()
+
+
+def test_prune_removes_old_expired_rows_and_keeps_live_ones(world: World) -> None:
+    now = int(time.time())
+    _tokens_at(world, now - 40 * 86400)  # expired 40 days ago (refresh: 33 days ago)
+    live = _tokens_at(world, now)
+    assert _count(world, "access_tokens") == 2
+    env = {
+        "GRANTLY_DATABASE_URL": world.settings.database_url,
+        "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+    }
+    result = CliRunner().invoke(
+        cli, ["tokens", "prune", "--retention-days", "30", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["removed"]["access_tokens"] == 1
+    assert summary["removed"]["refresh_tokens"] == 1
+    assert summary["removed"]["authorization_codes"] == 1
+    assert summary["total"] >= 3
+    assert _count(world, "access_tokens") == 1
+    with TestClient(create_app(world.settings)) as http:
+        me = http.get("/api/v1/me", headers={"Authorization": f"Bearer {live['access_token']}"})
+    assert me.status_code == 200
+
+
+def test_prune_prints_a_human_summary(world: World) -> None:
+    env = {
+        "GRANTLY_DATABASE_URL": world.settings.database_url,
+        "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+    }
+    result = CliRunner().invoke(cli, ["tokens", "prune"], env=env)
+    assert result.exit_code == 0
+    assert "removed 0 rows older than 30 days" in result.stdout
