@@ -26,7 +26,7 @@ demo: install
 	GRANTLY_ENV=development $(BIN)/grantly demo
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 
 test: install browser-deps lint
