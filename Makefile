@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
+# The PostgreSQL this kind of machine runs (trust auth); each test gets a database of its own.
+TEST_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: install demo test lint browser-deps clean
 
@@ -29,8 +31,10 @@ lint: install
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 
+# The whole suite twice: on SQLite (the embedded default), then on PostgreSQL.
 test: install browser-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	GRANTLY_TEST_DATABASE=$(TEST_POSTGRESQL) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +89,42 @@ def run_db(settings: Settings, work: Any) -> Any:
     return asyncio.run(main())
 
 
+# `make test` runs the suite twice: on SQLite files, then with GRANTLY_TEST_DATABASE set to the
+# PostgreSQL server this machine runs, each test in a database of its own.
+TEST_DATABASE = os.environ.get("GRANTLY_TEST_DATABASE", "sqlite")
+ON_POSTGRESQL = TEST_DATABASE.startswith("postgresql")
+
+
+def _pg_url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(TEST_DATABASE).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    async def main() -> None:
+        connection = await asyncpg.connect(_pg_url("postgres").replace("postgresql", "postgres", 1))
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(main())
+
+
+def fresh_database_name() -> str:
+    return f"grantly_test_{uuid.uuid4().hex[:16]}"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    database_url = (
+        _pg_url(fresh_database_name()) if ON_POSTGRESQL else f"sqlite:///{tmp_path / 'grantly.db'}"
+    )
     values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'grantly.db'}",
+        "database_url": database_url,
         "data_dir": tmp_path / "data",
         "secret_key": "test-secret-key-not-for-production",
         "env": "test",
@@ -160,23 +194,80 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def _database_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(settings.database_url).database)
+
+
 @pytest.fixture(scope="session")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
-    """Migrating and hashing passwords takes a while: do it once, then copy the file."""
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, World]]:
+    """Migrating and hashing passwords takes a while: do it once, then copy the database
+    (a file on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL)."""
     folder = tmp_path_factory.mktemp("template")
-    return folder / "grantly.db", seed(make_settings(folder))
+    settings = make_settings(folder)
+    if ON_POSTGRESQL:
+        _pg_admin(f'CREATE DATABASE "{_database_name(settings)}"')
+    try:
+        yield folder / "grantly.db", seed(settings)
+    finally:
+        if ON_POSTGRESQL:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{_database_name(settings)}" WITH (FORCE)')
 
 
 def copy_world(template: tuple[Path, World], settings: Settings) -> World:
     source, world = template
-    target = Path(settings.database_url.removeprefix("sqlite:///"))
-    shutil.copyfile(source, target)
+    if ON_POSTGRESQL:
+        _pg_admin(
+            f'CREATE DATABASE "{_database_name(settings)}" '
+            f'TEMPLATE "{_database_name(world.settings)}"'
+        )
+    else:
+        shutil.copyfile(source, Path(settings.database_url.removeprefix("sqlite:///")))
     return dataclasses.replace(world, settings=settings)
 
 
+def drop_world(settings: Settings) -> None:
+    if ON_POSTGRESQL:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{_database_name(settings)}" WITH (FORCE)')
+
+
 @pytest.fixture
-def world(settings: Settings, seeded_template: tuple[Path, World]) -> World:
-    return copy_world(seeded_template, settings)
+def world(settings: Settings, seeded_template: tuple[Path, World]) -> Iterator[World]:
+    copied = copy_world(seeded_template, settings)
+    try:
+        yield copied
+    finally:
+        drop_world(settings)
+
+
+def dump_database(settings: Settings) -> str:
+    """Every row of every table, as text: what someone who copied the database would see."""
+    from sqlalchemy import select
+
+    from grantly.store.tables import metadata
+
+    async def work(connection: Any) -> str:
+        lines = []
+        for table in metadata.sorted_tables:
+            for row in await connection.execute(select(table)):
+                lines.append(f"{table.name}: {tuple(row)!r}")
+        return "\n".join(lines)
+
+    return str(run_db(settings, work))
+
+
+def count_rows(settings: Settings, table: str) -> int:
+    from sqlalchemy import func, select
+
+    from grantly.store.tables import metadata
+
+    async def work(connection: Any) -> int:
+        return int(
+            await connection.scalar(select(func.count()).select_from(metadata.tables[table]))
+        )
+
+    return int(run_db(settings, work))
 
 
 @pytest.fixture
@@ -334,6 +425,7 @@ def live_server(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        drop_world(settings)
 
 
 def authorize_url(base: str, app: Client, **extra: str) -> str:

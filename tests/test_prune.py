@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 from fastapi.testclient import TestClient
@@ -12,12 +11,11 @@ from typer.testing import CliRunner
 from grantly.app import create_app
 from grantly.cli import app as cli
 from grantly.oauth.clock import FrozenClock
-from tests.conftest import World, exchange, obtain_code
+from tests.conftest import World, count_rows, exchange, obtain_code
 
 
 def _count(world: World, table: str) -> int:
-    with sqlite3.connect(world.settings.database_url.removeprefix("sqlite:///")) as db:
-        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return count_rows(world.settings, table)
 
 
 def _tokens_at(world: World, when: int) -> dict:

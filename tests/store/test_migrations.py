@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
 from grantly.store import migrate
 from grantly.store.database import create_engine
 from grantly.store.tables import metadata
+from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
 
 
 def _differences(url: str) -> list[object]:
@@ -27,17 +31,27 @@ def _differences(url: str) -> list[object]:
     return asyncio.run(main())
 
 
-def test_the_migrations_create_exactly_the_declared_tables(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    migrate.upgrade(url)
-    assert _differences(url) == []
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the backend under test (SQLite file or PostgreSQL database)."""
+    settings = make_settings(tmp_path)
+    if ON_POSTGRESQL:
+        _pg_admin(f'CREATE DATABASE "{make_url(settings.database_url).database}"')
+    try:
+        yield settings.async_database_url
+    finally:
+        drop_world(settings)
 
 
-def test_upgrading_twice_changes_nothing(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    migrate.upgrade(url)
-    migrate.upgrade(url)
-    assert _differences(url) == []
+def test_the_migrations_create_exactly_the_declared_tables(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+    assert _differences(empty_database) == []
+
+
+def test_upgrading_twice_changes_nothing(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+    migrate.upgrade(empty_database)
+    assert _differences(empty_database) == []
 
 
 def test_a_sqlite_file_in_a_missing_folder_is_created(tmp_path: Path) -> None:

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from tests.conftest import World, authorize_params, consent, csrf_of, exchange, obtain_code, sign_in
+from grantly.store import tables as t
+from tests.conftest import (
+    World,
+    authorize_params,
+    consent,
+    csrf_of,
+    dump_database,
+    exchange,
+    obtain_code,
+    sign_in,
+)
 
 
 def _events(world: World) -> list[tuple[str, int | None]]:
-    with sqlite3.connect(world.settings.database_url.removeprefix("sqlite:///")) as db:
-        return db.execute("SELECT event, company_id FROM audit_events ORDER BY id").fetchall()
+    async def work(connection):
+        rows = await connection.execute(
+            select(t.audit_events.c.event, t.audit_events.c.company_id).order_by(
+                t.audit_events.c.id
+            )
+        )
+        return [tuple(row) for row in rows]
+
+    return world.run(work)
 
 
 def test_a_full_flow_leaves_its_events(client: TestClient, world: World) -> None:
@@ -64,9 +80,7 @@ def test_application_changes_are_recorded_and_shown_to_admins(
     assert "Client secret regenerated" in trail.text
     assert world.admin.email in trail.text
     assert secret not in trail.text
-    with sqlite3.connect(world.settings.database_url.removeprefix("sqlite:///")) as db:
-        dump = "\n".join(db.iterdump())
-    assert secret not in dump
+    assert secret not in dump_database(world.settings)
 
 
 def test_the_audit_trail_is_for_admins_of_the_company_only(

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 
 from fastapi.testclient import TestClient
 
 from grantly.oauth.secrets import digest
-from tests.conftest import World, csrf_of, exchange, obtain_code, sign_in
+from tests.conftest import World, csrf_of, dump_database, exchange, obtain_code, sign_in
 
 
 def _dump(world: World) -> str:
-    path = world.settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        return "\n".join(db.iterdump())
+    return dump_database(world.settings)
 
 
 def test_no_raw_secret_code_or_token_is_stored_after_a_full_flow(
