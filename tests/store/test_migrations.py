@@ -58,3 +58,25 @@ def test_a_sqlite_file_in_a_missing_folder_is_created(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'deep' / 'er' / 'm.db'}"
     migrate.upgrade(url)
     assert (tmp_path / "deep" / "er" / "m.db").exists()
+
+
+def test_several_hosts_upgrading_at_once_all_succeed(empty_database: str, tmp_path: Path) -> None:
+    # Every `grantly serve` migrates at start: hosts started together must not trip each other.
+    import os
+    import subprocess
+    import sys
+
+    plain_url = empty_database.replace("+aiosqlite", "").replace("+asyncpg", "")
+    env = dict(os.environ, GRANTLY_DATABASE_URL=plain_url, GRANTLY_DATA_DIR=str(tmp_path))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "grantly.cli", "db", "upgrade", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], results
+    assert _differences(empty_database) == []
