@@ -18,11 +18,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import me
+from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
 from .settings import Settings
 from .store.database import create_engine
-from .web import accounts, applications, audit_page, grants, metadata, oauth_endpoints
+from .web import (
+    accounts,
+    applications,
+    audit_page,
+    grants,
+    health,
+    metadata,
+    oauth_endpoints,
+)
+from .web import api_keys as api_keys_page
 from .web.services import TEMPLATES_DIR, Services
 
 log = logging.getLogger("grantly")
@@ -180,6 +189,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     from .web.responses import error_page
 
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})  # e.g. 405's Allow (RFC 9110 §15.5.6)
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     if _wants_json(request):
         return JSONResponse(
             {
@@ -187,6 +199,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
                 "error_description": str(exc.detail),
             },
             status_code=exc.status_code,
+            headers=headers,
         )
     titles = {404: "Page not found", 405: "Method not allowed"}
     return error_page(
@@ -194,7 +207,21 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         titles.get(exc.status_code, "Request not accepted"),
         str(exc.detail),
         exc.status_code,
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own 405 names only the first
+    route that matched the path, and one path may be served by several (GET and PUT)."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = dict(request.scope, method=method)
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -258,13 +285,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(oauth_endpoints.router)
     app.include_router(applications.router)
     app.include_router(metadata.router)
+    app.include_router(health.router)
     app.include_router(grants.router)
     app.include_router(audit_page.router)
     app.include_router(me.router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(credentials.router)
+    app.include_router(employees.router)
+    app.include_router(api_keys_page.router)
 
     return app
 

@@ -402,6 +402,103 @@ def demo(
         serve(host="127.0.0.1", port=port, workers=1)
 
 
+# --- API keys ---------------------------------------------------------------------------------
+
+api_keys_app = typer.Typer(
+    help="API keys: company credentials for the x-api-key header.", no_args_is_help=True
+)
+app.add_typer(api_keys_app, name="api-keys")
+
+
+@api_keys_app.command("create")
+def api_keys_create(
+    company: Annotated[int, typer.Option(help="Company id.")],
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key (full access to the company's data, never expires). The key is
+    printed once: only its digest is stored."""
+    from .api.keys import InvalidApiKeyName, create_api_key, validate_name
+
+    settings = _settings()
+    try:
+        validate_name(name)
+    except InvalidApiKeyName as exc:
+        _fail(f"--name: {exc}", as_json, 2)
+
+    async def work(connection: AsyncConnection) -> Any:
+        if await Accounts(connection).company(company) is None:
+            _fail(
+                f"there is no company {company}; create it with `grantly companies create`.",
+                as_json,
+            )
+        return await create_api_key(connection, company, name, None, SystemClock().now())
+
+    created = _run(settings, work)
+    data = created.as_json()
+    _emit(
+        data,
+        as_json,
+        f"created API key {data['id']}: {data['name']} (company {data['company_id']})\n"
+        f"  key: {data['key']}  (shown once; send it as the x-api-key header)",
+    )
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(
+    key_id: Annotated[int, typer.Option("--id", help="API key id.")], as_json: JsonOption = False
+) -> None:
+    """Revoke an API key: requests with it get 401 at once."""
+    from .store.api_keys import ApiKeys
+
+    settings = _settings()
+
+    async def work(connection: AsyncConnection) -> Any:
+        keys = ApiKeys(connection)
+        key = await keys.get(key_id) if 0 < key_id <= 2**31 - 1 else None
+        if key is None:
+            _fail(f"there is no API key {key_id}.", as_json)
+        return await keys.revoke(key, SystemClock().now())
+
+    key = _run(settings, work)
+    _emit(
+        {
+            "id": key.id,
+            "name": key.name,
+            "company_id": key.company_id,
+            "revoked_at": key.revoked_at,
+        },
+        as_json,
+        f"revoked API key {key.id}: {key.name} (company {key.company_id})",
+    )
+
+
+@api_keys_app.command("list")
+def api_keys_list(
+    company: Annotated[int, typer.Option(help="Company id.")], as_json: JsonOption = False
+) -> None:
+    """List a company's API keys (their hints, never the keys)."""
+    from .store.api_keys import ApiKeys
+
+    settings = _settings()
+    keys = _run(settings, lambda c: ApiKeys(c).for_company(company))
+    rows = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "hint": k.hint,
+            "created_at": k.created_at,
+            "revoked_at": k.revoked_at,
+        }
+        for k in keys
+    ]
+    human = "\n".join(
+        f"{k['id']}\t{k['name']}\t{k['hint']}…\t{'revoked' if k['revoked_at'] else 'active'}"
+        for k in rows
+    )
+    _emit({"api_keys": rows}, as_json, human or f"company {company} has no API keys")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -1,4 +1,5 @@
-"""``GET /api/v1/me``: who the token acts for, so an integration can try its token."""
+"""``GET /api/v1/me``: who the credential acts for, so an integration can try its token (or
+its API key, which decides when both are sent)."""
 
 from __future__ import annotations
 
@@ -8,40 +9,40 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..oauth.bearer import require_scope
 from ..oauth.errors import OAuthError
 from ..store.database import unit_of_work
 from ..store.repositories import Accounts
-from ..web.responses import bearer_error
+from ..web.responses import NO_STORE, bearer_error
 from ..web.services import services
-from .auth import access_token
+from .principal import authenticate
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/me", summary="Who the access token acts for (scope: read)")
+@router.get("/me", summary="Who the access token or API key acts for (scope: read)")
 async def me(request: Request) -> Response:
     svc = services(request)
     async with unit_of_work(svc.engine, write=False) as connection:
         try:
-            token = await access_token(request, connection)
-            require_scope(token, "read")
+            principal = await authenticate(request, connection, "read")
         except OAuthError as error:
             return bearer_error(error, scope="read")
         accounts = Accounts(connection)
-        company = await accounts.company(token.owner.company_id)
+        company = await accounts.company(principal.company_id)
         body: dict[str, Any] = {
-            "resource_owner_type": token.owner.type,
+            "resource_owner_type": "user" if principal.kind == "user_token" else "company",
             "company": {"id": company.id, "name": company.name} if company else None,
-            "scope": " ".join(token.scopes),
-            "client_id": token.client_id,
-            "expires_at": token.expires_at,
+            "scope": " ".join(principal.scopes),
+            "client_id": principal.client_id,
+            "expires_at": principal.expires_at,
         }
-        if token.owner.type == "user" and token.owner.user_id is not None:
-            user = await accounts.user(token.owner.user_id)
+        if principal.kind == "api_key":
+            body["api_key"] = {"id": principal.credential_id, "name": principal.api_key_name}
+        if principal.kind == "user_token" and principal.user_id is not None:
+            user = await accounts.user(principal.user_id)
             body["user"] = (
                 {"id": user.id, "email": user.email, "name": user.name, "admin": user.admin}
                 if user
                 else None
             )
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, headers={"Cache-Control": NO_STORE["Cache-Control"]})

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -44,12 +45,42 @@ users = Table(
     Column("id", Integer, primary_key=True),
     Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
     Column("email", String(320), nullable=False, unique=True),
+    # The full name: kept equal to "first_name last_name" when either is set.
     Column("name", String(200), nullable=False),
+    # An employee created through the API has the hash of a random secret no one knows (see
+    # ``store.people.unusable_password_hash``): no sign-in until an admin sets a password.
     Column("password_hash", String(200), nullable=False),
     Column("admin", Boolean, nullable=False, default=False),
+    # False once the employee is terminated: no sign-in, user tokens stop at once.
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", BigInteger, nullable=False),
+    # The employee directory (docs/factorial-api.md §4.4). NULL names are derived from
+    # ``name`` (people created before these columns, or by ``Accounts.create_user``).
+    Column("first_name", String(100), nullable=True),
+    Column("last_name", String(100), nullable=True),
+    Column("preferred_name", String(100), nullable=True),
+    # Grantly keeps no workplaces; the id is the company's own, 1 for its main workplace.
+    Column("location_id", Integer, nullable=False, server_default="1"),
+    # No foreign key: on SQLite adding one means rebuilding ``users``, and dropping the old
+    # table would run every ON DELETE that points at it (sessions, tokens). The API checks the
+    # manager is a colleague on every write; people are never deleted one by one.
+    Column("manager_id", Integer, nullable=True),
+    # '0' reads as false on SQLite and PostgreSQL alike, and keeps migrations to ADD COLUMN.
+    Column("attendable", Boolean, nullable=False, server_default="0"),
+    Column("terminated_on", Date, nullable=True),
+    Column("updated_at", BigInteger, nullable=True),
+    # Sensitive: shown only to the employee, admins, company tokens and API keys.
+    Column("birthday_on", Date, nullable=True),
+    Column("phone_number", String(40), nullable=True),
+    Column("personal_email", String(320), nullable=True),
+    Column("bank_number", String(64), nullable=True),
+    Column("bank_number_format", String(40), nullable=True),
+    Column("swift_bic", String(11), nullable=True),
+    Column("social_security_number", String(40), nullable=True),
+    Column("salary_cents", BigInteger, nullable=True),
+    Column("termination_reason", String(1000), nullable=True),
     Index("ix_users_company_id", "company_id"),
+    Index("ix_users_manager_id", "manager_id"),
 )
 
 applications = Table(

@@ -1,0 +1,128 @@
+"""How every resource route runs: dated versions, credentials first, one transaction.
+
+- Factorial versions its API by date in the path (``/api/2026-10-01/resources/...``) and each
+  SDK release sends its own date (docs/factorial-api.md §1.3): any ``YYYY-MM-DD`` segment is
+  accepted and served the same way; anything else is not a path of the API (404).
+- The credential is judged before the query or the body (RFC 6750 §3.1): a request without a
+  valid credential gets 401 whatever else is wrong with it, and a token without the scope
+  gets 403 ``insufficient_scope``. GET needs ``read``; every other method ``write``.
+- Only principals that act for the company may write (``Principal.may_write``): another
+  person's user token gets 403 ``access_denied``, whatever its scopes.
+- The authentication and the handler share one transaction, so they see the same data; the
+  request body is read before the transaction starts, so that a slow client never holds the
+  database's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..oauth.errors import OAuthError
+from ..store.database import unit_of_work
+from ..web.responses import bearer_error
+from ..web.services import services
+from .principal import API_KEY_HEADER, Principal, authenticate
+from .problems import ApiProblem, forbidden, from_validation_error
+
+# ASCII digits: Python's and Rust's ``\d`` also match other scripts' digits.
+VERSION_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+class ApiVersionConvertor(Convertor[str]):
+    regex = VERSION_PATTERN
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("api_version", ApiVersionConvertor())
+
+RESOURCES_PREFIX = "/api/{version:api_version}/resources"
+
+Version = Annotated[
+    str,
+    Path(
+        pattern=f"^{VERSION_PATTERN}$",
+        description="The API version, a date: every SDK release sends its own "
+        "(factorialhr 7: 2026-04-01, factorial-api-client 3: 2026-10-01).",
+        examples=["2026-10-01"],
+    ),
+]
+
+
+def required_scope(method: str) -> str:
+    return "read" if method in ("GET", "HEAD") else "write"
+
+
+class ResourceRoute(APIRoute):
+    """An ``APIRoute`` that authenticates first, in the request's transaction."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            scope = required_scope(request.method)
+            if scope == "write":
+                await request.body()  # before taking the write lock (cached for FastAPI)
+            engine = services(request).engine
+            try:
+                # A problem raised by the handler leaves the unit of work as an exception:
+                # the transaction is rolled back and nothing the request wrote is kept.
+                async with unit_of_work(engine, write=scope == "write") as connection:
+                    try:
+                        principal = await authenticate(request, connection, scope)
+                    except OAuthError as error:
+                        return bearer_error(error, scope=scope)
+                    if scope == "write" and not principal.may_write:
+                        raise forbidden(
+                            "only the company's admins, company tokens and API keys may "
+                            "change employees; this token acts as an employee who is not an admin."
+                        )
+                    request.state.principal = principal
+                    request.state.connection = connection
+                    return await handler(request)
+            except RequestValidationError as exc:
+                return from_validation_error(exc).response()
+            except ApiProblem as problem:
+                return problem.response()
+
+        return authenticated
+
+
+async def _principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+async def _connection(request: Request) -> AsyncConnection:
+    connection: AsyncConnection = request.state.connection
+    return connection
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+Connection = Annotated[AsyncConnection, Depends(_connection)]
+
+# Documentation of the two ways to authenticate (the checks are ResourceRoute's).
+SECURITY = [
+    Security(HTTPBearer(auto_error=False, description="An OAuth access token (RFC 6750).")),
+    Security(
+        APIKeyHeader(
+            name=API_KEY_HEADER,
+            auto_error=False,
+            description="An API key; it decides when a Bearer token is sent too.",
+        )
+    ),
+]

@@ -1,0 +1,151 @@
+"""The company's API keys (``/api_keys``), for its admins: list, create (the key is shown
+once), revoke. Forms carry the CSRF token; creating is not repeated by a reload."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..api.keys import InvalidApiKeyName, create_api_key
+from ..oauth.models import User
+from ..store.api_keys import ApiKeys
+from ..store.database import unit_of_work
+from . import sessions
+from .responses import NO_STORE, error_page
+from .services import audit, services, signed_in_user
+
+router = APIRouter(prefix="/api_keys")
+
+MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
+
+
+async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
+    user = await signed_in_user(request, connection)
+    if user is None:
+        return RedirectResponse("/login?" + urlencode({"next": "/api_keys"}), status_code=303)
+    if not user.admin:
+        return error_page(
+            request,
+            "Only admins manage API keys",
+            "An API key opens all of your company's data, so only your company's admins can "
+            "create or revoke one. To build an integration that acts as you, authorize an OAuth "
+            "application instead.",
+            403,
+        )
+    return user
+
+
+async def _checked_form(request: Request) -> tuple[FormData, Response | None]:
+    """The form, or the answer to give instead: 403 without a valid CSRF token, or a redirect
+    when the same form was already submitted (a reload must not create a second key)."""
+    form = await request.form()
+    try:
+        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
+    except sessions.CsrfError:
+        return form, error_page(
+            request, "This form has expired", "Reload the page and try again.", 403
+        )
+    done = sessions.already_done(request, _form_id(form))
+    if done is not None:
+        return form, RedirectResponse(done, status_code=303)
+    return form, None
+
+
+def _form_id(form: FormData) -> str | None:
+    value = form.get(sessions.FORM_ID_FIELD)
+    return value if isinstance(value, str) else None
+
+
+async def _index(
+    request: Request,
+    connection: AsyncConnection,
+    user: User,
+    *,
+    name: str = "",
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
+    keys = await ApiKeys(connection).for_company(user.company_id)
+    return services(request).render(
+        request, "api_keys/index.html", status, api_keys=keys, name=name, problem=problem
+    )
+
+
+@router.get("", include_in_schema=False)
+async def index(request: Request) -> Response:
+    async with unit_of_work(services(request).engine, write=False) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+        return await _index(request, connection, user)
+
+
+@router.post("", include_in_schema=False)
+async def create(request: Request) -> Response:
+    svc = services(request)
+    form, rejected = await _checked_form(request)
+    if rejected:
+        return rejected
+    name = str(form.get("name") or "")
+    async with unit_of_work(svc.engine) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+        try:
+            created = await create_api_key(
+                connection, user.company_id, name, user.id, svc.clock.now()
+            )
+        except InvalidApiKeyName as exc:
+            return await _index(
+                request, connection, user, name=name[:200], problem=str(exc), status=422
+            )
+        await audit(
+            request,
+            connection,
+            "api_key.created",
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            name=created.api_key.name,
+            hint=created.api_key.hint,
+        )
+    sessions.mark_done(request, _form_id(form), "/api_keys")
+    response = svc.render(
+        request, "api_keys/created.html", 201, api_key=created.api_key, key=created.key
+    )
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post("/{key_id:int}/revoke", include_in_schema=False)
+async def revoke(request: Request, key_id: int) -> Response:
+    svc = services(request)
+    _form, rejected = await _checked_form(request)
+    if rejected:
+        return rejected
+    async with unit_of_work(svc.engine) as connection:
+        user = await _admin(request, connection)
+        if isinstance(user, Response):
+            return user
+        keys = ApiKeys(connection)
+        key = await keys.get(key_id, user.company_id) if 0 < key_id <= MAX_ID else None
+        if key is None:
+            # Another company's key is "not found" too: nothing tells it exists.
+            return error_page(
+                request, "API key not found", "There is no such API key in your company.", 404
+            )
+        await keys.revoke(key, svc.clock.now())
+        await audit(
+            request,
+            connection,
+            "api_key.revoked",
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            name=key.name,
+            hint=key.hint,
+        )
+    return RedirectResponse("/api_keys", status_code=303)

@@ -1,0 +1,43 @@
+"""Health endpoints for load balancers and orchestrators.
+
+``/healthz``: the process is up (no I/O). ``/readyz``: it can serve, i.e. the database answers
+within a second; 503 with the failing dependency otherwise, so a load balancer stops sending
+traffic to a process that would only fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .services import services
+
+router = APIRouter()
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    engine = services(request).engine
+
+    async def ping() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(ping(), timeout=1.0)
+    except Exception:  # any failure to reach the database means "not ready"
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse({"status": "ok", "database": "ok"})

@@ -1,0 +1,94 @@
+"""Migration 0003 (the employee fields) keeps everything that points at people.
+
+Had it rebuilt the ``users`` table on SQLite (Alembic's batch mode does for some changes),
+dropping the old table would have run ON DELETE CASCADE and SET NULL: every sign-in session
+deleted, every user token detached from its user. This checks the data survives the upgrade
+and the downgrade, on whichever backend the suite runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from grantly.store.database import create_engine
+from grantly.store.migrate import alembic_config
+from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
+
+ROWS = [
+    "INSERT INTO companies (id, name, created_at) VALUES (1, 'Acme', 0)",
+    "INSERT INTO users (id, company_id, email, name, password_hash, admin, active, created_at) "
+    "VALUES (1, 1, 'ana@acme.example', 'Ana López García', 'argon2-hash', true, true, 0)",
+    "INSERT INTO user_sessions (digest, user_id, created_at, expires_at) "
+    "VALUES ('session-digest', 1, 0, 9999999999)",
+    "INSERT INTO applications (id, company_id, name, client_id, confidential, redirect_uris, "
+    "scopes, created_at, updated_at) VALUES (1, 1, 'App', 'cid', true, 'https://a.example', "
+    "'read', 0, 0)",
+    "INSERT INTO access_tokens (digest, application_id, owner_type, company_id, user_id, scopes, "
+    "family_id, created_at) VALUES ('token-digest', 1, 'user', 1, 1, 'read', 1, 0)",
+    "INSERT INTO api_keys (company_id, name, digest, hint, created_by, created_at) "
+    "VALUES (1, 'Key', 'key-digest', 'gak_abcd', 1, 0)",
+]
+
+
+def _run(url: str, statements: list[str]) -> list[list[tuple[object, ...]]]:
+    async def main() -> list[list[tuple[object, ...]]]:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                results = []
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                    results.append([tuple(r) for r in result] if result.returns_rows else [])
+                return results
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def database_at_0002(tmp_path: Path) -> Iterator[str]:
+    settings = make_settings(tmp_path)
+    if ON_POSTGRESQL:
+        _pg_admin(f'CREATE DATABASE "{make_url(settings.database_url).database}"')
+    try:
+        command.upgrade(alembic_config(settings.async_database_url), "0002")
+        _run(settings.async_database_url, ROWS)
+        yield settings.async_database_url
+    finally:
+        drop_world(settings)
+
+
+def test_upgrading_to_0003_keeps_sessions_tokens_and_api_keys_attached_to_people(
+    database_at_0002: str,
+) -> None:
+    command.upgrade(alembic_config(database_at_0002), "head")
+    sessions, tokens, keys, users = _run(
+        database_at_0002,
+        [
+            "SELECT user_id FROM user_sessions",
+            "SELECT user_id FROM access_tokens",
+            "SELECT created_by FROM api_keys",
+            "SELECT name, password_hash, location_id, attendable, first_name FROM users",
+        ],
+    )
+    assert sessions == [(1,)] and tokens == [(1,)] and keys == [(1,)]
+    assert users == [("Ana López García", "argon2-hash", 1, False, None)]
+
+
+def test_downgrading_from_0003_keeps_sessions_and_tokens_too(database_at_0002: str) -> None:
+    config = alembic_config(database_at_0002)
+    command.upgrade(config, "head")
+    command.downgrade(config, "0002")
+    sessions, tokens = _run(
+        database_at_0002,
+        ["SELECT user_id FROM user_sessions", "SELECT user_id FROM access_tokens"],
+    )
+    assert sessions == [(1,)] and tokens == [(1,)]

@@ -1,0 +1,34 @@
+"""/healthz and /readyz."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from grantly.app import create_app
+from tests.conftest import World, make_settings
+
+
+def test_healthz_says_the_process_is_up(client: TestClient, world: World) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_checks_the_database(client: TestClient, world: World) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(tmp_path) -> None:
+    settings = make_settings(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
+    with TestClient(create_app(settings)) as unreachable:
+        response = unreachable.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"
+    assert response.headers["retry-after"] == "5"
+
+
+def test_a_wrong_method_gets_405_with_allow(client: TestClient, world: World) -> None:
+    response = client.get("/oauth/token")
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert response.json()["error"] == "invalid_request"
