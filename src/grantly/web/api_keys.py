@@ -3,11 +3,8 @@ once), revoke. Forms carry the CSRF token; creating is not repeated by a reload.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -16,8 +13,9 @@ from ..oauth.models import User
 from ..store.api_keys import ApiKeys
 from ..store.database import unit_of_work
 from . import sessions
+from .guards import admin_or_refusal, checked_form, form_id
 from .responses import NO_STORE, error_page
-from .services import audit, services, signed_in_user
+from .services import audit, services
 
 router = APIRouter(prefix="/api_keys")
 
@@ -25,40 +23,14 @@ MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
 
 
 async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
-    user = await signed_in_user(request, connection)
-    if user is None:
-        return RedirectResponse("/login?" + urlencode({"next": "/api_keys"}), status_code=303)
-    if not user.admin:
-        return error_page(
-            request,
-            "Only admins manage API keys",
-            "An API key opens all of your company's data, so only your company's admins can "
-            "create or revoke one. To build an integration that acts as you, authorize an OAuth "
-            "application instead.",
-            403,
-        )
-    return user
-
-
-async def _checked_form(request: Request) -> tuple[FormData, Response | None]:
-    """The form, or the answer to give instead: 403 without a valid CSRF token, or a redirect
-    when the same form was already submitted (a reload must not create a second key)."""
-    form = await request.form()
-    try:
-        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
-    except sessions.CsrfError:
-        return form, error_page(
-            request, "This form has expired", "Reload the page and try again.", 403
-        )
-    done = sessions.already_done(request, _form_id(form))
-    if done is not None:
-        return form, RedirectResponse(done, status_code=303)
-    return form, None
-
-
-def _form_id(form: FormData) -> str | None:
-    value = form.get(sessions.FORM_ID_FIELD)
-    return value if isinstance(value, str) else None
+    return await admin_or_refusal(
+        request,
+        connection,
+        title="Only admins manage API keys",
+        why="An API key opens all of your company's data, so only your company's admins can "
+        "create or revoke one. To build an integration that acts as you, authorize an OAuth "
+        "application instead.",
+    )
 
 
 async def _index(
@@ -88,7 +60,7 @@ async def index(request: Request) -> Response:
 @router.post("", include_in_schema=False)
 async def create(request: Request) -> Response:
     svc = services(request)
-    form, rejected = await _checked_form(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     name = str(form.get("name") or "")
@@ -113,7 +85,7 @@ async def create(request: Request) -> Response:
             name=created.api_key.name,
             hint=created.api_key.hint,
         )
-    sessions.mark_done(request, _form_id(form), "/api_keys")
+    sessions.mark_done(request, form_id(form), "/api_keys")
     response = svc.render(
         request, "api_keys/created.html", 201, api_key=created.api_key, key=created.key
     )
@@ -124,7 +96,7 @@ async def create(request: Request) -> Response:
 @router.post("/{key_id:int}/revoke", include_in_schema=False)
 async def revoke(request: Request, key_id: int) -> Response:
     svc = services(request)
-    _form, rejected = await _checked_form(request)
+    _form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:

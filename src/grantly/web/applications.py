@@ -17,52 +17,25 @@ from ..oauth.registration import ApplicationDraft, RegistrationError, validate
 from ..store.database import unit_of_work
 from ..store.repositories import Applications, Consent, Consents
 from . import sessions
+from .guards import admin_or_refusal, checked_form, form_id
 from .oauth_endpoints import dashboard_authorization
 from .responses import NO_STORE, error_page
-from .services import audit, services, signed_in_user
+from .services import audit, services
 
 router = APIRouter(prefix="/oauth/applications")
 
 
 async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
-    user = await signed_in_user(request, connection)
-    if user is None:
-        target = request.url.path
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-    if not user.admin:
-        return error_page(
-            request,
-            "Only admins manage OAuth applications",
-            "The repository of OAuth applications is open to your company's admins only, "
-            "because an application's credentials give access to company data. To build an "
-            "integration, ask an admin to register it and share its credentials. Authorizing "
-            "an existing integration needs no access here: any employee can do it from the "
-            "integration's own sign-in link.",
-            403,
-        )
-    return user
-
-
-async def _csrf_ok(request: Request) -> tuple[FormData, Response | None]:
-    """The form, or the answer to give instead: 403 without a valid CSRF token, or a redirect
-    to the result when the same form was already submitted (a reload must not create a second
-    application or replace the secret the admin just copied)."""
-    form = await request.form()
-    try:
-        sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
-    except sessions.CsrfError:
-        return form, error_page(
-            request, "This form has expired", "Reload the page and try again.", 403
-        )
-    done = sessions.already_done(request, _form_id(form))
-    if done is not None:
-        return form, RedirectResponse(done, status_code=303)
-    return form, None
-
-
-def _form_id(form: FormData) -> str | None:
-    value = form.get(sessions.FORM_ID_FIELD)
-    return value if isinstance(value, str) else None
+    return await admin_or_refusal(
+        request,
+        connection,
+        title="Only admins manage OAuth applications",
+        why="The repository of OAuth applications is open to your company's admins only, "
+        "because an application's credentials give access to company data. To build an "
+        "integration, ask an admin to register it and share its credentials. Authorizing "
+        "an existing integration needs no access here: any employee can do it from the "
+        "integration's own sign-in link.",
+    )
 
 
 def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> ApplicationDraft:
@@ -197,7 +170,7 @@ async def new(request: Request) -> Response:
 @router.post("", include_in_schema=False)
 async def create(request: Request) -> Response:
     svc = services(request)
-    form, rejected = await _csrf_ok(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:
@@ -228,7 +201,7 @@ async def create(request: Request) -> Response:
             scope=" ".join(draft.scopes),
             confidential=draft.confidential,
         )
-    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{created.application.id}")
+    sessions.mark_done(request, form_id(form), f"/oauth/applications/{created.application.id}")
     return _show(request, created.application, created.client_secret, status=201)
 
 
@@ -279,7 +252,7 @@ async def edit(request: Request, application_id: int) -> Response:
 @router.post("/{application_id:int}", include_in_schema=False)
 async def update(request: Request, application_id: int) -> Response:
     svc = services(request)
-    form, rejected = await _csrf_ok(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:
@@ -314,7 +287,7 @@ async def update(request: Request, application_id: int) -> Response:
                 or draft.confidential != application.confidential
             ),
         )
-    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
+    sessions.mark_done(request, form_id(form), f"/oauth/applications/{application_id}")
     if updated.client_secret:
         return _show(request, updated.application, updated.client_secret)
     return RedirectResponse(f"/oauth/applications/{application_id}", status_code=303)
@@ -323,7 +296,7 @@ async def update(request: Request, application_id: int) -> Response:
 @router.post("/{application_id:int}/delete", include_in_schema=False)
 async def destroy(request: Request, application_id: int) -> Response:
     svc = services(request)
-    _form_data, rejected = await _csrf_ok(request)
+    _form_data, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:
@@ -346,7 +319,7 @@ async def destroy(request: Request, application_id: int) -> Response:
 @router.post("/{application_id:int}/secret", include_in_schema=False)
 async def regenerate_secret(request: Request, application_id: int) -> Response:
     svc = services(request)
-    form, rejected = await _csrf_ok(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with unit_of_work(svc.engine) as connection:
@@ -372,7 +345,7 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
             application_id=application.id,
             name=application.name,
         )
-    sessions.mark_done(request, _form_id(form), f"/oauth/applications/{application_id}")
+    sessions.mark_done(request, form_id(form), f"/oauth/applications/{application_id}")
     return _show(request, application, secret)
 
 
