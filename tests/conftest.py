@@ -393,38 +393,72 @@ def server_env(settings: Settings, issuer: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator[LiveServer]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = make_settings(tmp_path, issuer=url)
-    world = copy_world(seeded_template, settings)
-    log_path = tmp_path / "server.log"
+def start_server(settings: Settings, url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """`grantly serve` on the URL's port, once it answers /healthz."""
+    port = url.rsplit(":", 1)[1]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "grantly.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "grantly.cli", "serve", "--port", port],
             env=server_env(settings, url),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("grantly serve did not start:\n" + log_path.read_text())
-            time.sleep(0.1)
-        yield LiveServer(url, world, process, log_path)
-    finally:
-        process.terminate()
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError("grantly serve did not start:\n" + log_path.read_text())
+        time.sleep(0.1)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator[LiveServer]:
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(tmp_path, issuer=url)
+    world = copy_world(seeded_template, settings)
+    log_path = tmp_path / "server.log"
+    try:
+        process = start_server(settings, url, log_path)
+        try:
+            yield LiveServer(url, world, process, log_path)
+        finally:
+            stop_server(process)
+    finally:
+        drop_world(settings)
+
+
+@pytest.fixture
+def two_servers(
+    tmp_path: Path, seeded_template: tuple[Path, World]
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two `grantly serve` processes on one database, as two hosts behind a load balancer."""
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    settings = make_settings(tmp_path, issuer=urls[0])
+    world = copy_world(seeded_template, settings)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for index, url in enumerate(urls):
+            processes.append(start_server(settings, url, tmp_path / f"server{index}.log"))
+        yield tuple(  # type: ignore[misc]
+            LiveServer(url, world, process, tmp_path / f"server{index}.log")
+            for index, (url, process) in enumerate(zip(urls, processes, strict=True))
+        )
+    finally:
+        for process in processes:
+            stop_server(process)
         drop_world(settings)
 
 

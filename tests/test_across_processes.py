@@ -1,0 +1,102 @@
+"""Guarantees across processes: two `grantly serve` on one database, as two hosts behind a load
+balancer (the suite's PostgreSQL run is the production case; the SQLite run checks that a file
+shared by processes keeps them too)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    REDIRECT_URI,
+    LiveServer,
+    authorize_params,
+    callback_params,
+    consent,
+    sign_in,
+)
+
+pytestmark = pytest.mark.live
+
+
+def _code(server: LiveServer) -> str:
+    with httpx.Client(base_url=server.url) as browser:
+        sign_in(browser, server.world.admin)
+        return callback_params(consent(browser, authorize_params(server.world.app)))["code"]
+
+
+def _race(
+    servers: tuple[LiveServer, LiveServer], data: dict[str, str], count: int = 20
+) -> list[int]:
+    app = servers[0].world.app
+    auth = (app.client_id, app.client_secret or "")
+
+    def post(index: int) -> int:
+        server = servers[index % 2]
+        return httpx.post(f"{server.url}/oauth/token", data=data, auth=auth, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(post, range(count)))
+
+
+def test_a_code_raced_across_two_processes_is_redeemed_once(two_servers) -> None:
+    code = _code(two_servers[0])
+    statuses = _race(
+        two_servers,
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+    )
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) <= {200, 400}, statuses
+
+
+def test_a_refresh_token_rotates_once_across_two_processes(two_servers) -> None:
+    first, _second = two_servers
+    app = first.world.app
+    tokens = httpx.post(
+        f"{first.url}/oauth/token",
+        auth=(app.client_id, app.client_secret or ""),
+        data={
+            "grant_type": "authorization_code",
+            "code": _code(first),
+            "redirect_uri": REDIRECT_URI,
+        },
+    ).json()
+    statuses = _race(
+        two_servers, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) <= {200, 400}, statuses
+
+
+def test_a_revocation_answered_by_one_process_is_honoured_by_the_other(two_servers) -> None:
+    first, second = two_servers
+    app = first.world.app
+    token = httpx.post(
+        f"{first.url}/oauth/token",
+        auth=(app.client_id, app.client_secret or ""),
+        data={
+            "grant_type": "authorization_code",
+            "code": _code(first),
+            "redirect_uri": REDIRECT_URI,
+        },
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{second.url}/api/v1/me", headers=headers).status_code == 200
+    revoked = httpx.post(
+        f"{first.url}/oauth/revoke",
+        data={"token": token},
+        auth=(app.client_id, app.client_secret or ""),
+    )
+    assert revoked.status_code == 200
+    assert httpx.get(f"{second.url}/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_sign_in_on_one_process_is_valid_on_the_other(two_servers) -> None:
+    first, second = two_servers
+    with httpx.Client(base_url=first.url) as browser:
+        sign_in(browser, first.world.admin)
+        cookie = browser.cookies.get("grantly_session")
+    with httpx.Client(base_url=second.url, cookies={"grantly_session": cookie}) as other:
+        assert other.get("/oauth/applications").status_code == 200
