@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import __version__
 from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
+from .observability import RequestLogging, configure_logging, metrics_body
 from .settings import Settings
 from .store.database import create_engine
 from .web import (
@@ -143,38 +143,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class AccessLog:
-    """One line per request: method, path without its query (query strings may carry codes
-    and, in Factorial's discouraged form, client secrets), status and duration."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-
-
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith("/api/") or path in (
@@ -262,7 +230,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         middleware=[
-            Middleware(AccessLog),
+            Middleware(RequestLogging),
             Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
@@ -280,6 +248,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         },
     )
     app.state.services = services
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = metrics_body()
+        return Response(body, media_type=content_type)
+
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
     app.include_router(accounts.router)
     app.include_router(oauth_endpoints.router)
@@ -298,6 +272,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
 def create_app_from_environment() -> FastAPI:
     """The factory ``grantly serve`` hands to uvicorn (once per worker process)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from . import admin
 from .oauth.clock import SystemClock
 from .oauth.redirect_uris import OUT_OF_BAND
 from .oauth.registration import RegistrationError, validate
+from .observability import configure_logging
 from .passwords import hash_password
 from .settings import Settings
 from .store import migrate
@@ -98,6 +100,9 @@ def serve(
     settings = _settings()
     migrate.upgrade(settings.async_database_url)
     settings.resolved_secret_key()  # create it once, before workers race to
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics in any worker reports them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grantly-metrics-")
     typer.echo(f"Grantly serving {settings.issuer} on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
         "grantly.app:create_app_from_environment",
@@ -106,6 +111,7 @@ def serve(
         port=port,
         workers=workers,
         access_log=False,  # our own access log never prints query strings
+        log_config=None,  # logging is Grantly's (structlog), set up in each worker
         log_level="info",
         proxy_headers=True,
     )
@@ -500,7 +506,11 @@ def api_keys_list(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        log_format = Settings().log_format
+    except Exception:  # a bad setting is reported by the command itself
+        log_format = "json"
+    configure_logging(log_format)
     app()
 
 

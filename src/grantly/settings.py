@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     authorization_code_lifetime: int = Field(default=600, gt=0, le=600, description="seconds")
     session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
 
+    log_format: Literal["json", "console"] = "json"
     scopes: str = "read write"
     allow_plain_pkce: bool = False
     token_query_parameters: bool = True

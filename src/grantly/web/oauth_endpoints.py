@@ -18,6 +18,13 @@ from ..oauth.errors import AccessDenied, InvalidRequest, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.token import token_request
+from ..observability import (
+    AUTHORIZATIONS,
+    OAUTH_ERRORS,
+    TOKENS_ISSUED,
+    TOKENS_REFRESHED,
+    TOKENS_REVOKED,
+)
 from ..store.database import unit_of_work
 from ..store.repositories import (
     Accounts,
@@ -94,6 +101,7 @@ async def _grant(
         svc.settings.authorization_code_lifetime,
     )
     owner = authz.resource_owner(auth, user)
+    AUTHORIZATIONS.labels("granted").inc()
     await Consents(connection).record(auth.application.id, owner, auth.scopes, svc.clock.now())
     await audit(
         request,
@@ -185,6 +193,7 @@ async def decide(request: Request) -> Response:
             show_code = False
         try:
             if decision != "allow":
+                AUTHORIZATIONS.labels("denied").inc()
                 await audit(
                     request,
                     connection,
@@ -283,9 +292,14 @@ async def token(request: Request) -> Response:
         except OAuthError as error:
             if error.event is not None:
                 await _audit_security_event(request, connection, error)
+            OAUTH_ERRORS.labels("/oauth/token", error.error).inc()
             return json_error(error)
         if result.owner is not None:
             refreshed = params.get("grant_type") == ["refresh_token"]
+            if refreshed:
+                TOKENS_REFRESHED.inc()
+            else:
+                TOKENS_ISSUED.labels(result.owner.type).inc()
             await audit(
                 request,
                 connection,
@@ -374,6 +388,7 @@ async def revoke(request: Request) -> Response:
         except OAuthError as error:
             return json_error(error)
         if revoked.kind is not None:
+            TOKENS_REVOKED.labels(revoked.kind).inc()
             await audit(
                 request,
                 connection,

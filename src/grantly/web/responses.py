@@ -13,6 +13,7 @@ from ..oauth.authorize import error_redirect
 from ..oauth.bearer import MissingToken
 from ..oauth.errors import OAuthError
 from ..oauth.redirect_uris import OUT_OF_BAND
+from ..observability import OAUTH_ERRORS
 from .services import services
 
 # RFC 6749 §5.1: token responses, and everything else that carries a credential, are not cached.
@@ -37,6 +38,7 @@ def json_error(error: OAuthError, *, basic_challenge: bool = False) -> JSONRespo
 def bearer_error(error: OAuthError, scope: str | None = None) -> JSONResponse:
     """RFC 6750 §3: the challenge names the error (and, for ``insufficient_scope``, the scope
     needed); a request with no credentials gets a bare challenge and no error code (§3.1)."""
+    OAUTH_ERRORS.labels("resource", error.error).inc()
     challenge = 'Bearer realm="grantly"'
     headers = dict(NO_STORE)
     if isinstance(error, MissingToken):
@@ -70,6 +72,7 @@ def error_page(
 def authorization_error(request: Request, error: OAuthError) -> Response:
     """RFC 6749 §4.1.2.1: redirect the error to the client only when its redirect URI has been
     validated; otherwise tell the person, and never redirect."""
+    OAUTH_ERRORS.labels("/oauth/authorize", error.error).inc()
     issuer = services(request).settings.issuer
     if error.redirectable and error.redirect_uri and error.redirect_uri != OUT_OF_BAND:
         return RedirectResponse(

@@ -1,0 +1,158 @@
+"""Logs and metrics: one JSON line per request with a request id, and Prometheus metrics.
+
+Logs never carry a secret, code or token: the access line has the path without its query
+(query strings may hold codes and, in Factorial's discouraged form, client secrets), and the
+code logs only ids and kinds. Metrics follow Prometheus' naming; with several worker processes
+they are aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (set by ``grantly serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_DURATION = Histogram(
+    "grantly_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+TOKENS_ISSUED = Counter(
+    "grantly_tokens_issued_total", "Access tokens issued by a code exchange.", ["owner_type"]
+)
+TOKENS_REFRESHED = Counter("grantly_tokens_refreshed_total", "Access tokens refreshed.")
+TOKENS_REVOKED = Counter(
+    "grantly_tokens_revoked_total", "Tokens revoked through RFC 7009.", ["token_type"]
+)
+AUTHORIZATIONS = Counter(
+    "grantly_authorizations_total", "Answers to authorization requests.", ["outcome"]
+)
+OAUTH_ERRORS = Counter(
+    "grantly_oauth_errors_total", "OAuth errors answered, by RFC error code.", ["endpoint", "error"]
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+log = structlog.get_logger("grantly")
+
+
+def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:
+    """structlog for Grantly's own lines; the standard library's (uvicorn, alembic) go through
+    the same renderer so that one process writes one format."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # uvicorn's access line prints the query string, where codes and (in Factorial's
+    # discouraged form) client secrets travel: RequestLogging writes the access line instead.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    access.disabled = True
+
+
+class RequestLogging:
+    """Per request: a request id (the caller's ``X-Request-ID`` when it is sane, else a new
+    one), echoed in the response, bound to every log line of the request; then one access line
+    and the latency metric, labelled by route template so ids do not explode the series."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.match(candidate):
+                    request_id = candidate
+        request_id = request_id or uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def metrics_body() -> tuple[bytes, str]:
+    """The exposition text, aggregated across worker processes when they share a directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
