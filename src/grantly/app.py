@@ -192,10 +192,47 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot be reached: 503 with Retry-After, in the right form. Nothing was
+    changed (the transaction did not commit); the pool reconnects by itself once it is back."""
+    from .web.responses import error_page
+
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    headers = {"Retry-After": "5"}
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the service cannot reach its database; retry shortly.",
+            },
+            status_code=503,
+            headers=headers,
+        )
+    return error_page(
+        request,
+        "Grantly is briefly unavailable",
+        "It cannot reach its database right now. Nothing was changed; try again in a moment.",
+        503,
+        headers=headers,
+    )
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """Never a stack trace to the outside: a generic answer in the right form."""
     from .web.responses import error_page
 
+    if _is_unavailable(exc):
+        return await _unavailable(request, exc)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if _wants_json(request):
         return JSONResponse(

@@ -32,3 +32,18 @@ def test_a_wrong_method_gets_405_with_allow(client: TestClient, world: World) ->
     assert response.status_code == 405
     assert "POST" in response.headers["allow"]
     assert response.json()["error"] == "invalid_request"
+
+
+def test_an_unreachable_database_gets_503_in_the_right_form(tmp_path) -> None:
+    settings = make_settings(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as unreachable:
+        token = unreachable.post(
+            "/oauth/token", data={"grant_type": "authorization_code", "code": "x", "client_id": "y"}
+        )
+        page = unreachable.get("/oauth/authorize?client_id=x&response_type=code")
+    assert token.status_code == 503
+    assert token.json()["error"] == "temporarily_unavailable"
+    assert token.headers["retry-after"] == "5"
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "briefly unavailable" in page.text
