@@ -22,6 +22,7 @@ from .oauth.clock import Clock, SystemClock
 from .observability import RequestLogging, configure_logging, metrics_body
 from .settings import Settings
 from .store.database import create_engine
+from .throttle import Throttle
 from .web import (
     accounts,
     applications,
@@ -250,8 +251,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     engine = create_engine(settings.async_database_url)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    throttle = Throttle(
+        settings.redis_url,
+        sign_in_per_account=settings.sign_in_limit_per_account,
+        sign_in_per_address=settings.sign_in_limit_per_address,
+        client_auth_per_client=settings.client_auth_limit_per_client,
+        key_prefix=settings.redis_key_prefix,
+    )
     services = Services(
-        settings=settings, engine=engine, clock=clock or SystemClock(), templates=templates
+        settings=settings,
+        engine=engine,
+        clock=clock or SystemClock(),
+        templates=templates,
+        throttle=throttle,
     )
 
     @asynccontextmanager

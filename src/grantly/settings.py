@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
 
     log_format: Literal["json", "console"] = "json"
+    redis_url: str | None = None
+    redis_key_prefix: str = "grantly"
+    sign_in_limit_per_account: str = "10/15 minutes"
+    sign_in_limit_per_address: str = "50/15 minutes"
+    client_auth_limit_per_client: str = "20/minute"
     scopes: str = "read write"
     allow_plain_pkce: bool = False
     token_query_parameters: bool = True

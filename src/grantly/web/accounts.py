@@ -57,6 +57,17 @@ async def login(request: Request) -> Response:
             403,
             headers={"Refresh": "3; url=/login?" + urlencode({"next": next_path})},
         )
+    address = request.client.host if request.client else "unknown"
+    refusal = await svc.throttle.sign_in_refusal(email, address)
+    if refusal is not None:
+        return error_page(
+            request,
+            "Too many sign-in attempts",
+            f"Too many failed attempts for this account or from this address. Wait "
+            f"{refusal.retry_after} seconds, then try again.",
+            429,
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
     plausible = email and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in email)
     async with unit_of_work(svc.engine, write=False) as connection:
         found = await Accounts(connection).user_with_password_hash(email) if plausible else None
@@ -64,6 +75,7 @@ async def login(request: Request) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
+        await svc.throttle.sign_in_failed(email, address)
         return svc.render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     new_hash = None
     if password_hash and needs_rehash(password_hash):

@@ -1,8 +1,8 @@
 """Health endpoints for load balancers and orchestrators.
 
-``/healthz``: the process is up (no I/O). ``/readyz``: it can serve, i.e. the database answers
-within a second; 503 with the failing dependency otherwise, so a load balancer stops sending
-traffic to a process that would only fail.
+``/healthz``: the process is up (no I/O). ``/readyz``: it can serve, i.e. the database (and
+Redis, when configured) answers within a second; 503 with the failing dependency otherwise, so
+a load balancer stops sending traffic to a process that would only fail.
 """
 
 from __future__ import annotations
@@ -32,12 +32,20 @@ async def readyz(request: Request) -> JSONResponse:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    report = {"status": "ok", "database": "ok"}
     try:
         await asyncio.wait_for(ping(), timeout=1.0)
     except Exception:  # any failure to reach the database means "not ready"
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-    return JSONResponse({"status": "ok", "database": "ok"})
+        report.update(status="unavailable", database="unreachable")
+    svc = services(request)
+    if svc.settings.redis_url:
+        try:
+            reachable = await asyncio.wait_for(svc.throttle.ping(), timeout=1.0)
+        except Exception:
+            reachable = False
+        report["redis"] = "ok" if reachable else "unreachable"
+        if not reachable:
+            report["status"] = "unavailable"
+    if report["status"] != "ok":
+        return JSONResponse(report, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(report)

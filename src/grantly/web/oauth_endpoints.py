@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..oauth import authorize as authz
-from ..oauth import bearer, introspection, pkce, revocation
+from ..oauth import bearer, clients, introspection, pkce, revocation
 from ..oauth.errors import AccessDenied, InvalidRequest, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
@@ -284,6 +284,9 @@ async def token(request: Request) -> Response:
         params = await _token_params(request)
     except OAuthError as error:
         return json_error(error)
+    client_key = _client_key(request, params)
+    if (refused := await _throttled(request, client_key)) is not None:
+        return refused
     async with unit_of_work(svc.engine) as connection:
         try:
             result = await token_request(
@@ -293,6 +296,7 @@ async def token(request: Request) -> Response:
             if error.event is not None:
                 await _audit_security_event(request, connection, error)
             OAUTH_ERRORS.labels("/oauth/token", error.error).inc()
+            await _client_failed(request, client_key, error)
             return json_error(error)
         if result.owner is not None:
             refreshed = params.get("grant_type") == ["refresh_token"]
@@ -331,6 +335,45 @@ async def _audit_security_event(
 async def _token_params(request: Request) -> dict[str, list[str]]:
     params = multi_params(request.query_params.multi_items())
     return await _form_params(request, params)
+
+
+def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
+    """The client id a request claims (HTTP Basic or body), for throttling its failures."""
+
+    def first(name: str) -> str | None:
+        values = params.get(name)
+        return values[0] if values else None
+
+    try:
+        claimed = clients.from_request(
+            request.headers.get("authorization"), first("client_id"), first("client_secret")
+        ).client_id
+    except OAuthError:
+        return None
+    return claimed[:200] if claimed else None
+
+
+async def _throttled(request: Request, client_key: str | None) -> Response | None:
+    """429 while a client id has failed authentication too often (RFC 9700 §4.10)."""
+    if client_key is None:
+        return None
+    refusal = await services(request).throttle.client_auth_refusal(client_key)
+    if refusal is None:
+        return None
+    return JSONResponse(
+        {
+            "error": "too_many_requests",
+            "error_description": "too many failed client authentications; retry after "
+            f"{refusal.retry_after} seconds.",
+        },
+        status_code=429,
+        headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
+    )
+
+
+async def _client_failed(request: Request, client_key: str | None, error: OAuthError) -> None:
+    if client_key is not None and error.error == "invalid_client":
+        await services(request).throttle.client_auth_failed(client_key)
 
 
 async def _body_params(request: Request) -> dict[str, list[str]]:
@@ -375,6 +418,9 @@ async def revoke(request: Request) -> Response:
         params = await _body_params(request)
     except OAuthError as error:
         return json_error(error)
+    client_key = _client_key(request, params)
+    if (refused := await _throttled(request, client_key)) is not None:
+        return refused
     async with unit_of_work(svc.engine) as connection:
         try:
             revoked = await revocation.revoke(
@@ -386,6 +432,7 @@ async def revoke(request: Request) -> Response:
                 svc.settings.max_parameter_length,
             )
         except OAuthError as error:
+            await _client_failed(request, client_key, error)
             return json_error(error)
         if revoked.kind is not None:
             TOKENS_REVOKED.labels(revoked.kind).inc()
@@ -410,6 +457,9 @@ async def introspect(request: Request) -> Response:
         params = await _body_params(request)
     except OAuthError as error:
         return json_error(error)
+    client_key = _client_key(request, params)
+    if (refused := await _throttled(request, client_key)) is not None:
+        return refused
     async with unit_of_work(svc.engine, write=False) as connection:
         try:
             facts = await introspection.introspect(
@@ -422,6 +472,7 @@ async def introspect(request: Request) -> Response:
                 svc.settings.max_parameter_length,
             )
         except OAuthError as error:
+            await _client_failed(request, client_key, error)
             return json_error(error)
     return JSONResponse(facts, headers=NO_STORE)
 

@@ -20,6 +20,7 @@ from ..oauth.models import User
 from ..settings import Settings
 from ..store.audit import AuditLog
 from ..store.repositories import Applications, AuthorizationCodes, Owners, Tokens
+from ..throttle import Throttle
 from . import sessions
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -31,6 +32,7 @@ class Services:
     engine: AsyncEngine
     clock: Clock
     templates: Jinja2Templates
+    throttle: Throttle
 
     @property
     def server_scopes(self) -> tuple[str, ...]:
