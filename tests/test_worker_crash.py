@@ -1,0 +1,107 @@
+"""A worker killed with SIGKILL under load loses no token that a client received: a token is
+only answered after its transaction committed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    REDIRECT_URI,
+    World,
+    authorize_params,
+    callback_params,
+    consent,
+    free_port,
+    server_env,
+    sign_in,
+)
+
+pytestmark = pytest.mark.live
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(line) for line in out.split()]
+
+
+def test_killing_a_worker_under_load_loses_no_token_handed_out(world: World) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grantly.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=server_env(world.settings, url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(process.pid)) < 2 or not _ready(url):
+            assert time.monotonic() < deadline and process.poll() is None, "did not start"
+            time.sleep(0.2)
+        app = world.app
+        with httpx.Client(base_url=url) as browser:
+            sign_in(browser, world.employee)
+            codes = [
+                callback_params(consent(browser, authorize_params(app)))["code"] for _ in range(60)
+            ]
+
+        received: list[str] = []
+        lock = threading.Lock()
+
+        def exchange(code: str) -> None:
+            try:
+                response = httpx.post(
+                    f"{url}/oauth/token",
+                    auth=(app.client_id, app.client_secret or ""),
+                    data={
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": REDIRECT_URI,
+                    },
+                    timeout=15,
+                )
+            except httpx.TransportError:
+                return  # the worker died with this request: the client got nothing
+            if response.status_code == 200:
+                with lock:
+                    received.append(response.json()["access_token"])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(exchange, code) for code in codes]
+            while len(received) < 20:  # under load: about a sixth of the exchanges answered
+                time.sleep(0.005)
+            os.kill(_children(process.pid)[0], signal.SIGKILL)
+            killed_at = len(received)
+            for future in futures:
+                future.result()
+
+        assert killed_at < len(codes) and len(received) > killed_at, "the kill was not under load"
+        deadline = time.monotonic() + 30
+        while not _ready(url):
+            assert time.monotonic() < deadline, "the server did not recover"
+            time.sleep(0.2)
+        for token in received:
+            me = httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
