@@ -105,3 +105,46 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_sigterm_finishes_the_requests_in_flight_then_exits(world: World) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grantly.cli", "serve", "--port", str(port)],
+        env=server_env(world.settings, url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _ready(url):
+            assert time.monotonic() < deadline and process.poll() is None, "did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=url) as browser:
+            page = browser.get("/login")
+            csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            # Several sign-ins in flight (argon2 makes each take a while), then SIGTERM.
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                futures = [
+                    pool.submit(
+                        browser.post,
+                        "/login",
+                        data={
+                            "email": world.admin.email,
+                            "password": world.admin.password,
+                            "csrf_token": csrf,
+                            "next": "/",
+                        },
+                    )
+                    for _ in range(6)
+                ]
+                time.sleep(0.05)
+                process.send_signal(signal.SIGTERM)
+                statuses = [future.result().status_code for future in futures]
+        assert statuses == [303] * 6
+        # uvicorn re-raises the signal once it has shut down cleanly: "terminated by SIGTERM".
+        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
