@@ -1,0 +1,77 @@
+"""SQL round trips per hot operation (issue 6): a regression in database work fails here
+without timing anything. The budget next to each operation is the number of statements it may
+send, BEGIN and COMMIT not counted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from grantly.app import create_app
+from tests.conftest import World, exchange, obtain_code
+
+BUDGETS = {
+    # client, consume code, owner still active, access token, refresh token, audit event
+    "code exchange": 6,
+    # client, refresh token, owner still active, rotate, access token, refresh token, audit
+    "refresh": 7,
+    # client, access token (joined with its application and user)
+    "introspection": 2,
+    # access token (joined with its application and user)
+    "bearer validation": 1,
+}
+
+
+@pytest.fixture
+def counted(world: World) -> Iterator[tuple[TestClient, list[str]]]:
+    app = create_app(world.settings)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:
+        verb = statement.split(None, 1)[0].upper()
+        if verb not in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+            statements.append(statement)
+
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
+        event.listen(app.state.services.engine.sync_engine, "before_cursor_execute", count)
+        yield client, statements
+
+
+def _within(statements: list[str], operation: str) -> None:
+    assert len(statements) <= BUDGETS[operation], (
+        f"{operation} sent {len(statements)} statements (budget {BUDGETS[operation]}):\n"
+        + "\n".join(s.split("\n")[0][:120] for s in statements)
+    )
+
+
+def test_the_hot_operations_stay_within_their_sql_budgets(counted, world: World) -> None:
+    client, statements = counted
+    auth = (world.app.client_id, world.app.client_secret or "")
+    code = obtain_code(client, world)
+
+    statements.clear()
+    tokens = exchange(client, world.app, code).json()
+    _within(statements, "code exchange")
+
+    statements.clear()
+    refreshed = client.post(
+        "/oauth/token",
+        auth=auth,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    ).json()
+    _within(statements, "refresh")
+
+    statements.clear()
+    facts = client.post("/oauth/introspect", auth=auth, data={"token": refreshed["access_token"]})
+    assert facts.json()["active"] is True
+    _within(statements, "introspection")
+
+    statements.clear()
+    info = client.get(
+        "/oauth/token/info", headers={"Authorization": f"Bearer {refreshed['access_token']}"}
+    )
+    assert info.status_code == 200
+    _within(statements, "bearer validation")
