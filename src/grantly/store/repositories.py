@@ -326,6 +326,14 @@ class Tokens:
         return result.rowcount == 1
 
     async def revoke_family(self, family_id: int, now: int) -> None:
+        # Revokers of one family queue on its anchor, the authorization code row (PostgreSQL
+        # FOR UPDATE; SQLite serializes writers anyway): two requests reusing the same refresh
+        # token at once would otherwise lock the family's rows in different orders and deadlock.
+        await self.connection.execute(
+            select(t.authorization_codes.c.id)
+            .where(t.authorization_codes.c.id == family_id)
+            .with_for_update()
+        )
         for table in (t.access_tokens, t.refresh_tokens):
             await self.connection.execute(
                 update(table)
