@@ -25,7 +25,7 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: install
-	GRANTLY_ENV=development $(BIN)/grantly demo
+	GRANTLY_ENV=development GRANTLY_LOG_FORMAT=console $(BIN)/grantly demo
 
 lint: install
 	$(BIN)/ruff check src tests examples
