@@ -157,3 +157,13 @@ def test_serve_with_two_workers_answers_and_reports_metrics(world: World, tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_errors_at_revocation_and_introspection_are_counted_by_rfc_code(
+    client: TestClient, world: World
+) -> None:
+    for path in ("/oauth/revoke", "/oauth/introspect"):
+        name = f'grantly_oauth_errors_total{{endpoint="{path}",error="invalid_client"}}'
+        before = _metric(client, name)
+        client.post(path, data={"token": "t"}, auth=(world.app.client_id, "wrong"))
+        assert _metric(client, name) == before + 1

@@ -295,9 +295,7 @@ async def token(request: Request) -> Response:
         except OAuthError as error:
             if error.event is not None:
                 await _audit_security_event(request, connection, error)
-            OAUTH_ERRORS.labels("/oauth/token", error.error).inc()
-            await _client_failed(request, client_key, error)
-            return json_error(error)
+            return await _client_error(request, "/oauth/token", client_key, error)
         if result.owner is not None:
             refreshed = params.get("grant_type") == ["refresh_token"]
             if refreshed:
@@ -371,9 +369,16 @@ async def _throttled(request: Request, client_key: str | None) -> Response | Non
     )
 
 
-async def _client_failed(request: Request, client_key: str | None, error: OAuthError) -> None:
+async def _client_error(
+    request: Request, endpoint: str, client_key: str | None, error: OAuthError
+) -> Response:
+    """The one answer to an OAuth error at a client endpoint (token, revoke, introspect): count
+    it by RFC code, count a failed client authentication for the throttle, then RFC 6749 §5.2
+    JSON."""
+    OAUTH_ERRORS.labels(endpoint, error.error).inc()
     if client_key is not None and error.error == "invalid_client":
         await services(request).throttle.client_auth_failed(client_key)
+    return json_error(error)
 
 
 async def _body_params(request: Request) -> dict[str, list[str]]:
@@ -432,8 +437,7 @@ async def revoke(request: Request) -> Response:
                 svc.settings.max_parameter_length,
             )
         except OAuthError as error:
-            await _client_failed(request, client_key, error)
-            return json_error(error)
+            return await _client_error(request, "/oauth/revoke", client_key, error)
         if revoked.kind is not None:
             TOKENS_REVOKED.labels(revoked.kind).inc()
             await audit(
@@ -472,8 +476,7 @@ async def introspect(request: Request) -> Response:
                 svc.settings.max_parameter_length,
             )
         except OAuthError as error:
-            await _client_failed(request, client_key, error)
-            return json_error(error)
+            return await _client_error(request, "/oauth/introspect", client_key, error)
     return JSONResponse(facts, headers=NO_STORE)
 
 
