@@ -67,9 +67,7 @@ def test_a_refresh_token_rotates_once_across_two_processes(two_servers) -> None:
         two_servers, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
     assert statuses.count(200) == 1, statuses
-    # KNOWN BUG (PostgreSQL): losers of this race can deadlock in revoke_family and answer
-    # 500 instead of 400 invalid_grant (see the session note). Exactly-once holds regardless.
-    assert set(statuses) <= {200, 400, 500}, statuses
+    assert set(statuses) <= {200, 400}, statuses
 
 
 def test_a_revocation_answered_by_one_process_is_honoured_by_the_other(two_servers) -> None:

@@ -40,21 +40,28 @@ def counted(world: World) -> Iterator[tuple[TestClient, list[str]]]:
         yield client, statements
 
 
-def _within(statements: list[str], operation: str) -> None:
-    assert len(statements) <= BUDGETS[operation], (
-        f"{operation} sent {len(statements)} statements (budget {BUDGETS[operation]}):\n"
+# On PostgreSQL a refresh first locks its grant's anchor row (SQLite's writer lock already
+# serializes them): see ``Tokens.lock_family``.
+POSTGRESQL_EXTRA = {"refresh": 1}
+
+
+def _within(statements: list[str], operation: str, dialect: str) -> None:
+    budget = BUDGETS[operation] + (POSTGRESQL_EXTRA.get(operation, 0) if dialect != "sqlite" else 0)
+    assert len(statements) <= budget, (
+        f"{operation} sent {len(statements)} statements (budget {budget}):\n"
         + "\n".join(s.split("\n")[0][:120] for s in statements)
     )
 
 
 def test_the_hot_operations_stay_within_their_sql_budgets(counted, world: World) -> None:
     client, statements = counted
+    dialect = client.app.state.services.engine.dialect.name  # type: ignore[attr-defined]
     auth = (world.app.client_id, world.app.client_secret or "")
     code = obtain_code(client, world)
 
     statements.clear()
     tokens = exchange(client, world.app, code).json()
-    _within(statements, "code exchange")
+    _within(statements, "code exchange", dialect)
 
     statements.clear()
     refreshed = client.post(
@@ -62,16 +69,16 @@ def test_the_hot_operations_stay_within_their_sql_budgets(counted, world: World)
         auth=auth,
         data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
     ).json()
-    _within(statements, "refresh")
+    _within(statements, "refresh", dialect)
 
     statements.clear()
     facts = client.post("/oauth/introspect", auth=auth, data={"token": refreshed["access_token"]})
     assert facts.json()["active"] is True
-    _within(statements, "introspection")
+    _within(statements, "introspection", dialect)
 
     statements.clear()
     info = client.get(
         "/oauth/token/info", headers={"Authorization": f"Bearer {refreshed['access_token']}"}
     )
     assert info.status_code == 200
-    _within(statements, "bearer validation")
+    _within(statements, "bearer validation", dialect)

@@ -38,8 +38,15 @@ class TokenStore(Protocol):
         """Mark a refresh token as used; False when another request already did."""
         ...
 
+    async def lock_family(self, family_id: int) -> None:
+        """Until the end of the transaction, make every other request that changes this grant's
+        tokens (rotation, family revocation) wait: one lock taken first gives all of them one
+        order, so they cannot deadlock."""
+        ...
+
     async def revoke_family(self, family_id: int, now: int) -> None:
-        """Revoke every access and refresh token issued from one authorization code."""
+        """Revoke every access and refresh token issued from one authorization code (takes
+        the family lock first)."""
         ...
 
     async def access_token(self, digest: str) -> AccessToken | None: ...

@@ -325,15 +325,22 @@ class Tokens:
         )
         return result.rowcount == 1
 
-    async def revoke_family(self, family_id: int, now: int) -> None:
-        # Revokers of one family queue on its anchor, the authorization code row (PostgreSQL
-        # FOR UPDATE; SQLite serializes writers anyway): two requests reusing the same refresh
-        # token at once would otherwise lock the family's rows in different orders and deadlock.
+    async def lock_family(self, family_id: int) -> None:
+        # Everything that changes a family's tokens first locks its anchor, the authorization
+        # code row (PostgreSQL FOR UPDATE), so all of them take their row locks in one order.
+        # Without it a rotation waiting on the refresh token row and a revocation holding the
+        # anchor deadlocked (40P01, seen in the cross-process race test). SQLite needs no lock:
+        # a writing transaction holds the whole database from BEGIN IMMEDIATE.
+        if self.connection.dialect.name == "sqlite":
+            return
         await self.connection.execute(
             select(t.authorization_codes.c.id)
             .where(t.authorization_codes.c.id == family_id)
             .with_for_update()
         )
+
+    async def revoke_family(self, family_id: int, now: int) -> None:
+        await self.lock_family(family_id)
         for table in (t.access_tokens, t.refresh_tokens):
             await self.connection.execute(
                 update(table)

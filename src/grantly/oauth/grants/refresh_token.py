@@ -55,6 +55,9 @@ async def refresh(
         granted = record.scopes
     if not await owner_still_entitled(context, record.owner):
         raise InvalidGrant("the user who authorized this grant is no longer active.")
+    # RFC 9700 §4.14.2 under concurrency: rotations and revocations of one grant queue on one
+    # lock, so a reuse racing a rotation is detected rather than deadlocked.
+    await context.tokens.lock_family(record.family_id)
     if not await context.tokens.rotate(record.id, now):
         # Another request rotated it in between: a reuse like any other (RFC 9700 §4.14.2).
         await context.tokens.revoke_family(record.family_id, now)
