@@ -100,3 +100,44 @@ def test_a_sign_in_on_one_process_is_valid_on_the_other(two_servers) -> None:
         cookie = browser.cookies.get("grantly_session")
     with httpx.Client(base_url=second.url, cookies={"grantly_session": cookie}) as other:
         assert other.get("/oauth/applications").status_code == 200
+
+
+def test_racing_company_token_exchanges_leave_one_company_token(two_servers) -> None:
+    """Factorial's rule, one company token per application and company, holds when several
+    company codes are exchanged at once on two processes: exactly the last one stays valid."""
+    first, _second = two_servers
+    app = first.world.app
+    with httpx.Client(base_url=first.url) as browser:
+        sign_in(browser, first.world.admin)
+        codes = [
+            callback_params(consent(browser, authorize_params(app, resource_owner_type="company")))[
+                "code"
+            ]
+            for _ in range(8)
+        ]
+    auth = (app.client_id, app.client_secret or "")
+
+    def exchange_one(index: int) -> str:
+        response = httpx.post(
+            f"{two_servers[index % 2].url}/oauth/token",
+            auth=auth,
+            data={
+                "grant_type": "authorization_code",
+                "code": codes[index],
+                "redirect_uri": REDIRECT_URI,
+            },
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    with ThreadPoolExecutor(max_workers=len(codes)) as pool:
+        tokens = list(pool.map(exchange_one, range(len(codes))))
+    active = [
+        token
+        for token in tokens
+        if httpx.post(f"{first.url}/oauth/introspect", auth=auth, data={"token": token}).json()[
+            "active"
+        ]
+    ]
+    assert len(active) == 1, f"{len(active)} company tokens are active at once"

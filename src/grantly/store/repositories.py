@@ -357,6 +357,15 @@ class Tokens:
 
     async def revoke_company_tokens(self, application_id: int, company_id: int, now: int) -> None:
         a = t.access_tokens
+        if self.connection.dialect.name != "sqlite":
+            # Minters of company tokens for one application queue on its row (NO KEY UPDATE
+            # does not block the KEY SHARE locks that inserting its tokens takes), so two
+            # exchanges at once cannot each revoke only the older tokens and both stay active.
+            await self.connection.execute(
+                select(t.applications.c.id)
+                .where(t.applications.c.id == application_id)
+                .with_for_update(key_share=True)
+            )
         await self.connection.execute(
             update(a)
             .where(
