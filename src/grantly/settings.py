@@ -47,6 +47,10 @@ class Settings(BaseSettings):
 
     access_token_lifetime: int = Field(default=3600, gt=0, description="seconds")
     refresh_token_lifetime: int = Field(default=7 * 24 * 3600, gt=0, description="seconds")
+    # RFC 9700 §4.14.2 with a grace period, as Hydra and Okta offer: for this many seconds
+    # after its rotation a refresh token may be presented again (a client that lost the
+    # response retries) and gets a new pair instead of revoking the grant. 0 turns it off.
+    refresh_token_grace_period: int = Field(default=0, ge=0, le=300, description="seconds")
     authorization_code_lifetime: int = Field(default=600, gt=0, le=600, description="seconds")
     session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
 

@@ -11,6 +11,7 @@ it was rotated reveals a breach, so the whole grant is revoked. §5.2: failures 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -238,3 +239,74 @@ def test_a_refresh_token_presented_twice_concurrently_revokes_the_grant(server: 
     outcomes = _race(server, server.tokens_for().refresh_token)
     winner = next(o for o in outcomes if isinstance(o, TokenResponse))
     assert not server.access_is_active(winner.access_token)
+
+
+# The grace period (``refresh_token_grace_period``): RFC 9700 §4.14.2 lets an authorization
+# server trade some reuse detection for robustness; a client that lost the response to its
+# refresh may present the same refresh token again for a few seconds.
+
+GRACE = 30
+
+
+def with_grace(server: Server, seconds: int = GRACE) -> Server:
+    server.policy = replace(server.policy, refresh_token_grace_period=seconds)
+    server.context = replace(server.context, policy=server.policy)
+    return server
+
+
+def test_without_a_grace_period_an_immediate_retry_is_a_reuse(server: Server) -> None:
+    first = server.tokens_for()
+    server.refresh(first.refresh_token)
+    assert invalid_grant(server, first.refresh_token).event is not None
+
+
+def test_a_retry_within_the_grace_period_gets_a_working_new_pair(server: Server) -> None:
+    with_grace(server)
+    first = server.tokens_for()
+    lost = server.refresh(first.refresh_token)
+    server.clock.advance(GRACE)
+    retried = server.refresh(first.refresh_token)
+    assert retried.grace_retry and not lost.grace_retry
+    assert retried.refresh_token not in (lost.refresh_token, first.refresh_token)
+    assert server.access_is_active(retried.access_token)
+    assert server.refresh(retried.refresh_token).access_token
+
+
+def test_a_retry_after_the_grace_period_is_a_reuse_that_revokes_everything(
+    server: Server,
+) -> None:
+    with_grace(server)
+    first = server.tokens_for()
+    server.refresh(first.refresh_token)
+    retried = server.refresh(first.refresh_token)
+    server.clock.advance(GRACE + 1)
+    assert invalid_grant(server, first.refresh_token).event is not None
+    assert not server.access_is_active(retried.access_token)
+    invalid_grant(server, retried.refresh_token)
+
+
+def test_a_grace_retry_of_a_revoked_grant_is_refused(server: Server) -> None:
+    with_grace(server)
+    first = server.tokens_for()
+    second = server.refresh(first.refresh_token)
+    server.clock.advance(GRACE + 1)
+    invalid_grant(server, first.refresh_token)  # a reuse: the grant is revoked
+    server.clock.advance(-GRACE)
+    assert "revoked" in invalid_grant(server, second.refresh_token).description
+
+
+def test_a_grace_retry_still_may_not_widen_the_scope(server: Server) -> None:
+    with_grace(server)
+    first = server.exchange(server.code(scope="read"))
+    server.refresh(first.refresh_token)
+    with pytest.raises(InvalidScope):
+        server.refresh(first.refresh_token, scope="read write")
+
+
+def test_with_a_grace_period_concurrent_refreshes_all_succeed_and_revoke_nothing(
+    server: Server,
+) -> None:
+    with_grace(server)
+    outcomes = _race(server, server.tokens_for().refresh_token)
+    assert all(isinstance(o, TokenResponse) for o in outcomes), outcomes
+    assert all(server.access_is_active(o.access_token) for o in outcomes)  # type: ignore[union-attr]

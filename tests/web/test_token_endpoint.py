@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from grantly.app import create_app
 from grantly.oauth.clock import FrozenClock
-from tests.conftest import REDIRECT_URI, World, exchange, obtain_code
+from grantly.store import tables as t
+from tests.conftest import REDIRECT_URI, World, exchange, make_settings, obtain_code
 
 
 def _basic(client_id: str, secret: str) -> dict[str, str]:
@@ -263,3 +267,32 @@ def test_a_user_token_expires_after_an_hour(
     assert client.get("/api/v1/me", headers=headers).status_code == 200
     clock.advance(1)
     assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_refresh_retried_within_the_configured_grace_period_succeeds_and_is_audited(
+    world: World, tmp_path
+) -> None:
+    """``GRANTLY_REFRESH_TOKEN_GRACE_PERIOD`` (RFC 9700 §4.14.2): a client that lost the
+    response to a refresh may present the same refresh token again, and the audit trail says
+    so; after the period the same retry revokes the grant."""
+    settings = make_settings(
+        tmp_path, database_url=world.settings.database_url, refresh_token_grace_period=60
+    )
+    with TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8000", follow_redirects=False
+    ) as http:
+        tokens = exchange(http, world.app, obtain_code(http, world)).json()
+        auth = (world.app.client_id, world.app.client_secret or "")
+        body = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        first = http.post("/oauth/token", data=body, auth=auth)
+        retried = http.post("/oauth/token", data=body, auth=auth)
+        assert (first.status_code, retried.status_code) == (200, 200), retried.text
+        assert retried.json()["refresh_token"] != first.json()["refresh_token"]
+
+    async def details(connection):
+        rows = await connection.execute(
+            select(t.audit_events.c.detail).where(t.audit_events.c.event == "token.refreshed")
+        )
+        return [json.loads(row.detail) for row in rows]
+
+    assert [d.get("grace_retry") for d in world.run(details)] == [None, True]

@@ -172,6 +172,8 @@ class TokenResponse:
     # For the audit trail, not the body.
     application_id: int = 0
     owner: ResourceOwner | None = None
+    # A refresh retried within the grace period (RFC 9700 §4.14.2), noted in the audit trail.
+    grace_retry: bool = False
 
     def body(self) -> dict[str, object]:
         body: dict[str, object] = {"access_token": self.access_token, "token_type": "Bearer"}

@@ -311,6 +311,7 @@ async def token(request: Request) -> Response:
                 application_id=result.application_id,
                 resource_owner_type=result.owner.type,
                 scope=" ".join(result.scopes),
+                **({"grace_retry": True} if result.grace_retry else {}),
             )
     return JSONResponse(result.body(), headers=NO_STORE)
 

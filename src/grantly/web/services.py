@@ -55,6 +55,7 @@ class Services:
             policy=TokenPolicy(
                 access_token_lifetime=self.settings.access_token_lifetime,
                 refresh_token_lifetime=self.settings.refresh_token_lifetime,
+                refresh_token_grace_period=self.settings.refresh_token_grace_period,
                 server_scopes=self.server_scopes,
                 max_parameter_length=self.settings.max_parameter_length,
             ),

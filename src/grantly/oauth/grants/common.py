@@ -16,6 +16,7 @@ class TokenPolicy:
 
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 7 * 24 * 3600
+    refresh_token_grace_period: int = 0
     server_scopes: tuple[str, ...] = ("read", "write")
     max_parameter_length: int = 2048
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import scopes as scope_rules
 from ..errors import InvalidGrant, InvalidScope, SecurityEvent, shown
-from ..models import Application, TokenResponse
+from ..models import Application, RefreshToken, TokenResponse
 from ..params import ParamReader
 from ..secrets import digest
 from .common import TokenContext, mint, owner_still_entitled
@@ -17,7 +19,9 @@ async def refresh(
 
     RFC 6749 §6: the refresh token must have been issued to this client; a requested scope
     must not exceed the original grant. RFC 9700 §4.14.2: refresh tokens rotate; presenting
-    one that was already used is a sign it was stolen, so the whole family is revoked.
+    one that was already used is a sign it was stolen, so the whole family is revoked, unless
+    it comes back within the configured grace period (``refresh_token_grace_period``, off by
+    default): a client that lost the response to its refresh may retry it and gets a new pair.
     """
     presented = params.require("refresh_token")
     requested = scope_rules.parse(params.get("scope"))
@@ -28,19 +32,9 @@ async def refresh(
         raise InvalidGrant("the refresh token is invalid.")
     if record.revoked_at is not None:
         raise InvalidGrant("the refresh token was revoked.")
-    if record.rotated_at is not None:
+    if record.rotated_at is not None and not _within_grace(record.rotated_at, now, context):
         await context.tokens.revoke_family(record.family_id, now)
-        raise InvalidGrant(
-            "the refresh token was already used; for safety every token of this grant is "
-            "now revoked. Authorize again.",
-            debug=f"refresh token {record.id} reused",
-            event=SecurityEvent(
-                "refresh_token.reused",
-                application.id,
-                record.owner.company_id,
-                record.owner.user_id,
-            ),
-        )
+        raise _reused(application, record, "reused")
     if now >= record.expires_at:
         raise InvalidGrant("the refresh token has expired; authorize again.")
     if requested:
@@ -58,17 +52,38 @@ async def refresh(
     # RFC 9700 §4.14.2 under concurrency: rotations and revocations of one grant queue on one
     # lock, so a reuse racing a rotation is detected rather than deadlocked.
     await context.tokens.lock_family(record.family_id)
-    if not await context.tokens.rotate(record.id, now):
-        # Another request rotated it in between: a reuse like any other (RFC 9700 §4.14.2).
-        await context.tokens.revoke_family(record.family_id, now)
-        raise InvalidGrant(
-            "the refresh token was already used; every token of this grant is now revoked.",
-            debug=f"refresh token {record.id} reused concurrently",
-            event=SecurityEvent(
-                "refresh_token.reused",
-                application.id,
-                record.owner.company_id,
-                record.owner.user_id,
-            ),
+    if record.rotated_at is None and await context.tokens.rotate(record.id, now):
+        return await mint(
+            context, application, record.owner, granted, record.family_id, record.scopes
         )
-    return await mint(context, application, record.owner, granted, record.family_id, record.scopes)
+    # Rotated before: by an earlier request (a retry within the grace period, since later
+    # reuses were refused above) or by a request racing this one (RFC 9700 §4.14.2).
+    current = await context.tokens.refresh_token(digest(presented))
+    if current is None or current.revoked_at is not None:
+        raise InvalidGrant("the refresh token was revoked.")
+    if current.rotated_at is not None and _within_grace(current.rotated_at, now, context):
+        response = await mint(
+            context, application, record.owner, granted, record.family_id, record.scopes
+        )
+        return replace(response, grace_retry=True)
+    await context.tokens.revoke_family(record.family_id, now)
+    raise _reused(application, record, "reused concurrently")
+
+
+def _within_grace(rotated_at: int, now: int, context: TokenContext) -> bool:
+    grace = context.policy.refresh_token_grace_period
+    return grace > 0 and now - rotated_at <= grace
+
+
+def _reused(application: Application, record: RefreshToken, how: str) -> InvalidGrant:
+    return InvalidGrant(
+        "the refresh token was already used; for safety every token of this grant is now "
+        "revoked. Authorize again.",
+        debug=f"refresh token {record.id} {how}",
+        event=SecurityEvent(
+            "refresh_token.reused",
+            application.id,
+            record.owner.company_id,
+            record.owner.user_id,
+        ),
+    )
