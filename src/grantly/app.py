@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -90,6 +91,38 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Endpoints a browser application (a single-page app, a public client with PKCE) calls from its
+# own origin. They authenticate with the client's credentials or a Bearer token, never with a
+# cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
+# endpoint, RFC 7009's revocation, RFC 8414's metadata, the resource API). The dashboard, the
+# authorization endpoint and introspection (a resource server's back channel) get no CORS.
+CORS_PATHS = ("/oauth/token", "/oauth/revoke", "/.well-known/oauth-authorization-server", "/api/")
+CORS_EXCLUDED = ("/api/docs",)
+
+
+class CorsForClients:
+    """Starlette's ``CORSMiddleware``, applied only to the endpoints browser clients call."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key"],
+            expose_headers=["WWW-Authenticate", "Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(CORS_PATHS) and not path.startswith(CORS_EXCLUDED):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -281,6 +314,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         middleware=[
             Middleware(RequestLogging),
             Middleware(SecurityHeaders, hsts=settings.secure_cookies),
+            Middleware(CorsForClients),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
                 SessionMiddleware,
