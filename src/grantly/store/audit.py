@@ -26,6 +26,7 @@ EVENTS = {
     "grant.revoked": "Authorized application revoked",
     "code.replayed": "Authorization code replayed (tokens revoked)",
     "refresh_token.reused": "Refresh token reused (grant revoked)",
+    "client.authentication_failed": "Client authentication failed",
     "application.created": "Application created",
     "application.updated": "Application changed",
     "application.deleted": "Application deleted",

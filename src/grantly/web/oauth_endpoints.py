@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -374,12 +375,36 @@ async def _client_error(
     request: Request, endpoint: str, client_key: str | None, error: OAuthError
 ) -> Response:
     """The one answer to an OAuth error at a client endpoint (token, revoke, introspect): count
-    it by RFC code, count a failed client authentication for the throttle, then RFC 6749 §5.2
-    JSON."""
+    it by RFC code, count a failed client authentication for the throttle and the audit trail,
+    then RFC 6749 §5.2 JSON."""
     OAUTH_ERRORS.labels(endpoint, error.error).inc()
+    response = json_error(error)
     if client_key is not None and error.error == "invalid_client":
         await services(request).throttle.client_auth_failed(client_key)
-    return json_error(error)
+        # Written once the request's own transaction is over (it may be read-only, or hold
+        # SQLite's write lock).
+        response.background = BackgroundTask(
+            _audit_client_failure, request, endpoint, client_key
+        )
+    return response
+
+
+async def _audit_client_failure(request: Request, endpoint: str, client_id: str) -> None:
+    """RFC 9700 §2.3, §4.10: a failed authentication of a known client is a security event for
+    the admins of the company that owns it (never the secret presented). An unknown client id
+    belongs to no company: it is only counted (metrics, throttle)."""
+    async with unit_of_work(services(request).engine) as connection:
+        application = await Applications(connection).by_client_id(client_id)
+        if application is None:
+            return
+        await audit(
+            request,
+            connection,
+            "client.authentication_failed",
+            company_id=application.company_id,
+            application_id=application.id,
+            endpoint=endpoint,
+        )
 
 
 async def _body_params(request: Request) -> dict[str, list[str]]:
