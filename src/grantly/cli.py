@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlencode
@@ -504,6 +505,112 @@ def api_keys_list(
     )
     _emit({"api_keys": rows}, as_json, human or f"company {company} has no API keys")
 
+
+# --- development tools ------------------------------------------------------------------------
+
+dev_app = typer.Typer(
+    help="Development tools (benchmarks): refuse to run unless GRANTLY_ENV=development.",
+    no_args_is_help=True,
+)
+app.add_typer(dev_app, name="dev")
+
+MINT_BATCH = 5000  # values per transaction
+
+
+@dev_app.command("mint")
+def dev_mint(
+    client_id: Annotated[str, typer.Option(help="The application's client_id.")],
+    user_email: Annotated[str, typer.Option(help="The user who 'allows' the authorization.")],
+    redirect_uri: Annotated[str, typer.Option(help="A redirect URI registered for the app.")],
+    kind: Annotated[str, typer.Option(help="code | refresh_token | access_token")] = "code",
+    count: Annotated[int, typer.Option(min=1, max=10_000_000, help="How many values.")] = 1,
+    scope: Annotated[str | None, typer.Option(help='Scopes, e.g. "read write".')] = None,
+    i_know: Annotated[
+        bool, typer.Option("--i-know", help="Run even when GRANTLY_ENV is not development.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Mint authorization codes, refresh tokens or access tokens (for benchmarks), one per
+    line, without the browser dance but through the protocol code the real flow runs: the
+    request is validated and the code issued as when the user presses Allow; tokens come from
+    exchanging such a code with the authorization code grant. Needs GRANTLY_ENV=development
+    or --i-know."""
+    from . import dev_mint as minting
+    from .oauth.authorize import AuthorizationPolicy
+    from .oauth.errors import OAuthError
+    from .oauth.grants.common import TokenPolicy
+
+    settings = _settings()
+    if settings.env != "development" and not i_know:
+        _fail(
+            "`grantly dev mint` creates working codes and tokens for a user without asking "
+            f"them, so it runs only with GRANTLY_ENV=development (here GRANTLY_ENV is "
+            f"{settings.env}); set GRANTLY_ENV=development, or pass --i-know if you really mean "
+            "this database.",
+            as_json,
+            2,
+        )
+    if kind not in minting.KINDS:
+        _fail(f"--kind must be one of {', '.join(minting.KINDS)}, not '{kind}'.", as_json, 2)
+    params: dict[str, list[str]] = {
+        "client_id": [client_id],
+        "redirect_uri": [redirect_uri],
+        "response_type": ["code"],
+    }
+    if scope is not None:
+        params["scope"] = [scope]
+    show_progress = count > MINT_BATCH and not as_json
+    migrate.upgrade(settings.async_database_url)
+
+    async def main() -> list[str]:
+        engine = create_engine(settings.async_database_url)
+        minted: list[str] = []
+        started = time.monotonic()
+        try:
+            async with unit_of_work(engine, write=False) as connection:
+                found = await Accounts(connection).user_with_password_hash(user_email)
+            if found is None:
+                _fail(f"there is no user {user_email}.", as_json)
+            request = minting.MintRequest(
+                kind=kind,
+                params=params,
+                user=found[0],
+                code_lifetime=settings.authorization_code_lifetime,
+                authorization_policy=AuthorizationPolicy(
+                    server_scopes=settings.scope_names,
+                    allow_plain_pkce=settings.allow_plain_pkce,
+                    max_parameter_length=settings.max_parameter_length,
+                ),
+                token_policy=TokenPolicy(
+                    access_token_lifetime=settings.access_token_lifetime,
+                    refresh_token_lifetime=settings.refresh_token_lifetime,
+                    server_scopes=settings.scope_names,
+                    max_parameter_length=settings.max_parameter_length,
+                ),
+                clock=SystemClock(),
+            )
+            while len(minted) < count:
+                n = min(MINT_BATCH, count - len(minted))
+                async with unit_of_work(engine) as connection:
+                    batch = await minting.mint_batch(connection, request, n)
+                minted += batch
+                if not as_json:
+                    sys.stdout.write("\n".join(batch) + "\n")
+                if show_progress:
+                    rate = len(minted) / max(time.monotonic() - started, 1e-6)
+                    typer.echo(f"minted {len(minted)}/{count} {kind} ({rate:.0f}/s)", err=True)
+        finally:
+            await engine.dispose()
+        return minted
+
+    try:
+        values = asyncio.run(main())
+    except OAuthError as exc:
+        _fail(f"the authorization request is refused: {exc.description}", as_json)
+    if as_json:
+        typer.echo(json.dumps({"kind": kind, "count": len(values), "values": values}))
+    else:
+        sys.stdout.flush()
 
 def main() -> None:
     try:
