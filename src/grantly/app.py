@@ -356,5 +356,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 def create_app_from_environment() -> FastAPI:
     """The factory ``grantly serve`` hands to uvicorn (once per worker process)."""
     settings = Settings()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, logging.getLevelName(settings.log_level.upper()))
     return create_app(settings)

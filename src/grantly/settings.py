@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
 
     log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     redis_url: str | None = None
     redis_key_prefix: str = "grantly"
     sign_in_limit_per_account: str = "10/15 minutes"
