@@ -92,15 +92,30 @@ async def authorize(request: Request) -> Response:
 async def _grant(
     request: Request, connection: AsyncConnection, auth: authz.AuthorizationRequest, user: User
 ) -> str:
-    """Issue the code and remember the grant (for consent and /oauth/authorized_applications)."""
+    """Issue the code and remember the grant (for consent and /oauth/authorized_applications).
+    A request the server refuses for this person (an employee asking for a company token) is
+    audited like a denial: the company's admins see who tried (RFC 9700 §4.10)."""
     svc = services(request)
-    code = await authz.issue_code(
-        auth,
-        user,
-        AuthorizationCodes(connection),
-        svc.clock,
-        svc.settings.authorization_code_lifetime,
-    )
+    try:
+        code = await authz.issue_code(
+            auth,
+            user,
+            AuthorizationCodes(connection),
+            svc.clock,
+            svc.settings.authorization_code_lifetime,
+        )
+    except AccessDenied as refused:
+        await audit(
+            request,
+            connection,
+            "authorization.denied",
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            application_id=auth.application.id,
+            resource_owner_type=auth.owner_type,
+            reason=refused.description,
+        )
+        raise
     owner = authz.resource_owner(auth, user)
     AUTHORIZATIONS.labels("granted").inc()
     await Consents(connection).record(auth.application.id, owner, auth.scopes, svc.clock.now())
