@@ -11,14 +11,13 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client as HttpxOAuth2Client
 from authlib.integrations.requests_client import OAuth2Session
 
 from tests.conftest import REDIRECT_URI, LiveServer
-from tests.interop.person import approve, query_of
+from tests.interop.person import approve, query_of, sign_in_through
 
 pytestmark = pytest.mark.live
 
@@ -345,7 +344,8 @@ def test_authlib_public_app_without_pkce_is_sent_back_with_invalid_request(
     url, state = session.create_authorization_url(f"{live_server.url}/oauth/authorize")
     assert "code_challenge" not in query_of(url)
 
-    response = httpx.get(url, follow_redirects=False)  # a browser, nobody signed in
+    # RFC 9700 §4.11.2: the person signs in before the error is sent to the redirect URI.
+    response = sign_in_through(live_server.url, url, live_server.world.admin)
 
     assert response.status_code == 302
     location = response.headers["location"]

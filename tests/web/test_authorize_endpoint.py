@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
@@ -84,6 +86,7 @@ def test_no_scope_means_the_applications_scopes(client: TestClient, world: World
 def test_a_scope_beyond_the_applications_is_redirected_as_invalid_scope(
     client: TestClient, world: World
 ) -> None:
+    sign_in(client, world.admin)  # RFC 9700 §4.11.2: errors are redirected after sign-in
     response = client.get(
         "/oauth/authorize", params=authorize_params(world.app, scope="read admin", state="s")
     )
@@ -139,6 +142,7 @@ def test_a_missing_redirect_uri_is_refused_when_several_are_registered(
 def test_factorials_typo_url_gets_a_description_suggesting_the_scope_parameter(
     client: TestClient, world: World
 ) -> None:
+    sign_in(client, world.admin)  # RFC 9700 §4.11.2: errors are redirected after sign-in
     params = authorize_params(world.app, response_type="code=read,write", state="t")
     params = callback_params(client.get("/oauth/authorize", params=params))
     assert params["error"] == "invalid_request"
@@ -149,6 +153,7 @@ def test_factorials_typo_url_gets_a_description_suggesting_the_scope_parameter(
 def test_an_unsupported_response_type_is_redirected_with_its_error(
     client: TestClient, world: World
 ) -> None:
+    sign_in(client, world.admin)  # RFC 9700 §4.11.2: errors are redirected after sign-in
     params = callback_params(
         client.get("/oauth/authorize", params=authorize_params(world.app, response_type="token"))
     )
@@ -156,6 +161,7 @@ def test_an_unsupported_response_type_is_redirected_with_its_error(
 
 
 def test_a_repeated_parameter_is_refused(client: TestClient, world: World) -> None:
+    sign_in(client, world.admin)  # RFC 9700 §4.11.2: errors are redirected after sign-in
     query = (
         f"client_id={world.app.client_id}&redirect_uri={REDIRECT_URI}"
         "&response_type=code&state=a&state=b"
@@ -177,6 +183,7 @@ def test_a_repeated_client_id_gets_a_page_not_a_redirect(client: TestClient, wor
 
 
 def test_an_oversized_parameter_is_refused(client: TestClient, world: World) -> None:
+    sign_in(client, world.admin)
     params = callback_params(
         client.get("/oauth/authorize", params=authorize_params(world.app, state="x" * 5000))
     )
@@ -188,6 +195,7 @@ def test_an_oversized_parameter_is_refused(client: TestClient, world: World) -> 
 def test_a_bad_resource_owner_type_is_redirected_as_invalid_request(
     client: TestClient, world: World
 ) -> None:
+    sign_in(client, world.admin)  # RFC 9700 §4.11.2: errors are redirected after sign-in
     params = callback_params(
         client.get(
             "/oauth/authorize",
@@ -295,3 +303,70 @@ def test_a_user_of_another_company_authorizes_for_their_own_company(
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["company"]["name"] == "Globex"
     assert me["user"]["email"] == world.other_admin.email
+
+
+# RFC 9700 §4.11.2, the authorization server as an open redirector: anyone can register an
+# application whose redirect URI is a phishing page, then send people a broken request to it.
+
+
+def test_an_error_for_a_visitor_who_is_not_signed_in_is_redirected_only_after_sign_in(
+    client: TestClient, world: World
+) -> None:
+    params = authorize_params(world.app, scope="read admin", state="s")
+    first = client.get("/oauth/authorize", params=params)
+    assert first.status_code == 303
+    assert urlsplit(first.headers["location"]).path == "/login"
+    sign_in(client, world.admin)
+    assert callback_params(client.get("/oauth/authorize", params=params))["error"] == (
+        "invalid_scope"
+    )
+
+
+def test_an_oversized_request_of_a_visitor_who_is_not_signed_in_gets_a_page(
+    client: TestClient, world: World
+) -> None:
+    response = client.get("/oauth/authorize", params=authorize_params(world.app, state="x" * 5000))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "too long" in response.text
+
+
+def test_an_error_for_another_companys_application_is_offered_not_followed(
+    client: TestClient, world: World
+) -> None:
+    """The application is registered by company A; the person is company B's admin: they are
+    told where they would go and decide, with the RFC 6749 §4.1.2.1 redirect as a link."""
+    sign_in(client, world.other_admin)
+    response = client.get(
+        "/oauth/authorize", params=authorize_params(world.app, scope="read admin", state="s")
+    )
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "not by your company" in response.text
+    link = re.search(r'href="([^"]+)"[^>]*rel="noreferrer"', response.text)
+    assert link is not None
+    target = html.unescape(link.group(1))
+    assert target.startswith(REDIRECT_URI + "?")
+    assert "error=invalid_scope" in target and "state=s" in target and "iss=" in target
+
+
+def test_a_denial_of_another_companys_application_is_offered_not_followed(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.other_admin)
+    page = client.get("/oauth/authorize", params=authorize_params(world.app, state="d"))
+    assert page.status_code == 200
+    answered = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
+    assert answered.status_code == 403
+    assert "location" not in answered.headers
+    assert "error=access_denied" in html.unescape(answered.text)
+
+
+def test_a_denial_of_an_application_of_ones_own_company_is_redirected_at_once(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.admin)
+    page = client.get("/oauth/authorize", params=authorize_params(world.app, state="d"))
+    answered = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
+    assert answered.status_code == 302
+    assert callback_params(answered)["error"] == "access_denied"

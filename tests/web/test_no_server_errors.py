@@ -56,7 +56,10 @@ VALUES = st.one_of(
         ]
     ),
 )
-PARAMS = st.lists(st.tuples(st.sampled_from(NAMES), VALUES), max_size=8)
+# httpx refuses to build a URL whose query exceeds 64 KiB, so the client could not send more.
+PARAMS = st.lists(st.tuples(st.sampled_from(NAMES), VALUES), max_size=8).filter(
+    lambda pairs: len(urlencode(pairs)) < 60_000
+)
 FUZZ = settings(
     max_examples=60,
     deadline=None,

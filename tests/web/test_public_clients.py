@@ -44,6 +44,7 @@ def _params(app: Client, **extra: str) -> dict[str, str]:
 def test_a_public_client_without_pkce_is_redirected_with_invalid_request(
     client: TestClient, world: World, public_app: Client
 ) -> None:
+    sign_in(client, world.admin)
     params = callback_params(client.get("/oauth/authorize", params=_params(public_app, state="p")))
     assert params["error"] == "invalid_request"
     assert "PKCE" in params["error_description"]
@@ -53,6 +54,7 @@ def test_a_public_client_without_pkce_is_redirected_with_invalid_request(
 def test_plain_pkce_is_refused_by_default(
     client: TestClient, world: World, public_app: Client
 ) -> None:
+    sign_in(client, world.admin)
     verifier = new_verifier()
     params = callback_params(
         client.get(

@@ -42,6 +42,7 @@ from .responses import (
     bearer_error,
     error_page,
     json_error,
+    leaving_page,
     multi_params,
 )
 from .services import audit, services, signed_in_user
@@ -52,6 +53,9 @@ router = APIRouter()
 _CONSENT_FIELDS = {sessions.CSRF_FIELD, sessions.FORM_ID_FIELD, "decision", "show_code"}
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+# The longest authorization query carried through sign-in (as ``next``) and back.
+MAX_RETURN_QUERY = 4096
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
@@ -71,7 +75,7 @@ async def authorize(request: Request) -> Response:
                 params, Applications(connection), svc.authorization_policy()
             )
         except OAuthError as error:
-            return authorization_error(request, error)
+            return await _authorization_error(request, connection, error, params)
         user = await signed_in_user(request, connection)
         if user is None:
             return _login_redirect(request)
@@ -87,6 +91,37 @@ async def authorize(request: Request) -> Response:
         except OAuthError as error:
             return authorization_error(request, error)
     return _redirect_with_code(request, auth, code)
+
+
+async def _authorization_error(
+    request: Request,
+    connection: AsyncConnection,
+    error: OAuthError,
+    params: dict[str, list[str]],
+    user: User | None = None,
+) -> Response:
+    """RFC 9700 §4.11.2 (the authorization server as open redirector): anyone may register an
+    application, so its registered redirect URI proves little. Before an error is redirected to
+    it, the person signs in ("MUST always authenticate the user first"), and the redirect is
+    automatic only to an application of the person's own company ("SHOULD only automatically
+    redirect the user agent if it trusts the redirect URI"); for another company's application
+    the person is told where they would go and decides. Errors that cannot be redirected at all
+    (RFC 6749 §4.1.2.1) are shown at once, as is any error for a visitor who cannot be sent to
+    sign in and back (a form post, or a URL too long to carry along)."""
+    if not (error.redirectable and error.redirect_uri and error.redirect_uri != OUT_OF_BAND):
+        return authorization_error(request, error)
+    user = user or await signed_in_user(request, connection)
+    if user is None:
+        if request.method == "GET" and len(request.url.query) <= MAX_RETURN_QUERY:
+            return _login_redirect(request)
+        error.redirectable = False  # shown to the visitor, not redirected
+        return authorization_error(request, error)
+    client_id = params.get("client_id", [""])[0]
+    application = await Applications(connection).by_client_id(client_id)
+    if application is None or application.company_id == user.company_id:
+        return authorization_error(request, error)
+    company = await Accounts(connection).company(application.company_id)
+    return leaving_page(request, error, application.name, company.name if company else "")
 
 
 async def _grant(
@@ -197,7 +232,7 @@ async def decide(request: Request) -> Response:
                 params, Applications(connection), svc.authorization_policy()
             )
         except OAuthError as error:
-            return authorization_error(request, error)
+            return await _authorization_error(request, connection, error, params)
         user = await signed_in_user(request, connection)
         if user is None:
             return RedirectResponse(
@@ -226,7 +261,7 @@ async def decide(request: Request) -> Response:
         except OAuthError as error:
             if show_code or auth.out_of_band:
                 return error_page(request, "Authorization not granted", error.description, 403)
-            return authorization_error(request, error)
+            return await _authorization_error(request, connection, error, params, user)
         if show_code or auth.out_of_band:
             again = f"/oauth/applications/{auth.application.id}" if show_code else "/"
             sessions.mark_done(request, form_id, again)

@@ -5,6 +5,7 @@ RFC 6750 §3): a redirect only to a validated redirect URI, JSON for clients, a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -66,6 +67,34 @@ def error_page(
     )
     if headers:
         response.headers.update(headers)
+    return response
+
+
+def leaving_page(
+    request: Request, error: OAuthError, application_name: str, application_company: str
+) -> Response:
+    """An authorization error for another company's application (RFC 9700 §4.11.2): the error
+    redirect, offered as a link to follow rather than followed automatically."""
+    OAUTH_ERRORS.labels("/oauth/authorize", error.error).inc()
+    assert error.redirect_uri is not None
+    location = error_redirect(
+        error.redirect_uri, error, error.state, services(request).settings.issuer
+    )
+    parts = urlsplit(error.redirect_uri)
+    destination = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+    response = services(request).render(
+        request,
+        "leaving.html",
+        status_code=403 if error.status == 403 else 400,
+        title="This authorization request cannot continue",
+        message=error.description,
+        error=error.error,
+        application_name=application_name,
+        application_company=application_company,
+        destination=destination,
+        location=location,
+    )
+    response.headers.update(NO_STORE)
     return response
 
 
