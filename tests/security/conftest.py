@@ -1,0 +1,101 @@
+"""Shared by the adversarial modules: reading the audit trail, a public (PKCE) application,
+and small request helpers. The attacks themselves go through the ASGI app (``client``) or a
+real ``grantly serve`` (``live_server``) with the fixtures of ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from grantly import admin
+from grantly.oauth.registration import validate
+from grantly.store import tables as t
+from tests.conftest import Client, World
+
+NATIVE_CALLBACK = "com.example.app:/oauth/callback"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One row of ``audit_events``."""
+
+    event: str
+    company_id: int | None
+    application_id: int | None
+    actor_user_id: int | None
+    detail: dict[str, Any]
+
+
+def audit_trail(world: World) -> list[Trace]:
+    """Every audit event, oldest first: what the admins' /audit page is built from."""
+
+    async def work(connection: Any) -> list[Trace]:
+        e = t.audit_events
+        rows = await connection.execute(select(e).order_by(e.c.id))
+        return [
+            Trace(r.event, r.company_id, r.application_id, r.actor_user_id, json.loads(r.detail))
+            for r in rows
+        ]
+
+    return list(world.run(work))
+
+
+def events(world: World) -> list[str]:
+    return [trace.event for trace in audit_trail(world)]
+
+
+def basic(app: Client, secret: str | None = None) -> tuple[str, str]:
+    return (app.client_id, secret if secret is not None else app.client_secret or "")
+
+
+def refresh(http: TestClient | httpx.Client, app: Client, refresh_token: str) -> httpx.Response:
+    return http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=basic(app),
+    )
+
+
+def me(http: TestClient | httpx.Client, access_token: str) -> int:
+    """The status /api/v1/me answers to the token: 200 while it works, 401 once it is dead."""
+    return http.get("/api/v1/me", headers={"Authorization": f"Bearer {access_token}"}).status_code
+
+
+def oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    """An RFC 6749 §5.2 error, never cached."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert response.headers["cache-control"] == "no-store"
+    return dict(body)
+
+
+@pytest.fixture
+def public_app(world: World) -> Client:
+    """A native application of company A: no secret, PKCE required, a private-use scheme and
+    a loopback redirect URI."""
+
+    async def work(connection: Any) -> Any:
+        draft = validate(
+            name="Mobile",
+            redirect_uris=[NATIVE_CALLBACK, "http://127.0.0.1/cb"],
+            confidential=False,
+            scopes=["read", "write"],
+            server_scopes=("read", "write"),
+        )
+        return await admin.create_application(connection, world.company_a, draft, 0)
+
+    created = world.run(work)
+    return Client(
+        created.application.id,
+        created.application.client_id,
+        None,
+        list(created.application.redirect_uris),
+        world.company_a,
+    )
