@@ -1,5 +1,6 @@
-"""Threat: guessing passwords and client secrets (RFC 9700 §2.3, §4.10 on brute force;
-RFC 6749 §10.10; OWASP authentication guidance).
+"""Threat: guessing passwords and client secrets (RFC 6749 §10.10 credentials-guessing attacks;
+RFC 9700 §2.5 client authentication; OWASP authentication
+guidance). RFC 9700 itself has no section on brute force.
 
 Credential stuffing and secret guessing against the running app: failures are throttled per
 account, per client address and per client id, with 429 and ``Retry-After`` — and once
@@ -80,7 +81,7 @@ def _assert_throttled_page(response) -> None:
 def test_password_spraying_from_one_address_is_throttled(
     throttled: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10: one address trying one password on many accounts (spraying) is
+    """RFC 6749 §10.10: one address trying one password on many accounts (spraying) is
     stopped by the per-address limit, though no single account reached its own limit; the
     next sign-in from that address — even a correct one — waits."""
     for n in range(5):
@@ -91,7 +92,7 @@ def test_password_spraying_from_one_address_is_throttled(
 def test_a_distributed_attack_on_one_account_is_throttled(
     throttled: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10: guesses at one account from many addresses (a botnet) are stopped by
+    """RFC 6749 §10.10: guesses at one account from many addresses (a botnet) are stopped by
     the per-account limit; the owner's correct password waits too, whatever the address."""
     email = world.employee.email
     for n in range(3):
@@ -104,7 +105,7 @@ def test_a_distributed_attack_on_one_account_is_throttled(
 def test_throttling_one_address_does_not_lock_out_another(
     throttled: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10: the per-address limit blocks the attacker's address, not everyone:
+    """RFC 6749 §10.10: the per-address limit blocks the attacker's address, not everyone:
     a person elsewhere signs in (the account itself was not guessed at)."""
     attacker = "203.0.113.66"
     for n in range(5):
@@ -117,7 +118,7 @@ def test_throttling_one_address_does_not_lock_out_another(
 def test_once_throttled_even_the_right_client_secret_waits(
     throttled: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10 / RFC 6749 §10.10: after three wrong secrets for a client id, the
+    """RFC 6749 §10.10 / RFC 9700 §2.5: after three wrong secrets for a client id, the
     token endpoint answers 429 to everything for that id, the right secret included — so a
     guessing run learns nothing from the answers while throttled."""
     data = {"grant_type": "refresh_token", "refresh_token": "grt_x"}
@@ -134,7 +135,7 @@ def test_once_throttled_even_the_right_client_secret_waits(
 def test_switching_method_or_endpoint_does_not_reset_the_count(
     throttled: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10: the counter is the client id's, whatever the endpoint and the
+    """RFC 6749 §10.10 / RFC 9700 §2.5: the counter is the client id's, whatever the endpoint and the
     authentication method (HTTP Basic or the body) the guesser uses."""
     client_id = world.app.client_id
     throttled.post(
@@ -159,7 +160,7 @@ def test_switching_method_or_endpoint_does_not_reset_the_count(
 
 
 def test_the_window_passes_and_the_owner_gets_in(world: World, tmp_path) -> None:
-    """RFC 9700 §4.10: throttling delays, it does not lock the owner out for good."""
+    """RFC 6749 §10.10: throttling delays, it does not lock the owner out for good."""
     settings = make_settings(
         tmp_path,
         database_url=world.settings.database_url,

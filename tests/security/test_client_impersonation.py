@@ -1,4 +1,4 @@
-"""Threat: client impersonation (RFC 9700 §2.3, §4.15; RFC 6749 §2.3, §3.2.1, §5.2).
+"""Threat: client impersonation (RFC 9700 §2.5, §4.15; RFC 6749 §2.3, §3.2.1, §5.2).
 
 Someone who knows a confidential client's ``client_id`` (it is public: it sits in every
 authorization URL) tries to act as that client at the token, revocation and introspection
@@ -56,7 +56,7 @@ def _invalid_client(response) -> dict:
 def test_the_secret_of_another_client_opens_nothing(
     client: TestClient, world: World, endpoint: str
 ) -> None:
-    """RFC 6749 §2.3.1 / RFC 9700 §2.3: company B's admin holds a genuine secret — of
+    """RFC 6749 §2.3.1 / RFC 9700 §2.5: company B's admin holds a genuine secret — of
     B's application. Presented with A's ``client_id`` it authenticates nothing, at any
     endpoint, by either method."""
     data = ENDPOINTS[endpoint]
@@ -71,7 +71,7 @@ def test_the_secret_of_another_client_opens_nothing(
 def test_a_confidential_client_cannot_pass_as_public_with_pkce(
     client: TestClient, world: World
 ) -> None:
-    """RFC 6749 §3.2.1 / RFC 9700 §2.3: "public" is what the server registered, not what the
+    """RFC 6749 §3.2.1 / RFC 9700 §2.5: "public" is what the server registered, not what the
     request claims. A thief with the code and its verifier, sending only the confidential
     client's id (no secret), gets 401 — PKCE does not replace the secret."""
     verifier = new_verifier()
@@ -95,7 +95,7 @@ def test_a_confidential_client_cannot_pass_as_public_with_pkce(
 def test_a_public_client_cannot_use_confidential_only_endpoints(
     client: TestClient, world: World, public_app: Client
 ) -> None:
-    """RFC 7662 §2.1 / RFC 9700 §2.3: a public client proves nothing about itself, so it may
+    """RFC 7662 §2.1 / RFC 9700 §2.5: a public client proves nothing about itself, so it may
     not introspect tokens, nor (authorization side) ask for a never-expiring company token."""
     oauth_error(
         client.post(
@@ -156,7 +156,7 @@ def test_a_code_issued_to_another_client_is_invalid_grant_not_invalid_client(
 
 
 def test_unknown_clients_and_wrong_secrets_look_the_same(client: TestClient, world: World) -> None:
-    """RFC 9700 §2.3 / RFC 6749 §5.2: the answer does not tell an attacker which client ids
+    """RFC 9700 §2.5 / RFC 6749 §5.2: the answer does not tell an attacker which client ids
     exist."""
     data = ENDPOINTS["/oauth/token"]
     wrong = client.post("/oauth/token", data=data, auth=(world.app.client_id, "gcs_guess"))
@@ -194,7 +194,7 @@ def test_a_client_cannot_choose_its_client_id(client: TestClient, world: World) 
 def test_a_failed_client_authentication_is_audited_for_the_clients_company(
     client: TestClient, world: World, endpoint: str
 ) -> None:
-    """RFC 9700 §2.3 / §4.10 (and the brief of issue 5): someone presenting a wrong secret
+    """RFC 9700 §2.5 / RFC 6749 §10.10 (and issue 5, "leaves a trace in the audit log"): someone presenting a wrong secret
     for company A's client is a security event A's admins must be able to see — without
     the guessed secret."""
     guess = "gcs_attackers_guess_0123456789"

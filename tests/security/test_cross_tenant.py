@@ -1,5 +1,5 @@
-"""Threat: one tenant reaching another (RFC 9700 §4.10 misuse of stolen or over-broad tokens,
-§4.15; RFC 6749 §10.3; RFC 7662 §4).
+"""Threat: one tenant reaching another (RFC 9700 §2.3 access token privilege restriction,
+§4.10.2 audience restriction, §4.15; RFC 7009 §2.1; RFC 7662 §4).
 
 Company A's admin, A's tokens, A's API key and A's registered client all attack company B:
 B's employees, B's applications, B's tokens and grants, B's audit trail. Every attempt must
@@ -59,7 +59,7 @@ CREDENTIALS_OF_A: dict[str, Callable[[TestClient, World], dict[str, str]]] = {
 def test_a_credential_of_company_a_neither_reads_nor_changes_company_b(
     client: TestClient, world: World, credential: str
 ) -> None:
-    """RFC 9700 §4.10 / RFC 6749 §10.3: a token's reach is its company's data. Every way of
+    """RFC 9700 §2.3 / §4.10.2: a token's reach is its company's data. Every way of
     naming B's admin (id, e-mail filter, write, terminate) answers as if they did not exist."""
     headers = CREDENTIALS_OF_A[credential](client, world)
     victim = world.other_admin
@@ -107,7 +107,7 @@ def _b_application_attacks(world: World) -> dict[str, tuple[str, dict[str, str]]
 def test_a_company_a_admin_cannot_touch_company_bs_applications(
     client: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.15 / §2.3 (client credentials belong to their owner): with a valid CSRF
+    """RFC 9700 §2.5 / §4.15 (client credentials belong to their owner): with a valid CSRF
     token, A's admin aims every dashboard action at B's application by id: 404, and B's
     application keeps its name, redirect URI and secret."""
     sign_in(client, world.admin)
@@ -171,7 +171,7 @@ def test_company_a_cannot_revoke_or_inspect_company_bs_tokens(
 
 
 def test_company_a_sees_nothing_of_company_bs_audit_trail(client: TestClient, world: World) -> None:
-    """RFC 9700 §4.10: the audit trail names people, applications and addresses: A's admin
+    """RFC 9700 §2.3 (privileges restricted to the tenant): the audit trail names people, applications and addresses: A's admin
     sees none of B's events — B's grants, B's failed client authentication, B's replay."""
     sign_in(client, world.other_admin)
     code = callback_params(consent(client, authorize_params(world.other_app)))["code"]
@@ -193,7 +193,7 @@ def test_company_a_sees_nothing_of_company_bs_audit_trail(client: TestClient, wo
 def test_an_employee_cannot_obtain_a_company_token_and_the_refusal_is_audited(
     client: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.10 / RFC 6749 §4.1.2.1 (``access_denied``): a company token acts for the
+    """RFC 9700 §2.3 / RFC 6749 §4.1.2.1 (``access_denied``): a company token acts for the
     whole company and never expires, so only an admin may authorize one. An employee who
     presses Allow anyway gets no code, the client gets ``access_denied`` — and the company's
     admins see the attempt."""

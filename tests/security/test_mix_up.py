@@ -131,7 +131,7 @@ def test_the_metadata_advertises_iss_and_names_the_configured_issuer(
 
 
 def test_a_redirect_uri_cannot_smuggle_a_forged_iss(client: TestClient, world: World) -> None:
-    """RFC 9700 §4.4.2 / RFC 9207 §2.4: an admin cannot register a redirect URI that already
+    """RFC 9700 §4.4.2.1 / RFC 9207 §2: an admin cannot register a redirect URI that already
     carries ``iss`` (or ``code``/``state``), which would put a second, forged ``iss`` in the
     response next to Grantly's."""
     sign_in(client, world.admin)

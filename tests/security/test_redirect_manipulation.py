@@ -75,7 +75,7 @@ def _assert_error_page(response) -> None:
 def test_a_look_alike_redirect_uri_gets_an_error_page_never_a_redirect(
     client: TestClient, world: World, redirect_uri: str
 ) -> None:
-    """RFC 9700 §2.1 / §4.1.3 (exact string matching) and §4.11.1 (the authorization server as
+    """RFC 9700 §2.1 / §4.1.3 (exact string matching) and §4.11.2 (the authorization server as
     open redirector), RFC 6749 §4.1.2.1: an invalid redirect URI MUST NOT be redirected to —
     not even with an error, and not even for a signed-in person who would click Allow."""
     sign_in(client, world.admin)
@@ -97,7 +97,7 @@ def test_a_look_alike_redirect_uri_gets_an_error_page_never_a_redirect(
 def test_a_bad_request_with_a_foreign_redirect_uri_is_not_redirected(
     client: TestClient, world: World, params: dict[str, str]
 ) -> None:
-    """RFC 6749 §4.1.2.1, RFC 9700 §4.11.1: errors that would normally go back to the client
+    """RFC 6749 §4.1.2.1, RFC 9700 §4.11.2: errors that would normally go back to the client
     are shown on a page when the redirect URI is not registered: an attacker cannot make
     Grantly bounce a browser to their site by breaking another parameter on purpose."""
     response = client.get(
@@ -112,7 +112,7 @@ def test_a_bad_request_with_a_foreign_redirect_uri_is_not_redirected(
 def test_denying_a_tampered_consent_form_is_not_redirected_either(
     client: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.11.1: the consent POST is re-validated; pressing Deny on a form whose
+    """RFC 9700 §4.11.2: the consent POST is re-validated; pressing Deny on a form whose
     redirect URI was changed yields a page, not an ``access_denied`` redirect to the attacker."""
     sign_in(client, world.admin)
     page = client.get("/oauth/authorize", params=authorize_params(world.app, state="s"))
@@ -184,7 +184,7 @@ def test_the_native_loopback_exception_varies_the_port_only(
 def test_a_signed_in_visit_to_login_does_not_bounce_off_site(
     client: TestClient, world: World, target: str
 ) -> None:
-    """RFC 9700 §4.11 (open redirectors at the authorization server): a link to
+    """RFC 9700 §4.11.2 (the authorization server as open redirector): a link to
     ``/login?next=…`` sent to someone already signed in redirects at once, so ``next`` must
     stay a local path there too."""
     sign_in(client, world.admin)
@@ -196,7 +196,7 @@ def test_a_signed_in_visit_to_login_does_not_bounce_off_site(
 def test_revoking_an_authorization_does_not_bounce_off_site(
     client: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.11: the ``next`` of the Revoke form is a local path or nothing."""
+    """RFC 9700 §4.11.2: the ``next`` of the Revoke form is a local path or nothing."""
     obtain_code(client, world)
     consent_id = world.run(
         lambda c: c.scalar(select(t.consents.c.id).order_by(t.consents.c.id.desc()))

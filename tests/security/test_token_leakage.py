@@ -1,5 +1,5 @@
 """Threat: credential leakage through logs, Referer, caches, URLs and the database
-(RFC 9700 §4.2, §4.3, §4.9 and §4.14; RFC 6749 §5.1, §10.3; RFC 6750 §5.3).
+(RFC 9700 §4.2, §4.3 and §4.14; RFC 6749 §5.1, §10.3; RFC 6750 §5.3; RFC 6819).
 
 A code, token or secret that is written where an attacker can read it later — a log file, a
 shared proxy's cache, a ``Referer`` sent to a third-party resource, browser history, a backup
@@ -201,7 +201,7 @@ def test_pages_and_redirects_that_carry_codes_send_no_referer(
 def test_error_answers_never_echo_the_credential_presented(
     client: TestClient, world: World
 ) -> None:
-    """RFC 9700 §4.9 / RFC 6750 §5.3: an error about a token does not repeat it (error pages
+    """RFC 6750 §5.3 / RFC 9700 §4.3: an error about a token does not repeat it (error pages
     and bodies end up in client logs and bug reports)."""
     stolen = "grt_" + "A" * 43
     body = refresh(client, world.app, stolen).text
@@ -217,7 +217,8 @@ def test_error_answers_never_echo_the_credential_presented(
 def test_a_copy_of_the_database_yields_no_usable_credential(
     client: TestClient, world: World, public_app: Client
 ) -> None:
-    """RFC 9700 §4.14 (refresh token protection) and §4.10: after a public client's PKCE
+    """RFC 9700 §4.14 (refresh token protection) and RFC 6819 (no credentials in clear in
+    storage): after a public client's PKCE
     flow, a company token, an API key and a new application, a dump of every table holds
     none of the raw values — only their SHA-256 digests."""
     verifier = new_verifier()

@@ -129,7 +129,7 @@ async def _grant(
 ) -> str:
     """Issue the code and remember the grant (for consent and /oauth/authorized_applications).
     A request the server refuses for this person (an employee asking for a company token) is
-    audited like a denial: the company's admins see who tried (RFC 9700 §4.10)."""
+    audited like a denial: the company's admins see who tried."""
     svc = services(request)
     try:
         code = await authz.issue_code(
@@ -440,9 +440,9 @@ async def _client_error(
 
 
 async def _audit_client_failure(request: Request, endpoint: str, client_id: str) -> None:
-    """RFC 9700 §2.3, §4.10: a failed authentication of a known client is a security event for
-    the admins of the company that owns it (never the secret presented). An unknown client id
-    belongs to no company: it is only counted (metrics, throttle)."""
+    """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
+    a security event for the admins of the company that owns it (never the secret presented).
+    An unknown client id belongs to no company: it is only counted (metrics, throttle)."""
     async with unit_of_work(services(request).engine) as connection:
         application = await Applications(connection).by_client_id(client_id)
         if application is None:
