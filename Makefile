@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # The PostgreSQL this kind of machine runs (trust auth); each test gets a database of its own.
 TEST_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test lint browser-deps clean
+.PHONY: install demo test lint browser-deps bench-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,28 @@ demo: install
 	GRANTLY_ENV=development GRANTLY_LOG_FORMAT=console $(BIN)/grantly demo
 
 lint: install
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
 
 # The whole suite twice: on SQLite (the embedded default), then on PostgreSQL.
 test: install browser-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	GRANTLY_TEST_DATABASE=$(TEST_POSTGRESQL) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Benchmarks (not part of `make test`): Debian's wrk, the `bench` extra, then bench/run.py.
+# BENCH_ARGS="--quick" for a smoke run, "--with-peer" to add node oidc-provider; BENCHMARKS.md.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+bench-deps: install
+	@command -v wrk >/dev/null || { \
+	  echo "installing Debian's wrk for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@test -f $(BENCH_STAMP) || { \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]' && \
+	  rm -f $(VENV)/.bench-installed-* && touch $(BENCH_STAMP); }
+
+bench: install bench-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info test-artifacts .pytest_cache .mypy_cache .ruff_cache
