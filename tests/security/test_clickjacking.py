@@ -84,6 +84,12 @@ def _unregistered_redirect(client: TestClient, world: World) -> httpx.Response:
     )
 
 
+def _leaving(client: TestClient, world: World) -> httpx.Response:
+    """An error for another company's application, offered as a link (RFC 9700 §4.11.2)."""
+    sign_in(client, world.other_admin)
+    return client.get("/oauth/authorize", params=authorize_params(world.app, scope="payroll"))
+
+
 def _method_not_allowed(client: TestClient, world: World) -> httpx.Response:
     return client.get("/logout")
 
@@ -96,6 +102,7 @@ PAGES: dict[str, Callable[[TestClient, World], httpx.Response]] = {
     "unknown client (400)": _anonymous("/oauth/authorize?client_id=nobody"),
     "unregistered redirect URI (400)": _unregistered_redirect,
     "forged consent (403)": _forged_consent,
+    "leaving Grantly (400)": _leaving,
     "not found (404)": _anonymous("/no-such-page"),
     "method not allowed (405)": _method_not_allowed,
     "home": _as("admin", "/"),

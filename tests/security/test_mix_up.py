@@ -10,6 +10,8 @@ Covered elsewhere: a real client library checking ``iss`` (``tests/interop/test_
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -77,6 +79,18 @@ def test_every_authorization_response_names_its_issuer_once(
     assert _iss_values(response) == [ISSUER]
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == ISSUER
+
+
+def test_an_error_offered_as_a_link_names_its_issuer(client: TestClient, world: World) -> None:
+    """RFC 9207 §2 with RFC 9700 §4.11.2: an error for another company's application is not
+    followed automatically but offered as a link; following it is still an authorization
+    response, so the link carries ``iss`` too."""
+    sign_in(client, world.other_admin)
+    page = client.get("/oauth/authorize", params=authorize_params(world.app, scope="payroll"))
+    assert page.status_code == 400 and "location" not in page.headers
+    links = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page.text)]
+    [link] = [h for h in links if h.startswith(REDIRECT_URI + "?")]
+    assert parse_qs(urlsplit(link).query)["iss"] == [ISSUER]
 
 
 def test_an_automatically_approved_authorization_names_its_issuer(

@@ -10,9 +10,13 @@ test_an_unknown_client_gets_an_error_page_and_never_a_redirect``), a consent for
 redirect URI was tampered with before Allow (``…::
 test_the_consent_form_is_revalidated_so_a_tampered_redirect_uri_is_refused``), sign-in's
 ``next`` on POST (``tests/web/test_login.py::test_sign_in_never_redirects_off_site``), and the
-registration rules (``tests/oauth/test_redirect_uris.py``). Not tested here: errors redirected
-to a registered URI before anyone signed in (RFC 9700 §4.11.2), a known gap being closed
-separately (SECURITY.md).
+registration rules (``tests/oauth/test_redirect_uris.py``); also RFC 9700 §4.11.2's phishing
+variant — an attacker's own application, with its own registered redirect URI, sending a
+deliberately broken request — which is redirected only after sign-in and only automatically
+to an application of the person's own company (``tests/web/test_authorize_endpoint.py::
+test_an_error_for_a_visitor_who_is_not_signed_in_is_redirected_only_after_sign_in``,
+``…::test_an_error_for_another_companys_application_is_offered_not_followed``,
+``…::test_a_denial_of_another_companys_application_is_offered_not_followed``).
 """
 
 from __future__ import annotations
