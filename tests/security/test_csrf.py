@@ -178,3 +178,48 @@ def test_login_csrf_cannot_sign_the_victim_in_as_the_attacker(
         assert response.status_code == 403
     assert client.get("/").headers["location"] == "/login"
     assert count_rows(world.settings, "user_sessions") == 0
+
+
+MARKUP = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def test_markup_from_an_attacker_is_shown_as_text_on_the_consent_page(
+    client: TestClient, world: World
+) -> None:
+    """RFC 9700 §4.7 and §4.16: script injected into the consent page would read the CSRF
+    token and press Allow itself. Any company may register an application, so its name is
+    attacker-controlled, as are ``state`` and every parameter an error page quotes: all of it
+    is escaped."""
+    from grantly import admin
+    from grantly.oauth.registration import validate
+    from tests.conftest import REDIRECT_URI
+
+    async def register(connection):
+        draft = validate(
+            name="Evil " + MARKUP,
+            redirect_uris=[REDIRECT_URI],
+            confidential=True,
+            scopes=["read"],
+            server_scopes=("read", "write"),
+        )
+        return await admin.create_application(connection, world.company_b, draft, 0)
+
+    evil = world.run(register).application
+    sign_in(client, world.employee)
+    pages = [
+        client.get(
+            "/oauth/authorize",
+            params={
+                "client_id": evil.client_id,
+                "redirect_uri": REDIRECT_URI,
+                "response_type": "code",
+                "state": MARKUP,
+            },
+        ),
+        client.get("/oauth/authorize", params={"client_id": MARKUP, "response_type": "code"}),
+        client.get("/oauth/authorize", params=authorize_params(world.app, redirect_uri=MARKUP)),
+    ]
+    assert pages[0].status_code == 200 and "Evil" in pages[0].text
+    for page in pages:
+        assert "<script>alert(1)" not in page.text
+        assert "<img src=x" not in page.text

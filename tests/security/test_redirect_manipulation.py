@@ -48,6 +48,7 @@ LOOK_ALIKES = [
     "https://client.example/call",  # prefix
     "https://client.example/callback/../../attacker",  # path traversal
     "https://client.example/callback%2F..%2Fattacker",
+    "https://client.example/%63allback",  # percent-encoded look-alike of the same path
     "https://client.example/Callback",  # case of the path
     "https://CLIENT.EXAMPLE/callback",  # case of the host
     "HTTPS://client.example/callback",  # case of the scheme

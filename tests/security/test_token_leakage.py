@@ -267,3 +267,15 @@ def test_a_copy_of_the_database_yields_no_usable_credential(
     assert digest(company["access_token"]) in dump and digest(api_key) in dump
     assert session_cookie and session_cookie not in dump
     assert REDIRECT_URI in dump  # the dump is real: registered data is there in clear
+
+
+def test_a_token_in_the_url_opens_nothing(client: TestClient, world: World) -> None:
+    """RFC 9700 §4.3.2 (access token in browser history) and RFC 6750 §5.3 ("Don't pass bearer
+    tokens in page URLs"): the resource API reads the token from the Authorization header
+    only, so a client cannot be tempted into URLs that end up in logs and history."""
+    token = exchange(client, world.app, obtain_code(client, world)).json()["access_token"]
+    client.cookies.clear()
+    in_query = client.get("/api/v1/me", params={"access_token": token})
+    in_info = client.get("/oauth/token/info", params={"access_token": token})
+    assert in_query.status_code == in_info.status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
