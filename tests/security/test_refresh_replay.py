@@ -17,11 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from grantly.app import create_app
 from grantly.oauth.clock import FrozenClock
 from grantly.oauth.pkce import new_verifier, s256
-from tests.conftest import Client, World, callback_params, consent, exchange, obtain_code, sign_in
+from tests.conftest import (
+    Client,
+    World,
+    callback_params,
+    consent,
+    exchange,
+    make_settings,
+    obtain_code,
+    sign_in,
+)
 from tests.security.conftest import (
     NATIVE_CALLBACK,
     audit_trail,
@@ -183,3 +194,33 @@ def test_a_refresh_token_of_a_grant_the_person_revoked_is_dead(
     action = page.text.split('action="/oauth/authorized_applications/')[1].split('"')[0]
     client.post(f"/oauth/authorized_applications/{action}", data={"csrf_token": csrf_of(page.text)})
     oauth_error(refresh(client, world.app, tokens["refresh_token"]), 400, "invalid_grant")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with GRANTLY_REFRESH_TOKEN_GRACE_PERIOD set, a retry within the grace period mints "
+    "a second live refresh token in the same family without invalidating the first "
+    "successor; a thief who retries the stolen token in time then holds a branch of their "
+    "own, and as neither branch ever presents a rotated token, reuse is never detected",
+)
+def test_a_grace_retry_by_a_thief_does_not_fork_the_grant(
+    world: World, tmp_path, clock: FrozenClock
+) -> None:
+    """RFC 9700 §4.14.2: rotation lets the server notice that two parties hold one grant.
+    With the optional grace period on (off by default), the client refreshes, a thief retries
+    the stolen token within the grace period; afterwards the client and the thief must not
+    both be able to go on refreshing — the family has to stay a single line."""
+    settings = make_settings(
+        tmp_path, database_url=world.settings.database_url, refresh_token_grace_period=60
+    )
+    with TestClient(
+        create_app(settings, clock=clock), base_url="http://127.0.0.1:8000", follow_redirects=False
+    ) as http:
+        stolen = _grant(http, world)["refresh_token"]
+        clients = refresh(http, world.app, stolen).json()["refresh_token"]
+        clock.advance(5)
+        thiefs = refresh(http, world.app, stolen).json()["refresh_token"]
+        clock.advance(600)
+        client_goes_on = refresh(http, world.app, clients)
+        thief_goes_on = refresh(http, world.app, thiefs)
+        assert not (client_goes_on.status_code == thief_goes_on.status_code == 200)
