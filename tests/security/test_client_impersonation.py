@@ -233,3 +233,24 @@ def test_a_public_client_with_a_stolen_code_but_no_verifier_is_refused(
     )["code"]
     response = exchange(client, public_app, code, redirect_uri=public_app.redirect_uris[0])
     oauth_error(response, 400, "invalid_grant")
+
+
+@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit"])
+def test_no_grant_lets_a_client_act_without_a_person(
+    client: TestClient, world: World, grant_type: str
+) -> None:
+    """RFC 9700 §2.4 (the resource owner password credentials grant MUST NOT be used) and
+    §4.15 (a client impersonating a resource owner): Grantly issues tokens only through a
+    person's consent (authorization code) and its refresh; a client holding a stolen password,
+    or only its own credentials, gets ``unsupported_grant_type``."""
+    response = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": grant_type,
+            "username": world.employee.email,
+            "password": world.employee.password,
+        },
+        auth=basic(world.app),
+    )
+    oauth_error(response, 400, "unsupported_grant_type")
+    assert count_rows(world.settings, "access_tokens") == 0

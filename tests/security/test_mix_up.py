@@ -163,3 +163,19 @@ def test_a_redirect_uri_cannot_smuggle_a_forged_iss(client: TestClient, world: W
     )
     assert response.status_code == 422
     assert "iss" in response.text
+
+
+def test_a_forged_host_header_does_not_change_the_issuer(client: TestClient, world: World) -> None:
+    """RFC 9700 §4.4.2.1 and §4.13 (TLS-terminating reverse proxies): the issuer is
+    configuration, never derived from request headers, so a request with a forged ``Host``
+    or ``X-Forwarded-Host`` cannot make Grantly name another issuer in ``iss`` or in the
+    metadata a client pins."""
+    forged = {"Host": "attacker.example", "X-Forwarded-Host": "attacker.example"}
+    metadata = client.get("/.well-known/oauth-authorization-server", headers=forged).json()
+    assert "attacker" not in str(metadata)
+    sign_in(client, world.admin)
+    page = client.get("/oauth/authorize", params=authorize_params(world.app), headers=forged)
+    response = client.post(
+        "/oauth/authorize", data={**hidden_fields(page.text), "decision": "allow"}, headers=forged
+    )
+    assert _iss_values(response) == [ISSUER]
