@@ -1,6 +1,7 @@
 """Throttling of guesses: sign-in attempts per account and per address, and client
-authentication failures per client (RFC 9700 §4.10 on brute force; OWASP's authentication
-guidance). Only failures count, so a person who signs in correctly is never slowed down.
+authentication failures per client (RFC 6749 §10.10 on credentials guessing; RFC 9700 §2.5;
+OWASP's authentication guidance). Only failures count, so a person who signs in correctly is
+never slowed down.
 
 Counters live in Redis when ``GRANTLY_REDIS_URL`` is set, shared by every process and host;
 otherwise in the process (the same behaviour on one process). The ``limits`` library keeps

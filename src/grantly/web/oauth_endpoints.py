@@ -404,7 +404,7 @@ def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
 
 
 async def _throttled(request: Request, client_key: str | None) -> Response | None:
-    """429 while a client id has failed authentication too often (RFC 9700 §4.10)."""
+    """429 while a client id has failed authentication too often (RFC 6749 §10.10)."""
     if client_key is None:
         return None
     refusal = await services(request).throttle.client_auth_refusal(client_key)
