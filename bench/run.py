@@ -557,6 +557,7 @@ def write_report(results: dict) -> None:
         "",
     ]
     targets = results["targets"]
+    invalid: list[str] = []
     for name, ops in targets.items():
         lines += [
             f"## {name}",
@@ -568,11 +569,26 @@ def write_report(results: dict) -> None:
         for op, r in ops.items():
             ratio = f"{r['rps'] / noop:.2f}" if noop else "-"
             flag = "" if r["valid"] else " **INVALID**"
+            if not r["valid"]:
+                kinds: dict[str, int] = {}
+                for run in r["runs"]:
+                    for kind, n in run["errors"].items():
+                        kinds[kind] = kinds.get(kind, 0) + n
+                detail = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
+                invalid.append(f"{name} {op}: {detail} (over {len(r['runs'])} runs)")
             lines.append(
                 f"| {op} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{r['errors']}{flag} | {ratio} |"
             )
         lines.append("")
+    if invalid:
+        lines += [
+            "Errors of the INVALID operations (`timeout`: wrk waited 2 s without an answer; "
+            "`status`: a 4xx/5xx answer):",
+            "",
+            *[f"- {line}" for line in invalid],
+            "",
+        ]
     if "oidc-provider" in targets:
         peer = targets["oidc-provider"]
         names = [n for n in targets if n != "oidc-provider"]
