@@ -215,11 +215,18 @@ class MemoryTokens:
         # One statement runs to completion without yielding here, so there is nothing to order.
         await _round_trip()
 
-    async def revoke_family(self, family_id: int, now: int) -> None:
+    async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:
+        await _round_trip()
+        return any(
+            row.family_id == family_id and row.id > refresh_token_id and row.rotated_at is not None
+            for row in self.db.refresh_tokens.values()
+        )
+
+    async def revoke_family(self, family_id: int, now: int, keep: int | None = None) -> None:
         await _round_trip()
         rows: list[_AccessRow | _RefreshRow] = [
             *self.db.access_tokens.values(),
-            *self.db.refresh_tokens.values(),
+            *(row for row in self.db.refresh_tokens.values() if row.id != keep),
         ]
         for row in rows:
             if row.family_id == family_id and row.revoked_at is None:

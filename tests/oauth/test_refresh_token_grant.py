@@ -269,7 +269,20 @@ def test_a_retry_within_the_grace_period_gets_a_working_new_pair(server: Server)
     assert retried.grace_retry and not lost.grace_retry
     assert retried.refresh_token not in (lost.refresh_token, first.refresh_token)
     assert server.access_is_active(retried.access_token)
+    assert not server.access_is_active(lost.access_token)  # replaced: the grant does not fork
+    invalid_grant(server, lost.refresh_token)
     assert server.refresh(retried.refresh_token).access_token
+
+
+def test_a_retry_after_the_successor_was_used_is_a_reuse_even_within_the_grace_period(
+    server: Server,
+) -> None:
+    with_grace(server)
+    first = server.tokens_for()
+    second = server.refresh(first.refresh_token)
+    third = server.refresh(second.refresh_token)
+    assert invalid_grant(server, first.refresh_token).event is not None
+    assert not server.access_is_active(third.access_token)
 
 
 def test_a_retry_after_the_grace_period_is_a_reuse_that_revokes_everything(
@@ -303,10 +316,11 @@ def test_a_grace_retry_still_may_not_widen_the_scope(server: Server) -> None:
         server.refresh(first.refresh_token, scope="read write")
 
 
-def test_with_a_grace_period_concurrent_refreshes_all_succeed_and_revoke_nothing(
+def test_with_a_grace_period_concurrent_refreshes_all_succeed_and_one_pair_stays_live(
     server: Server,
 ) -> None:
     with_grace(server)
     outcomes = _race(server, server.tokens_for().refresh_token)
     assert all(isinstance(o, TokenResponse) for o in outcomes), outcomes
-    assert all(server.access_is_active(o.access_token) for o in outcomes)  # type: ignore[union-attr]
+    live = [o for o in outcomes if server.access_is_active(o.access_token)]  # type: ignore[union-attr]
+    assert len(live) == 1

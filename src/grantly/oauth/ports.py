@@ -44,9 +44,13 @@ class TokenStore(Protocol):
         order, so they cannot deadlock."""
         ...
 
-    async def revoke_family(self, family_id: int, now: int) -> None:
+    async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:
+        """Whether a refresh token issued in this family after the given one was used."""
+        ...
+
+    async def revoke_family(self, family_id: int, now: int, keep: int | None = None) -> None:
         """Revoke every access and refresh token issued from one authorization code (takes
-        the family lock first)."""
+        the family lock first), except the refresh token with id ``keep``."""
         ...
 
     async def access_token(self, digest: str) -> AccessToken | None: ...

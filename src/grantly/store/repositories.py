@@ -339,14 +339,26 @@ class Tokens:
             .with_for_update()
         )
 
-    async def revoke_family(self, family_id: int, now: int) -> None:
+    async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:
+        r = t.refresh_tokens
+        query = (
+            select(r.c.id)
+            .where(
+                r.c.family_id == family_id,
+                r.c.id > refresh_token_id,
+                r.c.rotated_at.is_not(None),
+            )
+            .limit(1)
+        )
+        return (await self.connection.execute(query)).first() is not None
+
+    async def revoke_family(self, family_id: int, now: int, keep: int | None = None) -> None:
         await self.lock_family(family_id)
         for table in (t.access_tokens, t.refresh_tokens):
-            await self.connection.execute(
-                update(table)
-                .where(table.c.family_id == family_id, table.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+            condition = and_(table.c.family_id == family_id, table.c.revoked_at.is_(None))
+            if keep is not None and table is t.refresh_tokens:
+                condition = and_(condition, table.c.id != keep)
+            await self.connection.execute(update(table).where(condition).values(revoked_at=now))
 
     async def revoke_access_token(self, access_token_id: int, now: int) -> None:
         await self.connection.execute(

@@ -21,7 +21,8 @@ async def refresh(
     must not exceed the original grant. RFC 9700 §4.14.2: refresh tokens rotate; presenting
     one that was already used is a sign it was stolen, so the whole family is revoked, unless
     it comes back within the configured grace period (``refresh_token_grace_period``, off by
-    default): a client that lost the response to its refresh may retry it and gets a new pair.
+    default) and its successor was never used: a client that lost the response to its refresh
+    may retry it and gets a new pair, which replaces the lost one.
     """
     presented = params.require("refresh_token")
     requested = scope_rules.parse(params.get("scope"))
@@ -61,7 +62,17 @@ async def refresh(
     current = await context.tokens.refresh_token(digest(presented))
     if current is None or current.revoked_at is not None:
         raise InvalidGrant("the refresh token was revoked.")
-    if current.rotated_at is not None and _within_grace(current.rotated_at, now, context):
+    if (
+        current.rotated_at is not None
+        and _within_grace(current.rotated_at, now, context)
+        and not await context.tokens.successor_used(record.family_id, record.id)
+    ):
+        # The retry replaces what the lost response carried: the grant keeps one live refresh
+        # token, so a thief retrying within the period cannot fork it into a branch of their
+        # own (and the client's next refresh then reveals the theft as a reuse).
+        # The presented token stays as it is, rotated: presented again after the period, it is
+        # a reuse that revokes the retried pair too.
+        await context.tokens.revoke_family(record.family_id, now, keep=record.id)
         response = await mint(
             context, application, record.owner, granted, record.family_id, record.scopes
         )
