@@ -115,3 +115,71 @@ def test_many_values_are_minted_in_batches_with_progress(mint) -> None:
     codes = _values(result)
     assert len(codes) == len(set(codes)) == 5001
     assert "minted 5001/5001" in result.stderr
+
+
+def test_batched_rows_are_the_repositories_rows(world: World) -> None:
+    """The batched stores insert, column for column, what the repositories insert."""
+    from sqlalchemy import select
+
+    from grantly import dev_mint
+    from grantly.oauth.models import NewAuthorizationCode, NewTokens, ResourceOwner
+    from grantly.store import tables as t
+    from grantly.store.repositories import AuthorizationCodes, Tokens
+
+    owner = ResourceOwner("user", world.company_a, world.employee.id)
+
+    def code(digest: str) -> NewAuthorizationCode:
+        return NewAuthorizationCode(
+            digest=digest,
+            application_id=world.app.id,
+            owner=owner,
+            redirect_uri=REDIRECT_URI,
+            redirect_uri_in_request=True,
+            scopes=("read", "write"),
+            code_challenge="c" * 43,
+            code_challenge_method="S256",
+            created_at=1_800_000_000,
+            expires_at=1_800_000_600,
+        )
+
+    def tokens(suffix: str, family_id: int) -> NewTokens:
+        return NewTokens(
+            application_id=world.app.id,
+            owner=owner,
+            scopes=("read",),
+            created_at=1_800_000_000,
+            access_digest="access-" + suffix,
+            access_expires_at=1_800_003_600,
+            refresh_digest="refresh-" + suffix,
+            refresh_expires_at=1_800_600_000,
+            family_id=family_id,
+            refresh_scopes=("read", "write"),
+        )
+
+    async def work(connection):
+        await AuthorizationCodes(connection).save(code("by-repository"))
+        pending = dev_mint._Rows()
+        await dev_mint._BatchedCodes(connection, pending).save(code("batched"))
+        await pending.flush(connection)
+        codes = {
+            row.digest: row
+            for row in await connection.execute(select(t.authorization_codes))
+            if row.digest in ("by-repository", "batched")
+        }
+        family = codes["by-repository"].id
+        await Tokens(connection).issue(tokens("by-repository", family))
+        await dev_mint._BatchedTokens(connection, pending).issue(tokens("batched", family))
+        await pending.flush(connection)
+        found = [codes]
+        for table in (t.access_tokens, t.refresh_tokens):
+            rows = {row.digest: row for row in await connection.execute(select(table))}
+            found.append(
+                {k.split("-", 1)[1]: v for k, v in rows.items() if k.endswith(("repository", "batched"))}
+            )
+        return found
+
+    for rows in world.run(work):
+        by_repository, batched = rows["by-repository"]._asdict(), rows["batched"]._asdict()
+        for key in ("id", "digest"):
+            by_repository.pop(key), batched.pop(key)
+        assert batched == by_repository

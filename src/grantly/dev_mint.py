@@ -4,10 +4,12 @@ core.
 Each value is produced by the code the real flow runs: the authorization request is validated
 by ``oauth.authorize.validate`` and the code issued by ``oauth.authorize.issue_code`` (as when
 the person presses Allow); tokens come from ``oauth.grants.authorization_code.exchange``
-redeeming such a code. Only the database round trips are batched, so that tens of thousands of
-values take seconds: the repositories' own INSERT statements are collected and executed as one
-``executemany`` per table, and the codes of a batch are consumed by one conditional UPDATE
-(the repository's ``consume`` statement, for many digests at once).
+redeeming such a code. Only the storage behind the ports is batched, so that tens of thousands
+of values take seconds: the rows the repositories would insert one statement at a time are
+inserted with one ``executemany`` per table (building a SQLAlchemy ``insert().values()`` per
+row costs more than the rest of minting together), and the codes of a batch are consumed by
+one conditional UPDATE (the repository's ``consume`` statement, for many digests at once).
+``tests/test_dev_mint.py`` checks that the rows are the repositories' rows, column for column.
 """
 
 from __future__ import annotations
@@ -34,26 +36,52 @@ from .store.repositories import Applications, AuthorizationCodes, Owners, Tokens
 KINDS = ("code", "refresh_token", "access_token")
 
 
-class _CapturedInserts:
-    """Stands in for a connection: records the INSERTs a repository would execute, so that
-    they run later as one executemany per table."""
+def code_row(code: NewAuthorizationCode) -> dict[str, Any]:
+    """The row ``AuthorizationCodes.save`` inserts."""
+    return {
+        "digest": code.digest,
+        "application_id": code.application_id,
+        "owner_type": code.owner.type,
+        "company_id": code.owner.company_id,
+        "user_id": code.owner.user_id,
+        "redirect_uri": code.redirect_uri,
+        "redirect_uri_in_request": code.redirect_uri_in_request,
+        "scopes": " ".join(code.scopes),
+        "code_challenge": code.code_challenge,
+        "code_challenge_method": code.code_challenge_method,
+        "created_at": code.created_at,
+        "expires_at": code.expires_at,
+    }
+
+
+def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The access-token row and the refresh-token row ``Tokens.issue`` inserts."""
+    owner = {
+        "application_id": tokens.application_id,
+        "owner_type": tokens.owner.type,
+        "company_id": tokens.owner.company_id,
+        "user_id": tokens.owner.user_id,
+        "scopes": " ".join(tokens.scopes),
+        "family_id": tokens.family_id,
+        "created_at": tokens.created_at,
+    }
+    access = {**owner, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at}
+    if tokens.refresh_digest is None:
+        return access, None
+    refresh = {
+        **owner,
+        "digest": tokens.refresh_digest,
+        "expires_at": tokens.refresh_expires_at,
+        "scopes": " ".join(tokens.refresh_scopes),
+    }
+    return access, refresh
+
+
+class _Rows:
+    """Rows waiting to be inserted, one executemany per table."""
 
     def __init__(self) -> None:
         self.rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-
-    async def execute(self, statement: Any, *_args: Any) -> None:
-        table = statement.table
-        assert statement.is_insert, "only INSERTs are batched"
-        values = getattr(statement, "_values", None)  # the statement's own parameters
-        if values is None:
-            self.rows[table].append(dict(statement.compile().params))
-        else:
-            self.rows[table].append(
-                {
-                    (k if isinstance(k, str) else k.key): getattr(v, "value", v)
-                    for k, v in values.items()
-                }
-            )
 
     async def flush(self, connection: AsyncConnection) -> None:
         for table, rows in self.rows.items():
@@ -62,17 +90,17 @@ class _CapturedInserts:
         self.rows.clear()
 
 
-class _BatchedCodes:
-    """``AuthorizationCodeStore``: saves through the repository's INSERT (batched); consumes
-    the codes of a batch with one conditional UPDATE, then hands each grant its row."""
+class _BatchedCodes(AuthorizationCodes):
+    """``AuthorizationCodeStore``: saves the repository's row (batched); consumes the codes of
+    a batch with one conditional UPDATE, then hands each grant its row."""
 
-    def __init__(self, connection: AsyncConnection, captured: _CapturedInserts) -> None:
-        self.connection = connection
-        self.writer = AuthorizationCodes(captured)  # type: ignore[arg-type]
+    def __init__(self, connection: AsyncConnection, pending: _Rows) -> None:
+        super().__init__(connection)
+        self.pending = pending
         self.consumed: dict[str, AuthorizationCode] = {}
 
     async def save(self, code: NewAuthorizationCode) -> None:
-        await self.writer.save(code)
+        self.pending.rows[t.authorization_codes].append(code_row(code))
 
     async def consume_all(self, digests: list[str], application_id: int, now: int) -> None:
         rows = await self.connection.execute(
@@ -91,19 +119,19 @@ class _BatchedCodes:
         record = self.consumed.pop(digest, None)
         return record if record is not None and record.application_id == application_id else None
 
-    async def find(self, digest: str) -> AuthorizationCode | None:
-        return await AuthorizationCodes(self.connection).find(digest)
-
 
 class _BatchedTokens(Tokens):
-    """``TokenStore``: issues through the repository's INSERTs (batched)."""
+    """``TokenStore``: issues the repository's rows (batched)."""
 
-    def __init__(self, connection: AsyncConnection, captured: _CapturedInserts) -> None:
+    def __init__(self, connection: AsyncConnection, pending: _Rows) -> None:
         super().__init__(connection)
-        self.writer = Tokens(captured)  # type: ignore[arg-type]
+        self.pending = pending
 
     async def issue(self, tokens: NewTokens) -> None:
-        await self.writer.issue(tokens)
+        access, refresh = token_rows(tokens)
+        self.pending.rows[t.access_tokens].append(access)
+        if refresh is not None:
+            self.pending.rows[t.refresh_tokens].append(refresh)
 
 
 class _OnceOwners(Owners):
@@ -138,13 +166,13 @@ async def mint_batch(connection: AsyncConnection, request: MintRequest, n: int) 
     )
     if request.kind != "code" and auth.code_challenge is None and auth.application.public:
         raise OAuthError("a public application needs PKCE: mint codes for it, not tokens.")
-    captured = _CapturedInserts()
-    codes = _BatchedCodes(connection, captured)
+    pending = _Rows()
+    codes = _BatchedCodes(connection, pending)
     minted = [
         await authz.issue_code(auth, request.user, codes, request.clock, request.code_lifetime)
         for _ in range(n)
     ]
-    await captured.flush(connection)
+    await pending.flush(connection)
     if request.kind == "code":
         return minted
 
@@ -152,7 +180,7 @@ async def mint_batch(connection: AsyncConnection, request: MintRequest, n: int) 
     context = TokenContext(
         applications=Applications(connection),
         codes=codes,
-        tokens=_BatchedTokens(connection, captured),
+        tokens=_BatchedTokens(connection, pending),
         owners=_OnceOwners(connection),
         clock=request.clock,
         policy=request.token_policy,
@@ -176,5 +204,5 @@ async def mint_batch(connection: AsyncConnection, request: MintRequest, n: int) 
         if value is None:
             raise OAuthError("this grant has no refresh token (company tokens have none).")
         values.append(value)
-    await captured.flush(connection)
+    await pending.flush(connection)
     return values
