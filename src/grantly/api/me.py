@@ -38,8 +38,8 @@ async def me(request: Request) -> Response:
         }
         if principal.kind == "api_key":
             body["api_key"] = {"id": principal.credential_id, "name": principal.api_key_name}
-        if principal.kind == "user_token" and principal.user_id is not None:
-            user = await accounts.user(principal.user_id)
+        if principal.kind == "user_token":
+            user = principal.user
             body["user"] = (
                 {"id": user.id, "email": user.email, "name": user.name, "admin": user.admin}
                 if user

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from ..oauth.bearer import require_scope
 from ..oauth.errors import InvalidRequest, InvalidToken
+from ..oauth.models import User
 from ..oauth.secrets import digest
 from ..store.api_keys import ApiKeys
 from ..store.repositories import Accounts
@@ -39,6 +40,8 @@ class Principal:
     client_id: str | None = None
     expires_at: int | None = None
     api_key_name: str | None = None
+    # The person, as loaded to check they are still active (saves loading them again).
+    user: User | None = None
 
     @property
     def acts_for_company(self) -> bool:
@@ -83,6 +86,7 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
     require_scope(token, scope)
     kind: CredentialKind
     user_id: int | None
+    user: User | None = None
     if token.owner.type == "company":
         kind, user_id, admin = "company_token", None, False
         credential_id = f"company_token_{token.id}"
@@ -102,4 +106,5 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
         scopes=token.scopes,
         client_id=token.client_id,
         expires_at=token.expires_at,
+        user=user if kind == "user_token" else None,
     )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,6 +68,54 @@ class Company:
     name: str
 
 
+# The statements of the hot paths (every token request, introspection and resource request),
+# built once: SQLAlchemy then reuses their compiled form and cache key instead of building a new
+# statement object per call (issue 6's profile).
+_APPLICATION_BY_CLIENT_ID = select(t.applications).where(
+    t.applications.c.client_id == bindparam("client_id")
+)
+_REFRESH_TOKEN_BY_DIGEST = select(t.refresh_tokens).where(
+    t.refresh_tokens.c.digest == bindparam("digest")
+)
+_ACCESS_TOKEN_BY_DIGEST = (
+    select(
+        t.access_tokens,
+        t.applications.c.client_id,
+        func.coalesce(t.users.c.active, True).label("user_active"),
+    )
+    .join(t.applications, t.applications.c.id == t.access_tokens.c.application_id)
+    .outerjoin(
+        t.users,
+        and_(t.users.c.id == t.access_tokens.c.user_id, t.access_tokens.c.owner_type == "user"),
+    )
+    .where(t.access_tokens.c.digest == bindparam("digest"))
+)
+_CONSUME_CODE = (
+    update(t.authorization_codes)
+    .where(
+        t.authorization_codes.c.digest == bindparam("code_digest"),
+        t.authorization_codes.c.application_id == bindparam("code_application_id"),
+        t.authorization_codes.c.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"))
+    .returning(t.authorization_codes)
+)
+_ROTATE = (
+    update(t.refresh_tokens)
+    .where(
+        t.refresh_tokens.c.id == bindparam("refresh_token_id"),
+        t.refresh_tokens.c.rotated_at.is_(None),
+        t.refresh_tokens.c.revoked_at.is_(None),
+    )
+    .values(rotated_at=bindparam("now"))
+)
+_INSERT_ACCESS_TOKEN = insert(t.access_tokens)
+_INSERT_REFRESH_TOKEN = insert(t.refresh_tokens)
+_USER_IS_ACTIVE = select(t.users.c.active).where(t.users.c.id == bindparam("user_id"))
+_USER_BY_ID = select(t.users).where(t.users.c.id == bindparam("user_id"))
+_COMPANY_BY_ID = select(t.companies).where(t.companies.c.id == bindparam("company_id"))
+
+
 class Applications:
     """``ApplicationStore`` plus the dashboard's operations on applications."""
 
@@ -76,9 +124,7 @@ class Applications:
 
     async def by_client_id(self, client_id: str) -> Application | None:
         row = (
-            await self.connection.execute(
-                select(t.applications).where(t.applications.c.client_id == client_id)
-            )
+            await self.connection.execute(_APPLICATION_BY_CLIENT_ID, {"client_id": client_id})
         ).first()
         return _application(row) if row else None
 
@@ -224,14 +270,8 @@ class AuthorizationCodes:
     async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
         row = (
             await self.connection.execute(
-                update(t.authorization_codes)
-                .where(
-                    t.authorization_codes.c.digest == digest,
-                    t.authorization_codes.c.application_id == application_id,
-                    t.authorization_codes.c.consumed_at.is_(None),
-                )
-                .values(consumed_at=now)
-                .returning(t.authorization_codes)
+                _CONSUME_CODE,
+                {"code_digest": digest, "code_application_id": application_id, "now": now},
             )
         ).first()
         return self._code(row) if row else None
@@ -277,29 +317,23 @@ class Tokens:
             "created_at": tokens.created_at,
         }
         await self.connection.execute(
-            insert(t.access_tokens).values(
-                digest=tokens.access_digest, expires_at=tokens.access_expires_at, **owner
-            )
+            _INSERT_ACCESS_TOKEN,
+            {**owner, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at},
         )
         if tokens.refresh_digest is not None:
             assert tokens.refresh_expires_at is not None
             await self.connection.execute(
-                insert(t.refresh_tokens).values(
-                    {
-                        **owner,
-                        "digest": tokens.refresh_digest,
-                        "expires_at": tokens.refresh_expires_at,
-                        "scopes": " ".join(tokens.refresh_scopes),
-                    }
-                )
+                _INSERT_REFRESH_TOKEN,
+                {
+                    **owner,
+                    "digest": tokens.refresh_digest,
+                    "expires_at": tokens.refresh_expires_at,
+                    "scopes": " ".join(tokens.refresh_scopes),
+                },
             )
 
     async def refresh_token(self, digest: str) -> RefreshToken | None:
-        row = (
-            await self.connection.execute(
-                select(t.refresh_tokens).where(t.refresh_tokens.c.digest == digest)
-            )
-        ).first()
+        row = (await self.connection.execute(_REFRESH_TOKEN_BY_DIGEST, {"digest": digest})).first()
         if row is None:
             return None
         return RefreshToken(
@@ -315,13 +349,7 @@ class Tokens:
 
     async def rotate(self, refresh_token_id: int, now: int) -> bool:
         result = await self.connection.execute(
-            update(t.refresh_tokens)
-            .where(
-                t.refresh_tokens.c.id == refresh_token_id,
-                t.refresh_tokens.c.rotated_at.is_(None),
-                t.refresh_tokens.c.revoked_at.is_(None),
-            )
-            .values(rotated_at=now)
+            _ROTATE, {"refresh_token_id": refresh_token_id, "now": now}
         )
         return result.rowcount == 1
 
@@ -390,18 +418,7 @@ class Tokens:
         )
 
     async def access_token(self, digest: str) -> AccessToken | None:
-        a = t.access_tokens
-        query = (
-            select(
-                a,
-                t.applications.c.client_id,
-                func.coalesce(t.users.c.active, True).label("user_active"),
-            )
-            .join(t.applications, t.applications.c.id == a.c.application_id)
-            .outerjoin(t.users, and_(t.users.c.id == a.c.user_id, a.c.owner_type == "user"))
-            .where(a.c.digest == digest)
-        )
-        row = (await self.connection.execute(query)).first()
+        row = (await self.connection.execute(_ACCESS_TOKEN_BY_DIGEST, {"digest": digest})).first()
         if row is None:
             return None
         return AccessToken(
@@ -424,9 +441,7 @@ class Owners:
         self.connection = connection
 
     async def user_is_active(self, user_id: int) -> bool:
-        active = await self.connection.scalar(
-            select(t.users.c.active).where(t.users.c.id == user_id)
-        )
+        active = await self.connection.scalar(_USER_IS_ACTIVE, {"user_id": user_id})
         return bool(active)
 
 
@@ -445,9 +460,7 @@ class Accounts:
         return Company(row.id, row.name)
 
     async def company(self, company_id: int) -> Company | None:
-        row = (
-            await self.connection.execute(select(t.companies).where(t.companies.c.id == company_id))
-        ).first()
+        row = (await self.connection.execute(_COMPANY_BY_ID, {"company_id": company_id})).first()
         return Company(row.id, row.name) if row else None
 
     async def company_by_name(self, name: str) -> Company | None:
@@ -486,9 +499,7 @@ class Accounts:
         return _user(row)
 
     async def user(self, user_id: int) -> User | None:
-        row = (
-            await self.connection.execute(select(t.users).where(t.users.c.id == user_id))
-        ).first()
+        row = (await self.connection.execute(_USER_BY_ID, {"user_id": user_id})).first()
         return _user(row) if row else None
 
     async def user_with_password_hash(self, email: str) -> tuple[User, str] | None:
