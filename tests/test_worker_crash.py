@@ -121,27 +121,35 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits(world: World) -> Non
         while not _ready(url):
             assert time.monotonic() < deadline and process.poll() is None, "did not start"
             time.sleep(0.2)
-        with httpx.Client(base_url=url) as browser:
-            page = browser.get("/login")
-            csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        # Six people signing in at once, each with a session and a CSRF token of their own (a
+        # sign-in replaces the session, so one browser's later posts would be refused).
+        browsers = [httpx.Client(base_url=url) for _ in range(6)]
+        try:
+            tokens = [
+                b.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
+                for b in browsers
+            ]
             # Several sign-ins in flight (argon2 makes each take a while), then SIGTERM.
             with ThreadPoolExecutor(max_workers=6) as pool:
                 futures = [
                     pool.submit(
-                        browser.post,
+                        b.post,
                         "/login",
                         data={
                             "email": world.admin.email,
                             "password": world.admin.password,
-                            "csrf_token": csrf,
+                            "csrf_token": token,
                             "next": "/",
                         },
                     )
-                    for _ in range(6)
+                    for b, token in zip(browsers, tokens, strict=True)
                 ]
                 time.sleep(0.05)
                 process.send_signal(signal.SIGTERM)
                 statuses = [future.result().status_code for future in futures]
+        finally:
+            for b in browsers:
+                b.close()
         assert statuses == [303] * 6
         # uvicorn re-raises the signal once it has shut down cleanly: "terminated by SIGTERM".
         assert process.wait(timeout=15) in (0, -signal.SIGTERM)
