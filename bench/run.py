@@ -201,11 +201,14 @@ def run_operation(options: Options, target: Target, op: str, workdir: Path) -> d
     if kind is not None and warm["exhausted"]:
         rate = max(rate, 3 * warm_count / options.warmup)
     runs = []
+    reruns = 0
     for rep in range(options.repetitions):
         values = values_for(math.ceil(rate * options.duration * 1.6) + 2000, f"run{rep}")
         result = wrk(options, target, op, options.duration, values)
         if kind is not None and result["exhausted"]:
             # Ran out: mint for the rate just seen and run again (once), rather than reuse.
+            log(options, f"    {op} run {rep + 1} ran out of values: minting more, running again")
+            reruns += 1
             rate = result["requests"] / result["seconds"] * 1.5
             values = values_for(math.ceil(rate * options.duration * 1.6) + 2000, f"run{rep}b")
             result = wrk(options, target, op, options.duration, values)
@@ -226,6 +229,7 @@ def run_operation(options: Options, target: Target, op: str, workdir: Path) -> d
         "p99_ms": median["p99_us"] / 1000,
         "errors": sum(r["error_count"] for r in runs),
         "exhausted": sum(r["exhausted"] for r in runs),
+        "reruns_after_running_out": reruns,
         "valid": all(r["error_count"] == 0 for r in runs),
         "runs": runs,
         "rps_all": [r["rps"] for r in runs],
@@ -499,8 +503,9 @@ def write_report(results: dict) -> None:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {results['date']} with `make bench` ({results['elapsed_s']:.0f} s). "
-        "Raw figures: [bench/results.json](bench/results.json).",
+        f"Measured {results['date']} with `make bench` ({results['elapsed_s']:.0f} s in all; "
+        + ", ".join(f"{n} {s} s" for n, s in results.get("elapsed_per_target_s", {}).items())
+        + "). Raw figures: [bench/results.json](bench/results.json).",
         "",
         "## How to run",
         "",
@@ -520,7 +525,8 @@ def write_report(results: dict) -> None:
         "`GRANTLY_LOG_LEVEL=warning`. Inputs are minted with `grantly dev mint` (through the "
         "protocol core, as the browser flow would) right before each repetition, enough for the "
         "rate seen in the warm-up; a code or refresh token is never sent twice (wrk.lua counts "
-        "a run that ran out as errors). Each operation: a "
+        "the requests of a run that ran out as errors, and the run is then repeated with more "
+        "values). Each operation: a "
         f"{opts['warmup']} s warm-up, then {opts['repetitions']} run(s) of "
         f"`wrk -t{opts['threads']} -c{opts['connections']} -d{opts['duration']}s`; the table "
         "shows the run with the median requests/s. Only 127.0.0.1 receives traffic.",
@@ -757,6 +763,7 @@ def main(argv: list[str]) -> int:
                 server = peer_server(options, workdir)
             else:
                 server = grantly_server(options, name.removeprefix("grantly-"), workdir)
+            target_started = time.monotonic()
             with server as target:
                 if target.version:
                     results["peer_version"] = target.version
@@ -764,6 +771,9 @@ def main(argv: list[str]) -> int:
                 for op in ops:
                     log(options, f"  {op}")
                     results["targets"][name][op] = run_operation(options, target, op, workdir)
+            results.setdefault("elapsed_per_target_s", {})[name] = round(
+                time.monotonic() - target_started
+            )
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
