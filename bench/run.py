@@ -496,6 +496,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_state() -> dict[str, Any]:
+    """The commit measured, and whether tracked files differed from it when the run began
+    (other people may edit the work tree while the benchmark runs)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "modified_files": changed}
+
+
 def write_report(results: dict) -> None:
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     chart = draw_chart(results)
@@ -552,6 +564,19 @@ def write_report(results: dict) -> None:
         "",
     ]
     m = results["machine"]
+    source = results.get("source")
+    if source:
+        modified = source["modified_files"]
+        lines += [
+            f"Grantly at commit `{source['commit']}`"
+            + (
+                f", with {len(modified)} tracked file(s) modified in the work tree when the run "
+                "began: " + ", ".join(f"`{f[3:]}`" for f in modified) + "."
+                if modified
+                else ", with no tracked file modified when the run began."
+            ),
+            "",
+        ]
     load = ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])
     lines += [
         f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory']}",
@@ -741,6 +766,7 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
+        "source": source_state(),
         "options": {
             k: getattr(options, k)
             for k in ("duration", "warmup", "repetitions", "connections", "threads")
