@@ -338,16 +338,18 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Response(body, media_type=content_type)
 
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
-    app.include_router(accounts.router)
-    app.include_router(oauth_endpoints.router)
-    app.include_router(applications.router)
-    app.include_router(metadata.router)
+    # Routers are matched in order, one by one: the hot paths (health checks, the token
+    # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
     app.include_router(health.router)
+    app.include_router(oauth_endpoints.router)
+    app.include_router(me.router)
+    app.include_router(employees.router)
+    app.include_router(credentials.router)
+    app.include_router(metadata.router)
+    app.include_router(accounts.router)
+    app.include_router(applications.router)
     app.include_router(grants.router)
     app.include_router(audit_page.router)
-    app.include_router(me.router)
-    app.include_router(credentials.router)
-    app.include_router(employees.router)
     app.include_router(api_keys_page.router)
 
     return app
