@@ -106,33 +106,16 @@ def _base(server: Server, kind: str) -> dict[str, list[str]]:
     return {}
 
 
-MUTATIONS = st.dictionaries(
-    st.one_of(st.sampled_from(NAMES), st.text(max_size=10)),
-    st.one_of(st.none(), st.lists(VALUE, min_size=1, max_size=2)),
-    max_size=3,
-)
-
-
-def _base(server: Server, kind: str) -> dict[str, list[str]]:
-    """A valid token request to start from (so mutations reach the later checks)."""
-    if kind == "exchange":
-        return {
-            "grant_type": ["authorization_code"],
-            "code": [server.code()],
-            "redirect_uri": ["https://client.example/callback"],
-            "client_id": ["web-client"],
-            "client_secret": ["gcs_web-client-secret"],
-        }
-    if kind == "refresh":
-        tokens = server.tokens_for()
-        assert tokens.refresh_token is not None
-        return {
-            "grant_type": ["refresh_token"],
-            "refresh_token": [tokens.refresh_token],
-            "client_id": ["web-client"],
-            "client_secret": ["gcs_web-client-secret"],
-        }
-    return {}
+def _mutated(
+    params: dict[str, list[str]], mutations: dict[str, list[str] | None]
+) -> dict[str, list[str]]:
+    """``params`` with each mutation applied: a parameter replaced, added, or (None) removed."""
+    for name, values in mutations.items():
+        if values is None:
+            params.pop(name, None)
+        else:
+            params[name] = values
+    return params
 
 
 MUTATIONS = st.dictionaries(
@@ -150,12 +133,7 @@ MUTATIONS = st.dictionaries(
 )
 def test_the_token_request_parser_raises_only_oauth_errors(kind, mutations, authorization) -> None:
     server = Server()
-    params = _base(server, kind)
-    for name, values in mutations.items():
-        if values is None:
-            params.pop(name, None)
-        else:
-            params[name] = values
+    params = _mutated(_base(server, kind), mutations)
     flat = {name: values if len(values) > 1 else values[0] for name, values in params.items()}
     try:
         response = server.token(authorization, **flat)
@@ -176,12 +154,7 @@ def test_the_authorization_request_parser_raises_only_oauth_errors(
 ) -> None:
     server = Server()
     if valid_start:
-        params = server.authorization_query()
-        for name, values in mutations.items():
-            if values is None:
-                params.pop(name, None)
-            else:
-                params[name] = values
+        params = _mutated(server.authorization_query(), mutations)
     try:
         request = server.validate(params)
     except OAuthError as error:

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from grantly import admin
+from grantly.oauth.pkce import new_verifier, s256
 from grantly.oauth.registration import validate
 from grantly.store import tables as t
-from tests.conftest import Client, World
+from tests.conftest import Client, World, callback_params, consent, exchange, sign_in
 
 NATIVE_CALLBACK = "com.example.app:/oauth/callback"
 
@@ -99,3 +100,28 @@ def public_app(world: World) -> Client:
         list(created.application.redirect_uris),
         world.company_a,
     )
+
+
+def public_tokens(
+    http: TestClient, world: World, public_app: Client
+) -> tuple[dict[str, Any], str, str]:
+    """The employee authorizes the public application with PKCE (S256): the token response,
+    the code and the verifier."""
+    verifier = new_verifier()
+    sign_in(http, world.employee)
+    code = callback_params(
+        consent(
+            http,
+            {
+                "client_id": public_app.client_id,
+                "redirect_uri": NATIVE_CALLBACK,
+                "response_type": "code",
+                "code_challenge": s256(verifier),
+                "code_challenge_method": "S256",
+            },
+        )
+    )["code"]
+    tokens = exchange(
+        http, public_app, code, redirect_uri=NATIVE_CALLBACK, code_verifier=verifier
+    ).json()
+    return tokens, code, verifier

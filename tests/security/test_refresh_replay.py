@@ -21,23 +21,19 @@ from fastapi.testclient import TestClient
 
 from grantly.app import create_app
 from grantly.oauth.clock import FrozenClock
-from grantly.oauth.pkce import new_verifier, s256
 from tests.conftest import (
     Client,
     World,
-    callback_params,
-    consent,
     exchange,
     make_settings,
     obtain_code,
-    sign_in,
 )
 from tests.security.conftest import (
-    NATIVE_CALLBACK,
     audit_trail,
     basic,
     me,
     oauth_error,
+    public_tokens,
     refresh,
 )
 
@@ -143,23 +139,7 @@ def test_a_public_clients_refresh_tokens_rotate_with_reuse_detection(
     """RFC 9700 §4.14.2: "refresh tokens for public clients MUST be sender-constrained or use
     refresh token rotation" — a public client (no secret to steal alongside) is the case the
     rule is for."""
-    verifier = new_verifier()
-    sign_in(client, world.employee)
-    code = callback_params(
-        consent(
-            client,
-            {
-                "client_id": public_app.client_id,
-                "redirect_uri": NATIVE_CALLBACK,
-                "response_type": "code",
-                "code_challenge": s256(verifier),
-                "code_challenge_method": "S256",
-            },
-        )
-    )["code"]
-    stolen = exchange(
-        client, public_app, code, redirect_uri=NATIVE_CALLBACK, code_verifier=verifier
-    ).json()
+    stolen, _code, _verifier = public_tokens(client, world, public_app)
 
     def public_refresh(token: str):
         return client.post(

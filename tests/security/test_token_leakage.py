@@ -23,7 +23,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from grantly.oauth.pkce import new_verifier, s256
 from grantly.oauth.secrets import digest
 from tests.conftest import (
     REDIRECT_URI,
@@ -40,7 +39,7 @@ from tests.conftest import (
     obtain_code,
     sign_in,
 )
-from tests.security.conftest import NATIVE_CALLBACK, basic, refresh
+from tests.security.conftest import basic, public_tokens, refresh
 
 
 @pytest.mark.live
@@ -221,23 +220,7 @@ def test_a_copy_of_the_database_yields_no_usable_credential(
     storage): after a public client's PKCE
     flow, a company token, an API key and a new application, a dump of every table holds
     none of the raw values — only their SHA-256 digests."""
-    verifier = new_verifier()
-    sign_in(client, world.employee)
-    native_code = callback_params(
-        consent(
-            client,
-            {
-                "client_id": public_app.client_id,
-                "redirect_uri": NATIVE_CALLBACK,
-                "response_type": "code",
-                "code_challenge": s256(verifier),
-                "code_challenge_method": "S256",
-            },
-        )
-    )["code"]
-    native = exchange(
-        client, public_app, native_code, redirect_uri=NATIVE_CALLBACK, code_verifier=verifier
-    ).json()
+    native, native_code, verifier = public_tokens(client, world, public_app)
     client.cookies.clear()
     company_code = obtain_code(client, world, resource_owner_type="company")
     company = exchange(client, world.app, company_code).json()
