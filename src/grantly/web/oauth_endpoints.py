@@ -124,6 +124,25 @@ async def _authorization_error(
     return leaving_page(request, error, application.name, company.name if company else "")
 
 
+async def _audit_denied(
+    request: Request,
+    connection: AsyncConnection,
+    auth: authz.AuthorizationRequest,
+    user: User,
+    **detail: str,
+) -> None:
+    await audit(
+        request,
+        connection,
+        "authorization.denied",
+        company_id=user.company_id,
+        actor_user_id=user.id,
+        application_id=auth.application.id,
+        resource_owner_type=auth.owner_type,
+        **detail,
+    )
+
+
 async def _grant(
     request: Request, connection: AsyncConnection, auth: authz.AuthorizationRequest, user: User
 ) -> str:
@@ -140,16 +159,7 @@ async def _grant(
             svc.settings.authorization_code_lifetime,
         )
     except AccessDenied as refused:
-        await audit(
-            request,
-            connection,
-            "authorization.denied",
-            company_id=user.company_id,
-            actor_user_id=user.id,
-            application_id=auth.application.id,
-            resource_owner_type=auth.owner_type,
-            reason=refused.description,
-        )
+        await _audit_denied(request, connection, auth, user, reason=refused.description)
         raise
     owner = authz.resource_owner(auth, user)
     AUTHORIZATIONS.labels("granted").inc()
@@ -245,15 +255,7 @@ async def decide(request: Request) -> Response:
         try:
             if decision != "allow":
                 AUTHORIZATIONS.labels("denied").inc()
-                await audit(
-                    request,
-                    connection,
-                    "authorization.denied",
-                    company_id=user.company_id,
-                    actor_user_id=user.id,
-                    application_id=auth.application.id,
-                    resource_owner_type=auth.owner_type,
-                )
+                await _audit_denied(request, connection, auth, user)
                 raise AccessDenied("the user denied the authorization request.").as_redirectable(
                     auth.redirect_uri, auth.state
                 )
