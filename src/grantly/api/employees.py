@@ -238,10 +238,16 @@ async def get_employee(
     """The bare employee (no ``data`` wrapper). Another company's id is 404, as an unknown
     one is: nothing tells it exists."""
     _no_store(response)
-    employee = await People(connection).get(principal.company_id, employee_id)
+    employee = await _employee(People(connection), principal, employee_id)
+    return view(employee, principal, _today(request))
+
+
+async def _employee(people: People, principal: Principal, employee_id: int) -> EmployeeRecord:
+    """The employee ``employee_id`` of the principal's company; 404 otherwise (tenancy)."""
+    employee = await people.get(principal.company_id, employee_id)
     if employee is None:
         raise not_found()
-    return view(employee, principal, _today(request))
+    return employee
 
 
 async def _check_manager(
@@ -276,9 +282,7 @@ async def update_employee(
     official SDK repeats it as a string)."""
     _no_store(response)
     people = People(connection)
-    employee = await people.get(principal.company_id, employee_id)
-    if employee is None:
-        raise not_found()
+    employee = await _employee(people, principal, employee_id)
     changes = body.model_dump(exclude_unset=True) if body is not None else {}
     for key in NOT_NULL:
         if key in changes and changes[key] is None:
@@ -361,9 +365,7 @@ async def terminate(
     tokens they authorized act for the company and keep working."""
     _no_store(response)
     people = People(connection)
-    employee = await people.get(principal.company_id, body.id)
-    if employee is None:
-        raise not_found()
+    employee = await _employee(people, principal, body.id)
     terminated = await people.terminate(
         employee, body.terminated_on, body.termination_reason, services(request).clock.now()
     )
@@ -388,8 +390,6 @@ async def unterminate(
     applications again."""
     _no_store(response)
     people = People(connection)
-    employee = await people.get(principal.company_id, body.id)
-    if employee is None:
-        raise not_found()
+    employee = await _employee(people, principal, body.id)
     restored = await people.unterminate(employee, services(request).clock.now())
     return view(restored, principal, _today(request))
