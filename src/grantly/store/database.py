@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..oauth.errors import OAuthError
@@ -56,7 +57,12 @@ def create_engine(async_url: str) -> AsyncEngine:
             options = conn.get_execution_options()
             if options.get("write", False):
                 driver = conn.connection.driver_connection
-                inline_sqlite.begin_immediate(driver._conn, WRITE_LOCK_TIMEOUT)
+                try:
+                    inline_sqlite.begin_immediate(driver._conn, WRITE_LOCK_TIMEOUT)
+                except sqlite3.Error as error:
+                    # Raised past SQLAlchemy's own wrapping: wrap it as SQLAlchemy would, so a
+                    # lock never obtained is the 503 of an unavailable database, not a 500.
+                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
             elif options.get("isolation_level") != "AUTOCOMMIT":
                 conn.exec_driver_sql("BEGIN")
 
