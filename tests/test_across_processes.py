@@ -27,6 +27,16 @@ def _code(server: LiveServer) -> str:
         return callback_params(consent(browser, authorize_params(server.world.app)))["code"]
 
 
+def _tokens(server: LiveServer) -> dict[str, str]:
+    """A user grant on ``server``: authorize, allow, exchange."""
+    app = server.world.app
+    return httpx.post(
+        f"{server.url}/oauth/token",
+        auth=(app.client_id, app.client_secret or ""),
+        data={"grant_type": "authorization_code", "code": _code(server), "redirect_uri": REDIRECT_URI},
+    ).json()
+
+
 def _race(
     servers: tuple[LiveServer, LiveServer], data: dict[str, str], count: int = 20
 ) -> list[int]:
@@ -52,17 +62,7 @@ def test_a_code_raced_across_two_processes_is_redeemed_once(two_servers) -> None
 
 
 def test_a_refresh_token_rotates_once_across_two_processes(two_servers) -> None:
-    first, _second = two_servers
-    app = first.world.app
-    tokens = httpx.post(
-        f"{first.url}/oauth/token",
-        auth=(app.client_id, app.client_secret or ""),
-        data={
-            "grant_type": "authorization_code",
-            "code": _code(first),
-            "redirect_uri": REDIRECT_URI,
-        },
-    ).json()
+    tokens = _tokens(two_servers[0])
     statuses = _race(
         two_servers, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     )
@@ -73,15 +73,7 @@ def test_a_refresh_token_rotates_once_across_two_processes(two_servers) -> None:
 def test_a_revocation_answered_by_one_process_is_honoured_by_the_other(two_servers) -> None:
     first, second = two_servers
     app = first.world.app
-    token = httpx.post(
-        f"{first.url}/oauth/token",
-        auth=(app.client_id, app.client_secret or ""),
-        data={
-            "grant_type": "authorization_code",
-            "code": _code(first),
-            "redirect_uri": REDIRECT_URI,
-        },
-    ).json()["access_token"]
+    token = _tokens(first)["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{second.url}/api/v1/me", headers=headers).status_code == 200
     revoked = httpx.post(
