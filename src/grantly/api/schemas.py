@@ -205,7 +205,20 @@ class Credential(BaseModel):
 NOT_NULL = ("id", "access_id", "first_name", "last_name", "location_id", "attendable")
 
 
-class EmployeeUpdate(BaseModel):
+class _PersonalFields(BaseModel):
+    """The optional, sensitive fields an employee is created or changed with."""
+
+    birthday_on: Day | None = None
+    phone_number: Text40 | None = None
+    personal_email: Email | None = None
+    bank_number: Text64 | None = None
+    bank_number_format: BankNumberFormat | None = None
+    swift_bic: SwiftBic | None = None
+    social_security_number: Text40 | None = None
+    salary_cents: SalaryCents | None = None
+
+
+class EmployeeUpdate(_PersonalFields):
     """``PUT employees/employees/{id}``: a partial update; null clears an optional field."""
 
     model_config = ConfigDict(extra="ignore")
@@ -222,17 +235,9 @@ class EmployeeUpdate(BaseModel):
     location_id: Id | SkipJsonSchema[None] = None
     manager_id: Id | None = None
     attendable: StrictBool | SkipJsonSchema[None] = None
-    birthday_on: Day | None = None
-    phone_number: Text40 | None = None
-    personal_email: Email | None = None
-    bank_number: Text64 | None = None
-    bank_number_format: BankNumberFormat | None = None
-    swift_bic: SwiftBic | None = None
-    social_security_number: Text40 | None = None
-    salary_cents: SalaryCents | None = None
 
 
-class EmployeeCreate(BaseModel):
+class EmployeeCreate(_PersonalFields):
     """``POST employees/employees/create_with_contract`` (answered 200, as Factorial does).
     Contract fields are accepted and ignored: Grantly keeps no contracts."""
 
@@ -245,14 +250,6 @@ class EmployeeCreate(BaseModel):
     preferred_name: Text100 | None = None
     location_id: Id | SkipJsonSchema[None] = None
     manager_id: Id | None = None
-    birthday_on: Day | None = None
-    phone_number: Text40 | None = None
-    personal_email: Email | None = None
-    bank_number: Text64 | None = None
-    bank_number_format: BankNumberFormat | None = None
-    swift_bic: SwiftBic | None = None
-    social_security_number: Text40 | None = None
-    salary_cents: SalaryCents | None = None
 
 
 class Termination(BaseModel):
