@@ -47,6 +47,8 @@ POSTGRESQL_EXTRA = {"refresh": 1}
 
 def _within(statements: list[str], operation: str, dialect: str) -> None:
     budget = BUDGETS[operation] + (POSTGRESQL_EXTRA.get(operation, 0) if dialect != "sqlite" else 0)
+    # Counting must see the statements (the hot ones run at the driver level, store/prepared.py).
+    assert statements, f"{operation}: no statement was counted"
     assert len(statements) <= budget, (
         f"{operation} sent {len(statements)} statements (budget {budget}):\n"
         + "\n".join(s.split("\n")[0][:120] for s in statements)

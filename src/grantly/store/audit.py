@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import tables as t
+from .prepared import Prepared
 
 EVENTS = {
     "authorization.granted": "Authorization granted",
@@ -62,7 +63,7 @@ class AuditEvent:
 
 
 # Built once: every token request records an event (see repositories' hot statements).
-_INSERT = insert(t.audit_events)
+_INSERT = Prepared(insert(t.audit_events))
 
 
 class AuditLog:
@@ -85,8 +86,8 @@ class AuditLog:
         leaked = _FORBIDDEN_KEYS & set(detail)
         if leaked:
             raise ValueError(f"audit detail may not carry {sorted(leaked)}")
-        await self.connection.execute(
-            _INSERT,
+        await _INSERT.rowcount(
+            self.connection,
             {
                 "event": event,
                 "company_id": company_id,

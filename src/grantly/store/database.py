@@ -36,7 +36,7 @@ def create_engine(async_url: str) -> AsyncEngine:
     # PostgreSQL: no pre-ping (a round trip per request). After the database restarts, the
     # first request of a process meets a dead connection, gets 503, and SQLAlchemy discards
     # the whole pool, so the next request reconnects (tests/test_database_faults.py).
-    engine = create_async_engine(async_url, **kwargs)
+    engine = create_async_engine(async_url, pool_size=32, max_overflow=32, **kwargs)
     if async_url.startswith("sqlite"):
 
         @event.listens_for(engine.sync_engine, "connect")

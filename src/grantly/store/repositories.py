@@ -26,6 +26,7 @@ from ..oauth.models import (
     User,
 )
 from . import tables as t
+from .prepared import Prepared
 
 
 def _owner(row: Row[Any]) -> ResourceOwner:
@@ -69,15 +70,14 @@ class Company:
 
 
 # The statements of the hot paths (every token request, introspection and resource request),
-# built once: SQLAlchemy then reuses their compiled form and cache key instead of building a new
-# statement object per call (issue 6's profile).
-_APPLICATION_BY_CLIENT_ID = select(t.applications).where(
-    t.applications.c.client_id == bindparam("client_id")
+# built once and run at the driver level (``prepared``; issue 6's profile).
+_APPLICATION_BY_CLIENT_ID = Prepared(
+    select(t.applications).where(t.applications.c.client_id == bindparam("client_id"))
 )
-_REFRESH_TOKEN_BY_DIGEST = select(t.refresh_tokens).where(
-    t.refresh_tokens.c.digest == bindparam("digest")
+_REFRESH_TOKEN_BY_DIGEST = Prepared(
+    select(t.refresh_tokens).where(t.refresh_tokens.c.digest == bindparam("digest"))
 )
-_ACCESS_TOKEN_BY_DIGEST = (
+_ACCESS_TOKEN_BY_DIGEST = Prepared(
     select(
         t.access_tokens,
         t.applications.c.client_id,
@@ -90,7 +90,7 @@ _ACCESS_TOKEN_BY_DIGEST = (
     )
     .where(t.access_tokens.c.digest == bindparam("digest"))
 )
-_CONSUME_CODE = (
+_CONSUME_CODE = Prepared(
     update(t.authorization_codes)
     .where(
         t.authorization_codes.c.digest == bindparam("code_digest"),
@@ -100,7 +100,7 @@ _CONSUME_CODE = (
     .values(consumed_at=bindparam("now"))
     .returning(t.authorization_codes)
 )
-_ROTATE = (
+_ROTATE = Prepared(
     update(t.refresh_tokens)
     .where(
         t.refresh_tokens.c.id == bindparam("refresh_token_id"),
@@ -109,11 +109,16 @@ _ROTATE = (
     )
     .values(rotated_at=bindparam("now"))
 )
-_INSERT_ACCESS_TOKEN = insert(t.access_tokens)
-_INSERT_REFRESH_TOKEN = insert(t.refresh_tokens)
-_USER_IS_ACTIVE = select(t.users.c.active).where(t.users.c.id == bindparam("user_id"))
-_USER_BY_ID = select(t.users).where(t.users.c.id == bindparam("user_id"))
-_COMPANY_BY_ID = select(t.companies).where(t.companies.c.id == bindparam("company_id"))
+_INSERT_ACCESS_TOKEN = Prepared(insert(t.access_tokens))
+_INSERT_REFRESH_TOKEN = Prepared(insert(t.refresh_tokens))
+_USER_IS_ACTIVE = Prepared(select(t.users.c.active).where(t.users.c.id == bindparam("user_id")))
+_USER_BY_ID = Prepared(select(t.users).where(t.users.c.id == bindparam("user_id")))
+_COMPANY_BY_ID = Prepared(select(t.companies).where(t.companies.c.id == bindparam("company_id")))
+_LOCK_FAMILY = Prepared(
+    select(t.authorization_codes.c.id)
+    .where(t.authorization_codes.c.id == bindparam("family_id"))
+    .with_for_update()
+)
 
 
 class Applications:
@@ -123,9 +128,7 @@ class Applications:
         self.connection = connection
 
     async def by_client_id(self, client_id: str) -> Application | None:
-        row = (
-            await self.connection.execute(_APPLICATION_BY_CLIENT_ID, {"client_id": client_id})
-        ).first()
+        row = await _APPLICATION_BY_CLIENT_ID.first(self.connection, {"client_id": client_id})
         return _application(row) if row else None
 
     async def get(self, application_id: int, company_id: int) -> Application | None:
@@ -268,12 +271,10 @@ class AuthorizationCodes:
         )
 
     async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
-        row = (
-            await self.connection.execute(
-                _CONSUME_CODE,
-                {"code_digest": digest, "code_application_id": application_id, "now": now},
-            )
-        ).first()
+        row = await _CONSUME_CODE.first(
+            self.connection,
+            {"code_digest": digest, "code_application_id": application_id, "now": now},
+        )
         return self._code(row) if row else None
 
     async def find(self, digest: str) -> AuthorizationCode | None:
@@ -316,14 +317,14 @@ class Tokens:
             "family_id": tokens.family_id,
             "created_at": tokens.created_at,
         }
-        await self.connection.execute(
-            _INSERT_ACCESS_TOKEN,
+        await _INSERT_ACCESS_TOKEN.rowcount(
+            self.connection,
             {**owner, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at},
         )
         if tokens.refresh_digest is not None:
             assert tokens.refresh_expires_at is not None
-            await self.connection.execute(
-                _INSERT_REFRESH_TOKEN,
+            await _INSERT_REFRESH_TOKEN.rowcount(
+                self.connection,
                 {
                     **owner,
                     "digest": tokens.refresh_digest,
@@ -333,7 +334,7 @@ class Tokens:
             )
 
     async def refresh_token(self, digest: str) -> RefreshToken | None:
-        row = (await self.connection.execute(_REFRESH_TOKEN_BY_DIGEST, {"digest": digest})).first()
+        row = await _REFRESH_TOKEN_BY_DIGEST.first(self.connection, {"digest": digest})
         if row is None:
             return None
         return RefreshToken(
@@ -348,10 +349,10 @@ class Tokens:
         )
 
     async def rotate(self, refresh_token_id: int, now: int) -> bool:
-        result = await self.connection.execute(
-            _ROTATE, {"refresh_token_id": refresh_token_id, "now": now}
+        changed = await _ROTATE.rowcount(
+            self.connection, {"refresh_token_id": refresh_token_id, "now": now}
         )
-        return result.rowcount == 1
+        return changed == 1
 
     async def lock_family(self, family_id: int) -> None:
         # Everything that changes a family's tokens first locks its anchor, the authorization
@@ -361,11 +362,7 @@ class Tokens:
         # a writing transaction holds the whole database from BEGIN IMMEDIATE.
         if self.connection.dialect.name == "sqlite":
             return
-        await self.connection.execute(
-            select(t.authorization_codes.c.id)
-            .where(t.authorization_codes.c.id == family_id)
-            .with_for_update()
-        )
+        await _LOCK_FAMILY.all(self.connection, {"family_id": family_id})
 
     async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:
         r = t.refresh_tokens
@@ -418,7 +415,7 @@ class Tokens:
         )
 
     async def access_token(self, digest: str) -> AccessToken | None:
-        row = (await self.connection.execute(_ACCESS_TOKEN_BY_DIGEST, {"digest": digest})).first()
+        row = await _ACCESS_TOKEN_BY_DIGEST.first(self.connection, {"digest": digest})
         if row is None:
             return None
         return AccessToken(
@@ -441,8 +438,8 @@ class Owners:
         self.connection = connection
 
     async def user_is_active(self, user_id: int) -> bool:
-        active = await self.connection.scalar(_USER_IS_ACTIVE, {"user_id": user_id})
-        return bool(active)
+        row = await _USER_IS_ACTIVE.first(self.connection, {"user_id": user_id})
+        return row is not None and bool(row.active)
 
 
 class Accounts:
@@ -460,7 +457,7 @@ class Accounts:
         return Company(row.id, row.name)
 
     async def company(self, company_id: int) -> Company | None:
-        row = (await self.connection.execute(_COMPANY_BY_ID, {"company_id": company_id})).first()
+        row = await _COMPANY_BY_ID.first(self.connection, {"company_id": company_id})
         return Company(row.id, row.name) if row else None
 
     async def company_by_name(self, name: str) -> Company | None:
@@ -499,7 +496,7 @@ class Accounts:
         return _user(row)
 
     async def user(self, user_id: int) -> User | None:
-        row = (await self.connection.execute(_USER_BY_ID, {"user_id": user_id})).first()
+        row = await _USER_BY_ID.first(self.connection, {"user_id": user_id})
         return _user(row) if row else None
 
     async def user_with_password_hash(self, email: str) -> tuple[User, str] | None:
