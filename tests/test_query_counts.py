@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from grantly.app import create_app
+from grantly.store.database import read_engine
 from tests.conftest import World, exchange, obtain_code
 
 BUDGETS = {
@@ -36,7 +37,9 @@ def counted(world: World) -> Iterator[tuple[TestClient, list[str]]]:
             statements.append(statement)
 
     with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
-        event.listen(app.state.services.engine.sync_engine, "before_cursor_execute", count)
+        engine = app.state.services.engine
+        for counted_engine in (engine, read_engine(engine)):  # writes, then reads
+            event.listen(counted_engine.sync_engine, "before_cursor_execute", count)
         yield client, statements
 
 

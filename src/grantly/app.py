@@ -340,8 +340,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
     # Routers are matched in order, one by one: the hot paths (health checks, the token
     # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
-    app.include_router(health.router)
-    app.include_router(oauth_endpoints.router)
+    for route in (*health.routes, *oauth_endpoints.routes, *me.routes):
+        app.router.routes.append(route)
     app.include_router(me.router)
     app.include_router(employees.router)
     app.include_router(credentials.router)

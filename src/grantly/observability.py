@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+import starlette.routing
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -67,7 +68,13 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped before any processor runs (the access line of every
+        # request, at the default "warning" of `make bench`, cost a timestamp and more).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -147,6 +154,17 @@ class RequestLogging:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class Route(starlette.routing.Route):
+    """A plain Starlette route that names itself in the scope, as FastAPI's routes do, so that
+    ``RequestLogging`` labels its requests with the route's template."""
+
+    def matches(self, scope: Scope) -> tuple[starlette.routing.Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not starlette.routing.Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 def metrics_body() -> tuple[bytes, str]:

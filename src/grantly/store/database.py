@@ -31,15 +31,38 @@ def create_engine(async_url: str) -> AsyncEngine:
     loop (``begin_immediate``) instead of sleeping in SQLite's busy handler.
     """
     kwargs: dict[str, Any] = {}
-    if async_url.startswith("sqlite"):
+    sqlite = async_url.startswith("sqlite")
+    if sqlite:
         kwargs["module"] = AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3)
+    # Pools hold a connection per concurrent request of a worker: a request over the pool's size
+    # opened and closed a connection of its own (issue 6's profile). PostgreSQL counts them
+    # against max_connections (two pools per worker, see below).
+    if sqlite:
+        kwargs.update(pool_size=32, max_overflow=32)
+    else:
+        kwargs.update(pool_size=10, max_overflow=20)
     # PostgreSQL: no pre-ping (a round trip per request). After the database restarts, the
     # first request of a process meets a dead connection, gets 503, and SQLAlchemy discards
     # the whole pool, so the next request reconnects (tests/test_database_faults.py).
-    engine = create_async_engine(async_url, pool_size=32, max_overflow=32, **kwargs)
-    if async_url.startswith("sqlite"):
+    engine = create_async_engine(async_url, **kwargs)
+    # Reads run on a pool of their own, in autocommit mode from the moment each connection is
+    # opened: no BEGIN and ROLLBACK, and no isolation level set and reset per checkout (which,
+    # through SQLAlchemy's asyncio layer, cost more than the reads themselves). It is disposed
+    # with the engine.
+    reader = create_async_engine(async_url, isolation_level="AUTOCOMMIT", **kwargs)
+    _readers[engine.sync_engine] = reader
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _dispose_reader(_engine: Any) -> None:
+        reader.sync_engine.dispose()
+
+    # Writers' connections carry the ``write`` option from the start (an engine of options over
+    # the same pool), rather than setting it on each connection.
+    _writers[engine.sync_engine] = engine.execution_options(write=True)
+    if sqlite:
 
         @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(reader.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -69,6 +92,10 @@ def create_engine(async_url: str) -> AsyncEngine:
     return engine
 
 
+# Each engine's read pool and writing view (``create_engine``).
+_readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+_writers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
 # One SQLite writer at a time per process, queued in the event loop. SQLite allows one writer
 # per database anyway; without this queue, concurrent writers of one process wait inside
 # SQLite's busy handler, which sleeps and polls (1, 2, 5, ... 100 ms), so that under load most
@@ -85,6 +112,11 @@ def _writer_queue(engine: AsyncEngine) -> asyncio.Lock | None:
     return lock
 
 
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine whose pool serves ``engine``'s reads (itself, for one not made here)."""
+    return _readers.get(engine.sync_engine, engine)
+
+
 @asynccontextmanager
 async def unit_of_work(
     engine: AsyncEngine, *, write: bool = True
@@ -92,17 +124,22 @@ async def unit_of_work(
     """One transaction. An ``OAuthError`` is a decision, not a failure: what the request did
     before deciding (burning a replayed code, revoking a token family) is committed.
 
-    ``write=False`` reads in autocommit mode: no BEGIN and no ROLLBACK, two round trips fewer on
-    PostgreSQL; each statement then sees the latest committed state (read committed, which is
-    also what a transaction gives on PostgreSQL)."""
+    ``write=False`` reads in autocommit mode, on the engine's read pool: no BEGIN and no
+    ROLLBACK, two round trips fewer on PostgreSQL; each statement then sees the latest committed
+    state (read committed, which is also what a transaction gives on PostgreSQL)."""
+    if not write:
+        async with read_engine(engine).connect() as connection:
+            yield connection
+        return
     async with AsyncExitStack() as stack:
-        if write and (queue := _writer_queue(engine)) is not None:
+        if (queue := _writer_queue(engine)) is not None:
             await stack.enter_async_context(queue)
-        connection = await stack.enter_async_context(engine.connect())
-        if write:
+        writer = _writers.get(engine.sync_engine)
+        connection = await stack.enter_async_context(
+            writer.connect() if writer is not None else engine.connect()
+        )
+        if writer is None:
             await connection.execution_options(write=True)
-        else:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.begin()
         try:
             yield connection
