@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -96,20 +96,133 @@ def create_engine(async_url: str) -> AsyncEngine:
 _readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
 _writers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
 
-# One SQLite writer at a time per process, queued in the event loop. SQLite allows one writer
-# per database anyway; without this queue, concurrent writers of one process wait inside
-# SQLite's busy handler, which sleeps and polls (1, 2, 5, ... 100 ms), so that under load most
-# of a write's latency was sleeping. Writers of other processes still meet the busy handler.
-_sqlite_writers: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+# The most units of work one SQLite commit covers (bounds the wait of the first of them), and
+# how many turns of the event loop the last one waits for another to join.
+MAX_GROUP = 32
+GATHER_TURNS = 3
 
 
-def _writer_queue(engine: AsyncEngine) -> asyncio.Lock | None:
-    if engine.dialect.name != "sqlite":
+class _Group:
+    """SQLite's writers of one process, queued in the event loop, and committed together.
+
+    SQLite allows one writer per database. Without a queue, concurrent writers of one process
+    waited inside SQLite's busy handler, which sleeps and polls (1, 2, 5, ... 100 ms). With it,
+    each unit of work still paid a transaction of its own, and its commit cost more than all of
+    its statements (issue 6's profile). So the writers that queue while one runs join its
+    transaction, each inside a SAVEPOINT of its own (a unit that fails is rolled back alone),
+    and the last of them (no one queued behind it, or ``MAX_GROUP`` reached) commits for all.
+    Every unit returns only once the commit that covers it is done, so a response never
+    reports a write that is not committed; if that commit fails, every unit it covered fails.
+    Writers of other processes still wait for the write lock (``begin_immediate``)."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.queued = 0  # units waiting for the lock or running
+        self.connection: AsyncConnection | None = None  # the open transaction
+        self.committed: asyncio.Future[None] | None = None
+        self.members = 0
+        self.broken: BaseException | None = None  # a savepoint that could not be closed
+
+    async def _open(self, engine: AsyncEngine) -> None:
+        connection = await _writers[engine.sync_engine].connect()
+        try:
+            await connection.begin()  # BEGIN IMMEDIATE (the ``begin`` hook)
+        except BaseException:
+            await connection.close()
+            raise
+        self.connection = connection
+        self.committed = asyncio.get_running_loop().create_future()
+        self.members = 0
+        self.broken = None
+
+    async def _close(self) -> None:
+        """Commit (or, after a broken savepoint, roll back) the group's transaction and tell
+        every member how it went."""
+        connection, committed, broken = self.connection, self.committed, self.broken
+        assert connection is not None and committed is not None
+        self.connection = self.committed = None
+        try:
+            if broken is not None:
+                await connection.rollback()
+                raise broken
+            await connection.commit()
+        except BaseException as error:
+            committed.set_exception(error)
+            committed.exception()  # retrieved here; each member re-raises its own copy
+            raise
+        else:
+            committed.set_result(None)
+        finally:
+            await connection.close()
+
+    @asynccontextmanager
+    async def unit(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        self.queued += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self.queued -= 1
+            raise
+        decision: OAuthError | None = None
+        try:
+            if self.connection is None:
+                await self._open(engine)
+            connection, committed = self.connection, self.committed
+            assert connection is not None and committed is not None
+            self.members += 1
+            # The driver's own SAVEPOINT: SQLAlchemy's nested transactions cost more than the
+            # commit they save. SQLAlchemy knows only the group's transaction.
+            driver = connection.sync_connection.connection.driver_connection._conn  # type: ignore[union-attr]
+            self._savepoint(driver, "SAVEPOINT grantly_unit")
+            try:
+                yield connection
+            except OAuthError as error:
+                decision = error
+                self._savepoint(driver, "RELEASE grantly_unit")
+            except BaseException:
+                self._savepoint(driver, "ROLLBACK TO grantly_unit")
+                self._savepoint(driver, "RELEASE grantly_unit")
+                raise
+            else:
+                self._savepoint(driver, "RELEASE grantly_unit")
+        finally:
+            self.queued -= 1
+            try:
+                if self.connection is not None and self.queued == 0 and self.broken is None:
+                    # Writers whose requests arrived while this one ran are a few turns of the
+                    # event loop from the queue (the server reads them, then starts them).
+                    for _ in range(GATHER_TURNS):
+                        await asyncio.sleep(0)
+                        if self.queued or self.members >= MAX_GROUP:
+                            break
+                if self.connection is not None and (
+                    self.queued == 0 or self.members >= MAX_GROUP or self.broken is not None
+                ):
+                    await self._close()
+            finally:
+                self.lock.release()
+        await asyncio.shield(committed)
+        if decision is not None:
+            raise decision
+
+    def _savepoint(self, driver: sqlite3.Connection, sql: str) -> None:
+        try:
+            driver.execute(sql)
+        except sqlite3.Error as error:
+            self.broken = OperationalError(sql, None, error)
+            raise self.broken from error
+
+
+_groups: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_group(engine: AsyncEngine) -> _Group | None:
+    if engine.dialect.name != "sqlite" or engine.sync_engine not in _writers:
         return None
-    lock = _sqlite_writers.get(engine.sync_engine)
-    if lock is None:
-        lock = _sqlite_writers[engine.sync_engine] = asyncio.Lock()
-    return lock
+    group = _groups.get(engine.sync_engine)
+    if group is None:
+        group = _groups[engine.sync_engine] = _Group()
+    return group
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -131,13 +244,12 @@ async def unit_of_work(
         async with read_engine(engine).connect() as connection:
             yield connection
         return
-    async with AsyncExitStack() as stack:
-        if (queue := _writer_queue(engine)) is not None:
-            await stack.enter_async_context(queue)
-        writer = _writers.get(engine.sync_engine)
-        connection = await stack.enter_async_context(
-            writer.connect() if writer is not None else engine.connect()
-        )
+    if (group := _sqlite_group(engine)) is not None:
+        async with group.unit(engine) as connection:
+            yield connection
+        return
+    writer = _writers.get(engine.sync_engine)
+    async with writer.connect() if writer is not None else engine.connect() as connection:
         if writer is None:
             await connection.execution_options(write=True)
         await connection.begin()

@@ -1,0 +1,149 @@
+"""SQLite's group commit (``store/database.py``, ``_Group``): the writers of one process that
+queue while one runs share its transaction, each in a savepoint of its own; one COMMIT covers
+them, and none of them returns before that commit is done."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
+
+from grantly.oauth.errors import InvalidGrant
+from grantly.store import database
+from grantly.store.database import create_engine, unit_of_work
+
+
+def _database(tmp_path: Path) -> str:
+    path = tmp_path / "g.db"
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    setup.execute("CREATE TABLE t (x INTEGER, parent_id INTEGER REFERENCES parent (id))")
+    setup.execute("INSERT INTO parent VALUES (1)")
+    setup.commit()
+    setup.close()
+    return str(path)
+
+
+def _stored(path: str) -> list[int]:
+    """What another connection (another process, in effect) sees committed."""
+    reader = sqlite3.connect(path)
+    try:
+        return sorted(row[0] for row in reader.execute("SELECT x FROM t"))
+    finally:
+        reader.close()
+
+
+def _run(path: str, units: list[Any]) -> tuple[list[Any], int]:
+    """Runs the units at once on one engine; returns each one's outcome and the COMMITs sent."""
+
+    async def main() -> tuple[list[Any], int]:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        commits = 0
+
+        def count(*_args: Any) -> None:
+            nonlocal commits
+            commits += 1
+
+        event.listen(engine.sync_engine, "commit", count)
+        try:
+            outcomes = await asyncio.gather(
+                *(unit(engine, index) for index, unit in enumerate(units)),
+                return_exceptions=True,
+            )
+        finally:
+            await engine.dispose()
+        return outcomes, commits
+
+    return asyncio.run(main())
+
+
+async def _insert(engine: Any, index: int) -> str:
+    async with unit_of_work(engine) as connection:
+        await asyncio.sleep(0)  # a real request yields here and there: the others queue
+        await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+    # Returned: the write must already be visible to another connection.
+    assert index in _stored(engine.url.database)
+    return "ok"
+
+
+def test_concurrent_writers_share_one_commit_and_return_only_once_it_is_done(
+    tmp_path: Path,
+) -> None:
+    path = _database(tmp_path)
+    outcomes, commits = _run(path, [_insert] * 10)
+    assert outcomes == ["ok"] * 10
+    assert _stored(path) == list(range(10))
+    assert 1 <= commits < 10  # grouped (each unit alone would have sent 10)
+
+
+def test_a_failing_writer_is_rolled_back_alone(tmp_path: Path) -> None:
+    path = _database(tmp_path)
+
+    async def fails(engine: Any, index: int) -> str:
+        async with unit_of_work(engine) as connection:
+            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+            await asyncio.sleep(0)
+            raise RuntimeError("the handler failed")
+
+    outcomes, _ = _run(path, [_insert, fails, _insert, fails, _insert])
+    assert outcomes[0] == outcomes[2] == outcomes[4] == "ok"
+    assert all(isinstance(outcomes[i], RuntimeError) for i in (1, 3))
+    assert _stored(path) == [0, 2, 4]
+
+
+def test_an_oauth_decision_keeps_what_was_written_before_it(tmp_path: Path) -> None:
+    """As a lone transaction did: burning a replayed code is committed, then the error is
+    answered (``unit_of_work``'s contract)."""
+    path = _database(tmp_path)
+
+    async def decides(engine: Any, index: int) -> str:
+        async with unit_of_work(engine) as connection:
+            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+            raise InvalidGrant("replayed")
+        return "not reached"
+
+    outcomes, _ = _run(path, [_insert, decides, _insert])
+    assert outcomes[0] == outcomes[2] == "ok"
+    assert isinstance(outcomes[1], InvalidGrant)
+    assert _stored(path) == [0, 1, 2]
+
+
+def test_a_failed_commit_fails_every_writer_it_covered(tmp_path: Path) -> None:
+    """A deferred foreign key is checked only at COMMIT: one bad row makes the group's commit
+    fail, and every unit in it reports the failure (none claims a write that was lost)."""
+    path = _database(tmp_path)
+
+    async def dangling(engine: Any, index: int) -> str:
+        async with unit_of_work(engine) as connection:
+            await connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+            await connection.execute(text("INSERT INTO t VALUES (:x, 999)"), {"x": index})
+            await asyncio.sleep(0)
+        return "returned"
+
+    async def plain(engine: Any, index: int) -> str:
+        async with unit_of_work(engine) as connection:
+            await asyncio.sleep(0)
+            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+        return "returned"
+
+    outcomes, _ = _run(path, [dangling, plain, plain])
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes), outcomes
+    assert _stored(path) == []
+
+    # The engine's next writers start a new group and commit.
+    outcomes, _ = _run(path, [_insert, _insert])
+    assert outcomes == ["ok", "ok"]
+
+
+def test_a_group_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database, "MAX_GROUP", 3)
+    path = _database(tmp_path)
+    outcomes, commits = _run(path, [_insert] * 9)
+    assert outcomes == ["ok"] * 9
+    assert commits >= 3
