@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -359,4 +360,17 @@ def create_app_from_environment() -> FastAPI:
     """The factory ``grantly serve`` hands to uvicorn (once per worker process)."""
     settings = Settings()
     configure_logging(settings.log_format, logging.getLevelName(settings.log_level.upper()))
-    return create_app(settings)
+    app = create_app(settings)
+    _tune_garbage_collection()
+    return app
+
+
+def _tune_garbage_collection() -> None:
+    """Python's cyclic collector paused a worker for tens of milliseconds now and then, walking
+    the hundreds of thousands of objects that imports and the app's construction leave behind
+    (FastAPI, SQLAlchemy, Pydantic): `make bench` measured p99 latency of 86 ms against a p50 of
+    9 ms. Those objects live as long as the process, so they are moved out of the collector's
+    sight (``gc.freeze``), and young collections run less often, each on more objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
