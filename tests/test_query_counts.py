@@ -23,6 +23,8 @@ BUDGETS = {
     "introspection": 2,
     # access token (joined with its application and user)
     "bearer validation": 1,
+    # GET /api/v1/me: the same one statement brings the person and the company's name
+    "resource request": 1,
 }
 
 
@@ -87,3 +89,10 @@ def test_the_hot_operations_stay_within_their_sql_budgets(counted, world: World)
     )
     assert info.status_code == 200
     _within(statements, "bearer validation", dialect)
+
+    statements.clear()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {refreshed['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["user"]["email"] == world.admin.email
+    assert me.json()["company"]["id"] == world.company_a and me.json()["company"]["name"]
+    _within(statements, "resource request", dialect)

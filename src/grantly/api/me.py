@@ -28,11 +28,13 @@ async def me(request: Request) -> Response:
             principal = await authenticate(request, connection, "read")
         except OAuthError as error:
             return bearer_error(error, scope="read")
-        accounts = Accounts(connection)
-        company = await accounts.company(principal.company_id)
+        name = principal.company_name
+        if name is None:
+            company = await Accounts(connection).company(principal.company_id)
+            name = company.name if company else None
         body: dict[str, Any] = {
             "resource_owner_type": "user" if principal.kind == "user_token" else "company",
-            "company": {"id": company.id, "name": company.name} if company else None,
+            "company": {"id": principal.company_id, "name": name} if name is not None else None,
             "scope": " ".join(principal.scopes),
             "client_id": principal.client_id,
             "expires_at": principal.expires_at,

@@ -18,7 +18,6 @@ from ..oauth.errors import InvalidRequest, InvalidToken
 from ..oauth.models import User
 from ..oauth.secrets import digest
 from ..store.api_keys import ApiKeys
-from ..store.repositories import Accounts
 from ..web.services import services
 from .auth import access_token
 
@@ -42,6 +41,8 @@ class Principal:
     api_key_name: str | None = None
     # The person, as loaded to check they are still active (saves loading them again).
     user: User | None = None
+    # The company's name, when it was read with the credential.
+    company_name: str | None = None
 
     @property
     def acts_for_company(self) -> bool:
@@ -91,9 +92,9 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
         kind, user_id, admin = "company_token", None, False
         credential_id = f"company_token_{token.id}"
     else:
-        user = await Accounts(connection).user(token.owner.user_id) if token.owner.user_id else None
+        # Read with the token, in the same statement (Bearer validation checked it is active).
+        user = token.user
         if user is None or not user.active:
-            # Bearer validation checks this too; a termination committed since is caught here.
             raise InvalidToken("the access token is invalid, expired or revoked.")
         kind, user_id, admin = "user_token", user.id, user.admin
         credential_id = f"access_token_{token.id}"
@@ -107,4 +108,5 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
         client_id=token.client_id,
         expires_at=token.expires_at,
         user=user if kind == "user_token" else None,
+        company_name=token.company_name,
     )

@@ -146,6 +146,10 @@ class AccessToken:
     expires_at: int | None
     revoked_at: int | None
     user_active: bool
+    # The person a user token acts as, and the owning company's name, when the store read them
+    # with the token (one statement for a resource request's credential, issue 6).
+    user: User | None = None
+    company_name: str | None = None
 
     def is_active(self, now: int) -> bool:
         """RFC 6750 §3.1 / RFC 7662 §2.2: not revoked, not expired, owner still entitled."""

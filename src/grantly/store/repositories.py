@@ -82,8 +82,15 @@ _ACCESS_TOKEN_BY_DIGEST = Prepared(
         t.access_tokens,
         t.applications.c.client_id,
         func.coalesce(t.users.c.active, True).label("user_active"),
+        # The person and the company, read with the token: a resource request needs them,
+        # and one statement sees them in one state (no termination slips in between).
+        t.users.c.email.label("user_email"),
+        t.users.c.name.label("user_name"),
+        t.users.c.admin.label("user_admin"),
+        t.companies.c.name.label("company_name"),
     )
     .join(t.applications, t.applications.c.id == t.access_tokens.c.application_id)
+    .join(t.companies, t.companies.c.id == t.access_tokens.c.company_id)
     .outerjoin(
         t.users,
         and_(t.users.c.id == t.access_tokens.c.user_id, t.access_tokens.c.owner_type == "user"),
@@ -428,6 +435,17 @@ class Tokens:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             user_active=bool(row.user_active),
+            user=User(
+                id=row.user_id,
+                company_id=row.company_id,
+                email=row.user_email,
+                name=row.user_name,
+                admin=bool(row.user_admin),
+                active=bool(row.user_active),
+            )
+            if row.user_email is not None
+            else None,
+            company_name=row.company_name,
         )
 
 
