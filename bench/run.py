@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,17 @@ GRANTLY = Path(sys.executable).parent / "grantly"
 HOST = "127.0.0.1"  # only loopback addresses receive traffic
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Grantly reaches a PostgreSQL on the same machine over its Unix socket when there is one, as a
+# deployment on one host would: TCP over loopback cost a third more per request (issue 6).
+POSTGRES_SOCKET_DIR = Path("/var/run/postgresql")
+
+
+def postgres_url(database: str) -> str:
+    if (POSTGRES_SOCKET_DIR / ".s.PGSQL.5432").exists():
+        return f"postgresql://postgres@/{database}?host={POSTGRES_SOCKET_DIR}"
+    return f"postgresql://postgres@127.0.0.1:5432/{database}"
+
+
 POSTGRES_DB = "grantly_bench"
 PASSWORD = "bench-password-0123"
 
@@ -66,6 +78,7 @@ class Options:
     as_json: bool
     write: bool
     port: int
+    rows: int = 0
     keep: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -260,19 +273,24 @@ def psql(sql: str) -> None:
 
 
 @contextlib.contextmanager
-def grantly_server(options: Options, backend: str, workdir: Path) -> Iterator[Target]:
+def grantly_server(
+    options: Options, backend: str, workdir: Path, rows: int = 0
+) -> Iterator[Target]:
+    """Grantly on a fresh database; with ``rows``, that many more rows in each token table."""
+    label = f"{backend}-{rows}rows" if rows else backend
+    database_name = f"{POSTGRES_DB}_{rows}rows" if rows else POSTGRES_DB
     port = options.port or free_port()
     base = f"http://{HOST}:{port}"
     if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
+        url = f"sqlite:///{workdir / f'{label}.db'}"
     else:
-        psql(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
-        psql(f"CREATE DATABASE {POSTGRES_DB}")
-        url = f"postgresql://postgres@127.0.0.1:5432/{POSTGRES_DB}"
+        psql(f"DROP DATABASE IF EXISTS {database_name} WITH (FORCE)")
+        psql(f"CREATE DATABASE {database_name}")
+        url = postgres_url(database_name)
     env = {
         **os.environ,
         "GRANTLY_DATABASE_URL": url,
-        "GRANTLY_DATA_DIR": str(workdir / f"data-{backend}"),
+        "GRANTLY_DATA_DIR": str(workdir / f"data-{label}"),
         "GRANTLY_ENV": "development",
         "GRANTLY_LOG_LEVEL": "warning",
         "GRANTLY_ISSUER": base,
@@ -292,6 +310,13 @@ def grantly_server(options: Options, backend: str, workdir: Path) -> Iterator[Ta
             env, "apps", "create", "--company", str(company["id"]), "--name", "Bench client",
             "--redirect-uri", REDIRECT_URI,
         )  # fmt: skip
+        if rows:
+            started = time.monotonic()
+            add_token_rows(url, company["id"], app["id"], rows)
+            log(
+                options,
+                f"  added {rows} rows to each token table in {time.monotonic() - started:.0f} s",
+            )
 
         def mint(kind: str, count: int, path: Path) -> None:
             with path.open("w") as out:
@@ -319,7 +344,7 @@ def grantly_server(options: Options, backend: str, workdir: Path) -> Iterator[Ta
                     check=True,
                 )
 
-        log_file = (workdir / f"server-{backend}.log").open("wb")
+        log_file = (workdir / f"server-{label}.log").open("wb")
         process = subprocess.Popen(
             [str(GRANTLY), "serve", "--host", HOST, "--port", str(port), "--workers", "2"],
             env=env,
@@ -343,7 +368,7 @@ def grantly_server(options: Options, backend: str, workdir: Path) -> Iterator[Ta
         cookie = sign_in(base, people["employee"], query)
         secret = f"{app['client_id']}:{app['client_secret']}".encode()
         target = Target(
-            name=f"grantly-{backend}",
+            name=f"grantly-{label}",
             base=base,
             basic="Basic " + base64.b64encode(secret).decode(),
             access_token=access_token,
@@ -358,7 +383,42 @@ def grantly_server(options: Options, backend: str, workdir: Path) -> Iterator[Ta
             stop(process)
         if backend == "postgresql":
             with contextlib.suppress(subprocess.CalledProcessError):
-                psql(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
+                psql(f"DROP DATABASE IF EXISTS {database_name} WITH (FORCE)")
+
+
+def add_token_rows(url: str, company_id: int, app_id: int, rows: int) -> None:
+    """``rows`` more access tokens and refresh tokens: company tokens of random digests, written
+    with one SQL statement per table (minting a million through the protocol core would take
+    minutes). They are never presented; they only make the tables and their indexes large."""
+    now = int(time.time())
+    columns = (
+        "digest, application_id, owner_type, company_id, user_id, scopes, family_id, "
+        "created_at, expires_at"
+    )
+    values = f"{app_id}, 'company', {company_id}, NULL, 'read', -i, {now}, {now + 86400}"
+    for table in ("access_tokens", "refresh_tokens"):
+        if url.startswith("sqlite"):
+            database = sqlite3.connect(url.removeprefix("sqlite:///"))
+            with database:
+                database.execute(
+                    f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "  # noqa: S608 (our own integers)
+                    f"WHERE i < {rows}) INSERT INTO {table} ({columns}) "
+                    f"SELECT lower(hex(randomblob(32))), {values} FROM n"
+                )
+            database.execute("ANALYZE")
+            database.close()
+        else:
+            subprocess.run(
+                [
+                    "psql", url,
+                    "-v", "ON_ERROR_STOP=1", "-q", "-c",
+                    f"INSERT INTO {table} ({columns}) SELECT md5(random()::text) || "  # noqa: S608
+                    f"md5(random()::text), {values} FROM generate_series(1, {rows}) AS i; "
+                    f"ANALYZE {table}",
+                ],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
 
 
 def sign_in(base: str, email: str, authorize_query: str) -> str:
@@ -531,7 +591,9 @@ def write_report(results: dict) -> None:
         "",
         "`make bench` installs wrk (Debian's package) and the `bench` extra (httpx, matplotlib), "
         "then runs `bench/run.py`. Per backend it creates a fresh database (a SQLite file; "
-        f"PostgreSQL database `{POSTGRES_DB}` on 127.0.0.1:5432, dropped afterwards), seeds a "
+        f"PostgreSQL database `{POSTGRES_DB}`, reached over the Unix socket in "
+        f"`{POSTGRES_SOCKET_DIR}` when there is one, else 127.0.0.1:5432, dropped afterwards), "
+        "seeds a "
         "company, an admin, an employee and a confidential application with the CLI, and "
         "starts `grantly serve --workers 2` with `GRANTLY_ENV=development` and "
         "`GRANTLY_LOG_LEVEL=warning`. Inputs are minted with `grantly dev mint` (through the "
@@ -656,6 +718,31 @@ def write_report(results: dict) -> None:
             "one GET that renders a page, so no like-for-like request exists.",
             "",
         ]
+    if results.get("rows"):
+        rows = results["rows"]
+        lines += [
+            f"## Large tables ({rows:,} more rows in each token table)",
+            "",
+            f"`--rows {rows}`: each backend also ran on a database whose access_tokens and "
+            f"refresh_tokens tables held {rows:,} more rows each (company tokens of random "
+            "digests, inserted with SQL), measured right after the same operation on the "
+            "ordinary database. Every lookup is an index lookup, so the change should be noise.",
+            "",
+            "| backend | operation | requests/s | with the rows | change |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for name, ops in targets.items():
+            large = targets.get(f"{name}-{rows}rows")
+            if large is None:
+                continue
+            for op, r in ops.items():
+                if op in large:
+                    change = large[op]["rps"] / r["rps"] - 1
+                    lines.append(
+                        f"| {name} | {op} | {r['rps']:,.0f} | {large[op]['rps']:,.0f} | "
+                        f"{change:+.0%} |"
+                    )
+        lines.append("")
     if chart:
         lines += ["## Chart", "", f"![requests per second]({chart})", ""]
     if results.get("notes"):
@@ -713,6 +800,13 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument(
         "--with-peer", action="store_true", help="also run node oidc-provider (bench/oidc-provider)"
     )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=0,
+        help="extra rows in each token table before measuring (e.g. 1000000: index lookups "
+        "must not slow down)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--note", action="append", default=[], help="a note for BENCHMARKS.md (repeatable)"
@@ -737,6 +831,8 @@ def parse(argv: list[str]) -> Options:
     if args.quick:
         args.duration, args.warmup, args.repetitions = 2, 1, 1
     full = not args.quick and set(ops) == set(OPERATIONS) and set(backends) == set(BACKENDS)
+    if args.rows < 0:
+        parser.error("--rows must be 0 or more")
     return Options(
         ops=ops,
         backends=backends,
@@ -751,6 +847,7 @@ def parse(argv: list[str]) -> Options:
         port=args.port,
         keep=args.keep,
         notes=args.note,
+        rows=args.rows,
     )
 
 
@@ -774,32 +871,53 @@ def main(argv: list[str]) -> int:
         "targets": {},
         "notes": list(options.notes),
     }
-    plans: list[tuple[str, Any, list[str]]] = [
-        (f"grantly-{b}", lambda b=b, w=None: (b, w), options.ops) for b in options.backends
-    ]
+    if options.rows:
+        results["rows"] = options.rows
+    if (
+        options.port
+        and (len(options.backends) * (2 if options.rows else 1) + options.with_peer) > 1
+    ):
+        print("error: --port needs a single target (one backend, no peer)")
+        return 2
+    # With --rows, each backend runs twice: as usual, and with that many more rows in each
+    # token table; the two are measured back to back (see below).
+    plans: dict[str, tuple[str, int]] = {}
+    for backend in options.backends:
+        plans[f"grantly-{backend}"] = (backend, 0)
+        if options.rows:
+            plans[f"grantly-{backend}-{options.rows}rows"] = (backend, options.rows)
+    names = list(plans)
     if options.with_peer:
-        plans.append(("oidc-provider", None, [o for o in options.ops if o != "authorize"]))
+        names.append("oidc-provider")
     workdir = Path(tempfile.mkdtemp(prefix="grantly-bench-"))
     if options.keep:
         log(options, f"work directory (kept): {workdir}")
     try:
-        for name, _plan, ops in plans:
-            log(options, f"== {name}")
-            if name == "oidc-provider":
-                server = peer_server(options, workdir)
-            else:
-                server = grantly_server(options, name.removeprefix("grantly-"), workdir)
-            target_started = time.monotonic()
-            with server as target:
-                if target.version:
-                    results["peer_version"] = target.version
+        # Every target is up at once (idle ones cost nothing), and each operation is measured on
+        # all of them back to back: this machine's speed drifts by up to 2x within the hour, so
+        # the comparison of targets is only as good as their measurements are close in time.
+        with contextlib.ExitStack() as servers:
+            targets = {}
+            for name in names:
+                log(options, f"== starting {name}")
+                if name == "oidc-provider":
+                    server = peer_server(options, workdir)
+                else:
+                    backend, rows = plans[name]
+                    server = grantly_server(options, backend, workdir, rows)
+                targets[name] = servers.enter_context(server)
+                if targets[name].version:
+                    results["peer_version"] = targets[name].version
                 results["targets"][name] = {}
-                for op in ops:
-                    log(options, f"  {op}")
+            for op in options.ops:
+                for name, target in targets.items():
+                    if name == "oidc-provider" and op == "authorize":
+                        continue  # the peer's consent is an interaction flow of its own
+                    log(options, f"== {op} on {name}")
+                    op_started = time.monotonic()
                     results["targets"][name][op] = run_operation(options, target, op, workdir)
-            results.setdefault("elapsed_per_target_s", {})[name] = round(
-                time.monotonic() - target_started
-            )
+                    elapsed = results.setdefault("elapsed_per_target_s", {})
+                    elapsed[name] = round(elapsed.get(name, 0) + time.monotonic() - op_started)
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -34,13 +34,14 @@ def create_engine(async_url: str) -> AsyncEngine:
     sqlite = async_url.startswith("sqlite")
     if sqlite:
         kwargs["module"] = AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3)
-    # Pools hold a connection per concurrent request of a worker: a request over the pool's size
-    # opened and closed a connection of its own (issue 6's profile). PostgreSQL counts them
-    # against max_connections (two pools per worker, see below).
+    # Pools keep a connection per concurrent request of a worker: a request beyond the pool's
+    # size opened a connection of its own and closed it after (issue 6's profile; on PostgreSQL
+    # a new server process each time). PostgreSQL counts connections against max_connections:
+    # a worker holds at most 2 x (16 + 4) of them (two pools, see below), 80 for two workers.
     if sqlite:
         kwargs.update(pool_size=32, max_overflow=32)
     else:
-        kwargs.update(pool_size=10, max_overflow=20)
+        kwargs.update(pool_size=16, max_overflow=4)
     # PostgreSQL: no pre-ping (a round trip per request). After the database restarts, the
     # first request of a process meets a dead connection, gets 503, and SQLAlchemy discards
     # the whole pool, so the next request reconnects (tests/test_database_faults.py).
