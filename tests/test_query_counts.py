@@ -15,10 +15,10 @@ from grantly.store.database import read_engine
 from tests.conftest import World, exchange, obtain_code
 
 BUDGETS = {
-    # client, consume code, owner still active, access token, refresh token, audit event
-    "code exchange": 6,
-    # client, refresh token, owner still active, rotate, access token, refresh token, audit
-    "refresh": 7,
+    # client, consume code (and its user's active), access token, refresh token, audit event
+    "code exchange": 5,
+    # client, refresh token (and its user's active), rotate, access token, refresh token, audit
+    "refresh": 6,
     # client, access token (joined with its application and user)
     "introspection": 2,
     # access token (joined with its application and user)

@@ -11,7 +11,16 @@ from sqlalchemy import select
 from grantly.app import create_app
 from grantly.oauth.clock import FrozenClock
 from grantly.store import tables as t
-from tests.conftest import REDIRECT_URI, World, exchange, make_settings, obtain_code
+from tests.conftest import (
+    REDIRECT_URI,
+    World,
+    authorize_params,
+    callback_params,
+    consent,
+    exchange,
+    make_settings,
+    obtain_code,
+)
 
 
 def _basic(client_id: str, secret: str) -> dict[str, str]:
@@ -296,3 +305,30 @@ def test_a_refresh_retried_within_the_configured_grace_period_succeeds_and_is_au
         return [json.loads(row.detail) for row in rows]
 
     assert [d.get("grace_retry") for d in world.run(details)] == [None, True]
+
+
+def test_a_deactivated_persons_code_and_refresh_token_are_invalid_grant(
+    client: TestClient, world: World
+) -> None:
+    """The SQL store reads the person's ``active`` with the code and with the refresh token
+    (one statement each): a person deactivated since can use neither."""
+    from grantly.store.repositories import Accounts
+
+    tokens = exchange(client, world.app, obtain_code(client, world, world.employee)).json()
+    code = callback_params(consent(client, authorize_params(world.app)))["code"]
+    world.run(lambda c: Accounts(c).deactivate(world.employee.id))
+
+    refused = exchange(client, world.app, code)
+    assert (
+        "no longer active"
+        in _assert_oauth_error(refused, 400, "invalid_grant")["error_description"]
+    )
+    refreshed = client.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=_basic(world.app.client_id, world.app.client_secret or ""),
+    )
+    assert (
+        "no longer active"
+        in _assert_oauth_error(refreshed, 400, "invalid_grant")["error_description"]
+    )

@@ -82,6 +82,9 @@ class AuthorizationCode:
     code_challenge_method: str | None
     expires_at: int
     consumed_at: int | None
+    # Whether the user of a user grant was active, when the store read it with the record (one
+    # statement, issue 6); None: not read, ask ``OwnerStore.user_is_active``.
+    owner_active: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,9 @@ class RefreshToken:
     expires_at: int
     revoked_at: int | None
     rotated_at: int | None
+    # Whether the user of a user grant was active, when the store read it with the record (one
+    # statement, issue 6); None: not read, ask ``OwnerStore.user_is_active``.
+    owner_active: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

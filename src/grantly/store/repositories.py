@@ -8,7 +8,7 @@ database, not the process, decides which of several racing requests wins.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -35,6 +35,11 @@ def _owner(row: Row[Any]) -> ResourceOwner:
 
 def _scopes(value: str) -> tuple[str, ...]:
     return tuple(value.split())
+
+
+def _active(value: Any) -> bool:
+    """A user's ``active`` read with a grant's record (NULL: no such user, so not active)."""
+    return bool(value)
 
 
 def _application(row: Row[Any]) -> Application:
@@ -74,8 +79,19 @@ class Company:
 _APPLICATION_BY_CLIENT_ID = Prepared(
     select(t.applications).where(t.applications.c.client_id == bindparam("client_id"))
 )
+# The user's ``active`` comes with a code or a refresh token (the grants check it): one statement.
+_OWNER_ACTIVE_OF_REFRESH_TOKEN = (
+    select(t.users.c.active).where(t.users.c.id == t.refresh_tokens.c.user_id).scalar_subquery()
+)
+_OWNER_ACTIVE_OF_CODE = (
+    select(t.users.c.active)
+    .where(t.users.c.id == t.authorization_codes.c.user_id)
+    .scalar_subquery()
+)
 _REFRESH_TOKEN_BY_DIGEST = Prepared(
-    select(t.refresh_tokens).where(t.refresh_tokens.c.digest == bindparam("digest"))
+    select(t.refresh_tokens, _OWNER_ACTIVE_OF_REFRESH_TOKEN.label("owner_active")).where(
+        t.refresh_tokens.c.digest == bindparam("digest")
+    )
 )
 _ACCESS_TOKEN_BY_DIGEST = Prepared(
     select(
@@ -105,7 +121,7 @@ _CONSUME_CODE = Prepared(
         t.authorization_codes.c.consumed_at.is_(None),
     )
     .values(consumed_at=bindparam("now"))
-    .returning(t.authorization_codes)
+    .returning(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
 )
 _ROTATE = Prepared(
     update(t.refresh_tokens)
@@ -282,7 +298,7 @@ class AuthorizationCodes:
             self.connection,
             {"code_digest": digest, "code_application_id": application_id, "now": now},
         )
-        return self._code(row) if row else None
+        return replace(self._code(row), owner_active=_active(row.owner_active)) if row else None
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         row = (
@@ -353,6 +369,7 @@ class Tokens:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             rotated_at=row.rotated_at,
+            owner_active=_active(row.owner_active),
         )
 
     async def rotate(self, refresh_token_id: int, now: int) -> bool:

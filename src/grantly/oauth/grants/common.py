@@ -79,8 +79,13 @@ async def mint(
     )
 
 
-async def owner_still_entitled(context: TokenContext, owner: ResourceOwner) -> bool:
-    """A user grant needs the user to still be an active employee; a company grant does not."""
+async def owner_still_entitled(
+    context: TokenContext, owner: ResourceOwner, known: bool | None = None
+) -> bool:
+    """A user grant needs the user to still be an active employee; a company grant does not.
+    ``known``: what the store read with the grant's record, if it did."""
     if owner.type == "company" or owner.user_id is None:
         return True
+    if known is not None:
+        return known
     return await context.owners.user_is_active(owner.user_id)
