@@ -283,7 +283,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
-    engine = create_engine(settings.async_database_url)
+    engine = create_engine(settings.async_database_url, settings.database_pool_size)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     throttle = Throttle(
         settings.redis_url,

@@ -21,7 +21,7 @@ from . import inline_sqlite
 WRITE_LOCK_TIMEOUT = 30.0
 
 
-def create_engine(async_url: str) -> AsyncEngine:
+def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     """An engine for Grantly's database, tuned per backend.
 
     SQLite: WAL (readers never wait for the writer), foreign keys on (cascades), and
@@ -39,9 +39,10 @@ def create_engine(async_url: str) -> AsyncEngine:
     # a new server process each time). PostgreSQL counts connections against max_connections:
     # a worker holds at most 2 x (16 + 4) of them (two pools, see below), 80 for two workers.
     if sqlite:
-        kwargs.update(pool_size=32, max_overflow=32)
+        kwargs.update(pool_size=pool_size or 32, max_overflow=pool_size or 32)
     else:
-        kwargs.update(pool_size=16, max_overflow=4)
+        size = pool_size or 16
+        kwargs.update(pool_size=size, max_overflow=max(size // 4, 1))
     # PostgreSQL: no pre-ping (a round trip per request). After the database restarts, the
     # first request of a process meets a dead connection, gets 503, and SQLAlchemy discards
     # the whole pool, so the next request reconnects (tests/test_database_faults.py).
