@@ -147,3 +147,30 @@ def test_a_group_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     outcomes, commits = _run(path, [_insert] * 9)
     assert outcomes == ["ok"] * 9
     assert commits >= 3
+
+
+def test_a_writer_cancelled_while_the_group_gathers_still_closes_it(tmp_path: Path) -> None:
+    """Cancelled while waiting for others to join, the last writer still commits: a group left
+    open would keep every other member of it waiting."""
+    path = _database(tmp_path)
+
+    async def main() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+
+            async def cancelled_on_the_way_out() -> None:
+                async with unit_of_work(engine) as connection:
+                    await connection.execute(text("INSERT INTO t VALUES (7, 1)"))
+                    task = asyncio.current_task()
+                    assert task is not None
+                    asyncio.get_running_loop().call_soon(task.cancel)
+
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.create_task(cancelled_on_the_way_out())
+            assert _stored(path) == [7]
+            await asyncio.wait_for(_insert(engine, 8), 5)  # the next writer is not stuck
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert _stored(path) == [7, 8]

@@ -194,22 +194,26 @@ class _Group:
                 self._savepoint(driver, "RELEASE grantly_unit")
         finally:
             self.queued -= 1
+            cancelled = False
             try:
                 if self.connection is not None and self.queued == 0 and self.broken is None:
                     # Writers whose requests arrived while this one ran are a few turns of the
                     # event loop from the queue (the server reads them, then starts them).
                     for _ in range(GATHER_TURNS):
-                        await asyncio.sleep(0)
-                        if self.queued or self.members >= MAX_GROUP:
+                        cancelled = await _pause(0)
+                        if cancelled or self.queued or self.members >= MAX_GROUP:
                             break
                 if self.connection is not None and (
                     self.queued == 0 or self.members >= MAX_GROUP or self.broken is not None
                 ):
+                    # Never left open by a cancelled task: its members wait for this commit.
                     await self._close()
-                    if self.queued:
-                        await asyncio.sleep(HAND_OFF)
+                    if self.queued and not cancelled:
+                        cancelled = await _pause(HAND_OFF)
             finally:
                 self.lock.release()
+            if cancelled:
+                raise asyncio.CancelledError
         await asyncio.shield(committed)
         if decision is not None:
             raise decision
@@ -220,6 +224,15 @@ class _Group:
         except sqlite3.Error as error:
             self.broken = OperationalError(sql, None, error)
             raise self.broken from error
+
+
+async def _pause(seconds: float) -> bool:
+    """Sleep; True if the task was cancelled meanwhile (the caller finishes, then re-raises)."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        return True
+    return False
 
 
 _groups: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
