@@ -341,8 +341,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
     # Routers are matched in order, one by one: the hot paths (health checks, the token
     # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
-    for route in (*health.routes, *oauth_endpoints.routes, *me.routes):
-        app.router.routes.append(route)
+    app.router.routes[:0] = [*health.routes, *oauth_endpoints.routes, *me.routes]
     app.include_router(me.router)
     app.include_router(employees.router)
     app.include_router(credentials.router)

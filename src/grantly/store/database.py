@@ -62,6 +62,7 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     # the same pool), rather than setting it on each connection.
     _writers[engine.sync_engine] = engine.execution_options(write=True)
     if sqlite:
+        _groups[engine.sync_engine] = _Group()
 
         @event.listens_for(engine.sync_engine, "connect")
         @event.listens_for(reader.sync_engine, "connect")
@@ -88,7 +89,7 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
                     # Raised past SQLAlchemy's own wrapping: wrap it as SQLAlchemy would, so a
                     # lock never obtained is the 503 of an unavailable database, not a 500.
                     raise OperationalError("BEGIN IMMEDIATE", None, error) from error
-            elif options.get("isolation_level") != "AUTOCOMMIT":
+            else:
                 conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -235,21 +236,13 @@ async def _pause(seconds: float) -> bool:
     return False
 
 
+# SQLite engines' writer groups (``create_engine``).
 _groups: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_group(engine: AsyncEngine) -> _Group | None:
-    if engine.dialect.name != "sqlite" or engine.sync_engine not in _writers:
-        return None
-    group = _groups.get(engine.sync_engine)
-    if group is None:
-        group = _groups[engine.sync_engine] = _Group()
-    return group
-
-
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine whose pool serves ``engine``'s reads (itself, for one not made here)."""
-    return _readers.get(engine.sync_engine, engine)
+    """The engine whose pool serves ``engine``'s reads."""
+    return _readers[engine.sync_engine]
 
 
 @asynccontextmanager
@@ -266,14 +259,11 @@ async def unit_of_work(
         async with read_engine(engine).connect() as connection:
             yield connection
         return
-    if (group := _sqlite_group(engine)) is not None:
+    if (group := _groups.get(engine.sync_engine)) is not None:
         async with group.unit(engine) as connection:
             yield connection
         return
-    writer = _writers.get(engine.sync_engine)
-    async with writer.connect() if writer is not None else engine.connect() as connection:
-        if writer is None:
-            await connection.execution_options(write=True)
+    async with _writers[engine.sync_engine].connect() as connection:
         await connection.begin()
         try:
             yield connection
