@@ -7,12 +7,16 @@ length so that no parameter can make the server do unbounded work.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidRequest
 
 Params = Mapping[str, Sequence[str]]
+
+# C0 controls and DEL: never part of a valid OAuth parameter (RFC 6749 Appendix A's syntax).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +33,13 @@ class ParamReader:
         if not values:
             return None
         value = values[0]
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-            raise InvalidRequest(f"the '{name}' parameter contains control characters.")
         if len(value) > self.max_length:
             raise InvalidRequest(
                 f"the '{name}' parameter is too long ({len(value)} characters; "
                 f"at most {self.max_length})."
             )
+        if _CONTROL.search(value):
+            raise InvalidRequest(f"the '{name}' parameter contains control characters.")
         return value
 
     def require(self, name: str) -> str:
