@@ -23,7 +23,7 @@ from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
 from .observability import RequestLogging, configure_logging, metrics_body
 from .settings import Settings
-from .store.database import create_engine
+from .store.database import create_engine, dispose
 from .throttle import Throttle
 from .web import (
     accounts,
@@ -303,7 +303,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await engine.dispose()
+        await dispose(engine)
 
     app = FastAPI(
         title="Grantly",

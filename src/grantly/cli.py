@@ -29,7 +29,7 @@ from .passwords import hash_password
 from .settings import Settings
 from .store import migrate
 from .store.audit import AuditLog
-from .store.database import create_engine, unit_of_work
+from .store.database import create_engine, dispose, unit_of_work
 from .store.repositories import Accounts, Applications
 
 app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
@@ -76,7 +76,7 @@ def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) ->
             async with unit_of_work(engine) as connection:
                 return await work(connection)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(main())
 
@@ -286,7 +286,7 @@ def tokens_prune(
                     run_batch, cutoff, batch_size, lambda _table, n: bar.update(n)
                 )
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     removed = asyncio.run(main())
     total_removed = sum(removed.values())
@@ -600,7 +600,7 @@ def dev_mint(
                     rate = len(minted) / max(time.monotonic() - started, 1e-6)
                     typer.echo(f"minted {len(minted)}/{count} {kind} ({rate:.0f}/s)", err=True)
         finally:
-            await engine.dispose()
+            await dispose(engine)
         return minted
 
     try:

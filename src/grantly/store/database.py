@@ -49,13 +49,21 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     engine = create_async_engine(async_url, **kwargs)
     # Reads run on a pool of their own, in autocommit mode from the moment each connection is
     # opened: no BEGIN and ROLLBACK, and no isolation level set and reset per checkout (which,
-    # through SQLAlchemy's asyncio layer, cost more than the reads themselves). It is disposed
+    # through SQLAlchemy's asyncio layer, cost more than the reads themselves). A connection in
+    # autocommit has no transaction to roll back when it returns to the pool. It is disposed
     # with the engine.
-    reader = create_async_engine(async_url, isolation_level="AUTOCOMMIT", **kwargs)
+    reader = create_async_engine(
+        async_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **kwargs
+    )
     _readers[engine.sync_engine] = reader
+    idle = _idle[engine.sync_engine] = _Idle(kwargs["pool_size"] + kwargs["max_overflow"])
 
     @event.listens_for(engine.sync_engine, "engine_disposed")
     def _dispose_reader(_engine: Any) -> None:
+        # ``dispose`` closes the waiting read connections first; after a bare
+        # ``engine.dispose()`` they are dropped at once (the driver's terminate).
+        while idle:
+            idle.pop().sync_connection.invalidate()  # type: ignore[union-attr]
         reader.sync_engine.dispose()
 
     # Writers' connections carry the ``write`` option from the start (an engine of options over
@@ -95,8 +103,18 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     return engine
 
 
-# Each engine's read pool and writing view (``create_engine``).
+class _Idle(list[AsyncConnection]):
+    """Read connections waiting for the next read unit; ``capacity``: the read pool's."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+
+# Each engine's read pool, its connections waiting for the next read unit, and writing view
+# (``create_engine``).
 _readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+_idle: weakref.WeakKeyDictionary[Any, _Idle] = weakref.WeakKeyDictionary()
 _writers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
 
 # The most units of work one SQLite commit covers (bounds the wait of the first of them), and
@@ -240,6 +258,51 @@ async def _pause(seconds: float) -> bool:
 _groups: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
 
 
+@asynccontextmanager
+async def _read_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of the read pool, kept checked out between read units.
+
+    A read connection is in autocommit mode, so a unit leaves nothing behind on it, and taking
+    one from the pool and giving it back again cost two of SQLAlchemy's greenlet switches, more
+    than the indexed read the unit then ran (issue 6's profile). So a connection a unit left
+    clean waits for the next read unit here; one that is not clean goes back to the pool
+    (``close``): a unit that raised (its statement may have been cut short), a connection
+    SQLAlchemy invalidated, one with a SQLAlchemy transaction begun; and any, while the pool has
+    none left to give (units may be waiting for one there). A connection invalidated
+    because the database went away takes the waiting ones with it (the pool discards them;
+    otherwise each would fail one request after the database restarted)."""
+    idle = _idle[engine.sync_engine]
+    reader = _readers[engine.sync_engine]
+    connection = idle.pop() if idle else await reader.connect()
+    clean = False
+    try:
+        yield connection
+        clean = not (connection.invalidated or connection.closed or connection.in_transaction())
+        # Every connection of the pool out: units may be queued in the pool for one, and
+        # would wait there while others took the kept ones, so this one goes back to the pool.
+        clean = clean and reader.sync_engine.pool.checkedout() < idle.capacity  # type: ignore[attr-defined]
+    finally:
+        if clean:
+            idle.append(connection)
+        else:
+            if connection.invalidated:
+                # Back to the pool, which no longer hands out connections older than the
+                # invalidation.
+                stale = list(idle)
+                idle.clear()
+                for waiting in stale:
+                    await waiting.close()
+            await connection.close()
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close every connection of ``engine`` and its read pool (the app's shutdown, the CLI)."""
+    idle = _idle.get(engine.sync_engine)
+    while idle:
+        await idle.pop().close()
+    await engine.dispose()
+
+
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
     """The engine whose pool serves ``engine``'s reads."""
     return _readers[engine.sync_engine]
@@ -256,7 +319,7 @@ async def unit_of_work(
     ROLLBACK, two round trips fewer on PostgreSQL; each statement then sees the latest committed
     state (read committed, which is also what a transaction gives on PostgreSQL)."""
     if not write:
-        async with read_engine(engine).connect() as connection:
+        async with _read_unit(engine) as connection:
             yield connection
         return
     if (group := _groups.get(engine.sync_engine)) is not None:
