@@ -86,7 +86,7 @@ class AuditLog:
         leaked = _FORBIDDEN_KEYS & set(detail)
         if leaked:
             raise ValueError(f"audit detail may not carry {sorted(leaked)}")
-        await _INSERT.rowcount(
+        await _INSERT.defer(
             self.connection,
             {
                 "event": event,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from ..oauth.errors import OAuthError
 from . import inline_sqlite
+from .prepared import defer_on, flush_deferred
 
 # How long a writer waits for another process's SQLite write lock before giving up (503).
 WRITE_LOCK_TIMEOUT = 30.0
@@ -69,6 +70,8 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     # Writers' connections carry the ``write`` option from the start (an engine of options over
     # the same pool), rather than setting it on each connection.
     _writers[engine.sync_engine] = engine.execution_options(write=True)
+    if not sqlite:
+        defer_on(engine)  # a request's last inserts in one round trip (``Prepared.defer``)
     if sqlite:
         _groups[engine.sync_engine] = _Group()
 
@@ -328,13 +331,18 @@ async def unit_of_work(
         return
     async with _writers[engine.sync_engine].connect() as connection:
         await connection.begin()
+        decision: OAuthError | None = None
         try:
-            yield connection
-        except OAuthError:
-            await connection.commit()
-            raise
+            try:
+                yield connection
+            except OAuthError as error:
+                decision = error
+            # The deferred inserts, sent before COMMIT here (not by the commit hook), so that
+            # one that fails rolls the unit back like any failed statement.
+            await flush_deferred(connection)
         except BaseException:
             await connection.rollback()
             raise
-        else:
-            await connection.commit()
+        await connection.commit()
+        if decision is not None:
+            raise decision

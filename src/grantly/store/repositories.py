@@ -340,13 +340,15 @@ class Tokens:
             "family_id": tokens.family_id,
             "created_at": tokens.created_at,
         }
-        await _INSERT_ACCESS_TOKEN.rowcount(
+        # Deferred: sent with the unit's next statement or its COMMIT (the audit event's
+        # insert, usually), in one round trip on PostgreSQL.
+        await _INSERT_ACCESS_TOKEN.defer(
             self.connection,
             {**owner, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at},
         )
         if tokens.refresh_digest is not None:
             assert tokens.refresh_expires_at is not None
-            await _INSERT_REFRESH_TOKEN.rowcount(
+            await _INSERT_REFRESH_TOKEN.defer(
                 self.connection,
                 {
                     **owner,
