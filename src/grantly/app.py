@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -124,6 +125,38 @@ class CorsForClients:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+# Endpoints that never use the signed-in person's session: clients and resource servers call
+# them with their own credentials. Reading the session cookie (and re-signing it into every
+# response) is for the pages.
+SESSIONLESS_PATHS = frozenset(
+    (
+        "/oauth/token",
+        "/oauth/token/info",
+        "/oauth/introspect",
+        "/oauth/revoke",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    )
+)
+SESSIONLESS_PREFIXES = ("/api/", "/.well-known/")
+
+
+class SessionsForPages:
+    """Starlette's ``SessionMiddleware``, skipped on the endpoints above."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        self.sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path in SESSIONLESS_PATHS or path.startswith(SESSIONLESS_PREFIXES):
+            await self.app(scope, receive, send)
+        else:
+            await self.sessions(scope, receive, send)
 
 
 class BodyLimit:
@@ -312,13 +345,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry bridge asked OpenTelemetry's global providers (reading the
+        # environment) on every request; Grantly's metrics are Prometheus' (observability.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         middleware=[
             Middleware(RequestLogging),
             Middleware(SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(CorsForClients),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
-                SessionMiddleware,
+                SessionsForPages,
                 secret_key=settings.resolved_secret_key(),
                 session_cookie="grantly_session",
                 max_age=settings.session_lifetime,

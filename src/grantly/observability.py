@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import starlette.routing
@@ -123,7 +122,7 @@ class RequestLogging:
                 candidate = value.decode("latin-1")
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()  # uuid4's randomness, without its object
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -144,7 +143,7 @@ class RequestLogging:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
+            _duration(scope["method"], template, status).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
@@ -154,6 +153,20 @@ class RequestLogging:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+_DURATIONS: dict[tuple[str, str, int], Any] = {}
+
+
+def _duration(method: str, template: str, status: int) -> Any:
+    """The latency histogram's series for these labels, looked up once (``labels`` validated
+    and hashed its arguments on every request)."""
+    series = _DURATIONS.get((method, template, status))
+    if series is None:
+        series = _DURATIONS[(method, template, status)] = REQUEST_DURATION.labels(
+            method, template, str(status)
+        )
+    return series
 
 
 class Route(starlette.routing.Route):
