@@ -8,7 +8,7 @@ database, not the process, decides which of several racing requests wins.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -298,7 +298,7 @@ class AuthorizationCodes:
             self.connection,
             {"code_digest": digest, "code_application_id": application_id, "now": now},
         )
-        return replace(self._code(row), owner_active=_active(row.owner_active)) if row else None
+        return self._code(row, owner_active=_active(row.owner_active)) if row else None
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         row = (
@@ -309,7 +309,7 @@ class AuthorizationCodes:
         return self._code(row) if row else None
 
     @staticmethod
-    def _code(row: Row[Any]) -> AuthorizationCode:
+    def _code(row: Row[Any], owner_active: bool | None = None) -> AuthorizationCode:
         return AuthorizationCode(
             id=row.id,
             application_id=row.application_id,
@@ -321,6 +321,7 @@ class AuthorizationCodes:
             code_challenge_method=row.code_challenge_method,
             expires_at=row.expires_at,
             consumed_at=row.consumed_at,
+            owner_active=owner_active,
         )
 
 
