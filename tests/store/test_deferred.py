@@ -102,7 +102,7 @@ def test_a_rolled_back_unit_drops_its_deferred_inserts(world: World) -> None:
     assert _run(world, work) == {"Deferred kept"}
 
 
-@pytest.mark.parametrize("committed_by", ["unit_of_work", "sqlalchemy"])
+@pytest.mark.parametrize("committed_by", ["unit_of_work", "sqlalchemy", "next statement"])
 def test_a_failing_deferred_insert_fails_the_commit_and_nothing_is_written(
     world: World, committed_by: str
 ) -> None:
@@ -122,6 +122,10 @@ def test_a_failing_deferred_insert_fails_the_commit_and_nothing_is_written(
                 if committed_by == "unit_of_work":
                     async with unit_of_work(engine) as connection:
                         await failing(connection)
+                elif committed_by == "next statement":  # sent first, and refused there
+                    async with unit_of_work(engine) as connection:
+                        await failing(connection)
+                        await connection.execute(select(t.companies.c.id))
                 else:  # the commit hook sends them (any commit, not only a unit of work's)
                     async with engine.connect() as connection:
                         await connection.begin()

@@ -72,7 +72,7 @@ def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
     _writers[engine.sync_engine] = engine.execution_options(write=True)
     if not sqlite:
         defer_on(engine)  # a request's last inserts in one round trip (``Prepared.defer``)
-    if sqlite:
+    else:
         _groups[engine.sync_engine] = _Group()
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -280,10 +280,14 @@ async def _read_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     clean = False
     try:
         yield connection
-        clean = not (connection.invalidated or connection.closed or connection.in_transaction())
-        # Every connection of the pool out: units may be queued in the pool for one, and
-        # would wait there while others took the kept ones, so this one goes back to the pool.
-        clean = clean and reader.sync_engine.pool.checkedout() < idle.capacity  # type: ignore[attr-defined]
+        # Not kept while every connection of the pool is out: units may be queued in the pool
+        # for one, and would wait there while others took the kept ones.
+        clean = not (
+            connection.invalidated
+            or connection.closed
+            or connection.in_transaction()
+            or reader.sync_engine.pool.checkedout() >= idle.capacity  # type: ignore[attr-defined]
+        )
     finally:
         if clean:
             idle.append(connection)
