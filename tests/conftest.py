@@ -32,8 +32,7 @@ from grantly.oauth.registration import validate
 from grantly.passwords import hash_password
 from grantly.settings import Settings
 from grantly.store import migrate
-from grantly.store.database import create_engine, unit_of_work
-from grantly.store.repositories import Accounts
+from grantly.store.database import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -79,12 +78,12 @@ class World:
 
 def run_db(settings: Settings, work: Any) -> Any:
     async def main() -> Any:
-        engine = create_engine(settings.async_database_url)
+        db = open_database(settings.database_url)
         try:
-            async with unit_of_work(engine) as connection:
-                return await work(connection)
+            async with db.unit() as uow:
+                return await work(uow)
         finally:
-            await engine.dispose()
+            await db.close()
 
     return asyncio.run(main())
 
@@ -137,7 +136,7 @@ def seed(settings: Settings) -> World:
     migrate.upgrade(settings.async_database_url)
 
     async def work(connection: Any) -> World:
-        accounts = Accounts(connection)
+        accounts = connection.accounts
         now = int(time.time())
         company_a = await accounts.create_company("Acme", now)
         company_b = await accounts.create_company("Globex", now)
@@ -250,7 +249,7 @@ def dump_database(settings: Settings) -> str:
     async def work(connection: Any) -> str:
         lines = []
         for table in metadata.sorted_tables:
-            for row in await connection.execute(select(table)):
+            for row in await connection.tx.rows(select(table)):
                 lines.append(f"{table.name}: {tuple(row)!r}")
         return "\n".join(lines)
 
@@ -264,7 +263,7 @@ def count_rows(settings: Settings, table: str) -> int:
 
     async def work(connection: Any) -> int:
         return int(
-            await connection.scalar(select(func.count()).select_from(metadata.tables[table]))
+            await connection.tx.scalar(select(func.count()).select_from(metadata.tables[table]))
         )
 
     return int(run_db(settings, work))

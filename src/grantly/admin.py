@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from .oauth.models import Application
 from .oauth.registration import ApplicationDraft
 from .oauth.secrets import CLIENT_SECRET_PREFIX, digest, new_client_id, new_secret
-from .store.repositories import Applications
+from .store.unit import Store
 
 
 @dataclass(frozen=True)
@@ -33,10 +31,10 @@ class CreatedApplication:
 
 
 async def create_application(
-    connection: AsyncConnection, company_id: int, draft: ApplicationDraft, now: int
+    uow: Store, company_id: int, draft: ApplicationDraft, now: int
 ) -> CreatedApplication:
     secret = new_secret(CLIENT_SECRET_PREFIX) if draft.confidential else None
-    application = await Applications(connection).create(
+    application = await uow.applications.create(
         company_id=company_id,
         name=draft.name,
         client_id=new_client_id(),
@@ -52,7 +50,7 @@ async def create_application(
 
 
 async def update_application(
-    connection: AsyncConnection, application: Application, draft: ApplicationDraft, now: int
+    uow: Store, application: Application, draft: ApplicationDraft, now: int
 ) -> CreatedApplication:
     """Change an application. Turning a public application confidential creates its secret
     (returned, to show once); turning it public drops the secret.
@@ -68,7 +66,7 @@ async def update_application(
         secret_digest = digest(secret)
     elif not draft.confidential:
         secret_digest = None
-    applications = Applications(connection)
+    applications = uow.applications
     if (
         set(draft.scopes) != set(application.scopes)
         or draft.confidential != application.confidential
@@ -88,7 +86,7 @@ async def update_application(
     return CreatedApplication(updated, secret)
 
 
-async def regenerate_secret(connection: AsyncConnection, application: Application, now: int) -> str:
+async def regenerate_secret(uow: Store, application: Application, now: int) -> str:
     secret = new_secret(CLIENT_SECRET_PREFIX)
-    await Applications(connection).set_secret_digest(application.id, digest(secret), now)
+    await uow.applications.set_secret_digest(application.id, digest(secret), now)
     return secret

@@ -24,7 +24,8 @@ from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
 from .observability import RequestLogging, configure_logging, metrics_body
 from .settings import Settings
-from .store.database import create_engine, dispose
+from .store.database import open_database
+from .store.errors import Unavailable
 from .throttle import Throttle
 from .web import (
     accounts,
@@ -287,19 +288,11 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError))
-
-
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """Never a stack trace to the outside: a generic answer in the right form."""
     from .web.responses import error_page
 
-    if _is_unavailable(exc):
+    if isinstance(exc, Unavailable):
         return await _unavailable(request, exc)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if _wants_json(request):
@@ -316,7 +309,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
-    engine = create_engine(settings.async_database_url, settings.database_pool_size)
+    db = open_database(settings.database_url, settings.database_pool_size)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     throttle = Throttle(
         settings.redis_url,
@@ -327,7 +320,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     services = Services(
         settings=settings,
-        engine=engine,
+        db=db,
         clock=clock or SystemClock(),
         templates=templates,
         throttle=throttle,
@@ -336,7 +329,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await dispose(engine)
+        await db.close()
 
     app = FastAPI(
         title="Grantly",

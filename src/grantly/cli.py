@@ -17,8 +17,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlencode
 
 import typer
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import admin
 from .oauth.clock import SystemClock
@@ -28,9 +26,9 @@ from .observability import configure_logging
 from .passwords import hash_password
 from .settings import Settings
 from .store import migrate
-from .store.audit import AuditLog
-from .store.database import create_engine, dispose, unit_of_work
-from .store.repositories import Accounts, Applications
+from .store.database import open_database
+from .store.errors import Conflict
+from .store.unit import Store
 
 app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -66,17 +64,17 @@ def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
     typer.echo(json.dumps(data) if as_json else human)
 
 
-def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate, then run ``work`` in one transaction."""
     migrate.upgrade(settings.async_database_url)
 
     async def main() -> T:
-        engine = create_engine(settings.async_database_url)
+        db = open_database(settings.database_url)
         try:
-            async with unit_of_work(engine) as connection:
-                return await work(connection)
+            async with db.unit() as uow:
+                return await work(uow)
         finally:
-            await dispose(engine)
+            await db.close()
 
     return asyncio.run(main())
 
@@ -127,7 +125,7 @@ def companies_create(
     name = name.strip()
     if not name or len(name) > 200:
         _fail("--name must be 1 to 200 characters.", as_json, 2)
-    company = _run(settings, lambda c: Accounts(c).create_company(name, SystemClock().now()))
+    company = _run(settings, lambda uow: uow.accounts.create_company(name, SystemClock().now()))
     _emit(
         {"id": company.id, "name": company.name},
         as_json,
@@ -152,8 +150,8 @@ def users_create(
     if len(password) < 8:
         _fail("--password must have at least 8 characters.", as_json, 2)
 
-    async def work(connection: AsyncConnection) -> Any:
-        accounts = Accounts(connection)
+    async def work(uow: Store) -> Any:
+        accounts = uow.accounts
         if await accounts.company(company) is None:
             _fail(
                 f"there is no company {company}; create it with `grantly companies create`.",
@@ -170,7 +168,7 @@ def users_create(
 
     try:
         user = _run(settings, work)
-    except IntegrityError:
+    except Conflict:
         _fail(f"a user with email {email} already exists.", as_json)
     _emit(
         {"id": user.id, "email": user.email, "company_id": user.company_id, "admin": user.admin},
@@ -187,7 +185,7 @@ def users_deactivate(
     """Deactivate a user (a terminated employee): no more sign-in, and their user tokens stop
     working at once. Company tokens they authorized keep working."""
     settings = _settings()
-    user = _run(settings, lambda c: Accounts(c).deactivate(user_id))
+    user = _run(settings, lambda uow: uow.accounts.deactivate(user_id))
     if user is None:
         _fail(f"there is no user {user_id}.", as_json)
     _emit(
@@ -227,11 +225,11 @@ def apps_create(
     except RegistrationError as exc:
         _fail("; ".join(exc.problems), as_json, 2)
 
-    async def work(connection: AsyncConnection) -> admin.CreatedApplication:
-        if await Accounts(connection).company(company) is None:
+    async def work(uow: Store) -> admin.CreatedApplication:
+        if await uow.accounts.company(company) is None:
             _fail(f"there is no company {company}.", as_json)
-        created = await admin.create_application(connection, company, draft, SystemClock().now())
-        await AuditLog(connection).record(
+        created = await admin.create_application(uow, company, draft, SystemClock().now())
+        await uow.audit.record(
             "application.created",
             company_id=company,
             now=SystemClock().now(),
@@ -270,23 +268,17 @@ def tokens_prune(
     cutoff = SystemClock().now() - retention_days * 86400
 
     async def main() -> dict[str, int]:
-        engine = create_engine(settings.async_database_url)
+        db = open_database(settings.database_url)
         try:
-            async with unit_of_work(engine, write=False) as connection:
-                total = sum((await maintenance.count(connection, cutoff)).values())
-
-            async def run_batch(work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
-                async with unit_of_work(engine) as connection:
-                    return await work(connection)
-
+            total = sum((await maintenance.count(db, cutoff)).values())
             with typer.progressbar(
                 length=total, label="Pruning", file=sys.stderr, show_pos=True
             ) as bar:
                 return await maintenance.prune(
-                    run_batch, cutoff, batch_size, lambda _table, n: bar.update(n)
+                    db, cutoff, batch_size, lambda _table, n: bar.update(n)
                 )
         finally:
-            await dispose(engine)
+            await db.close()
 
     removed = asyncio.run(main())
     total_removed = sum(removed.values())
@@ -325,8 +317,8 @@ def demo(
             2,
         )
 
-    async def work(connection: AsyncConnection) -> dict[str, Any]:
-        accounts = Accounts(connection)
+    async def work(uow: Store) -> dict[str, Any]:
+        accounts = uow.accounts
         now = SystemClock().now()
         company = await accounts.company_by_name(DEMO_COMPANY)
         if company is None:
@@ -347,13 +339,11 @@ def demo(
                     now=now,
                 )
             people[key] = {"email": email, "password": password}
-        existing = [
-            a for a in await Applications(connection).for_company(company.id) if a.name == DEMO_APP
-        ]
+        existing = [a for a in await uow.applications.for_company(company.id) if a.name == DEMO_APP]
         if existing:
             application = existing[0]
             # Only a digest of the secret is kept, so a rerun issues a fresh one to print.
-            secret = await admin.regenerate_secret(connection, application, now)
+            secret = await admin.regenerate_secret(uow, application, now)
         else:
             draft = validate(
                 name=DEMO_APP,
@@ -362,7 +352,7 @@ def demo(
                 scopes=settings.scope_names,
                 server_scopes=settings.scope_names,
             )
-            created = await admin.create_application(connection, company.id, draft, now)
+            created = await admin.create_application(uow, company.id, draft, now)
             application, secret = created.application, created.client_secret
         query = {
             "client_id": application.client_id,
@@ -433,13 +423,13 @@ def api_keys_create(
     except InvalidApiKeyName as exc:
         _fail(f"--name: {exc}", as_json, 2)
 
-    async def work(connection: AsyncConnection) -> Any:
-        if await Accounts(connection).company(company) is None:
+    async def work(uow: Store) -> Any:
+        if await uow.accounts.company(company) is None:
             _fail(
                 f"there is no company {company}; create it with `grantly companies create`.",
                 as_json,
             )
-        return await create_api_key(connection, company, name, None, SystemClock().now())
+        return await create_api_key(uow, company, name, None, SystemClock().now())
 
     created = _run(settings, work)
     data = created.as_json()
@@ -456,12 +446,11 @@ def api_keys_revoke(
     key_id: Annotated[int, typer.Option("--id", help="API key id.")], as_json: JsonOption = False
 ) -> None:
     """Revoke an API key: requests with it get 401 at once."""
-    from .store.api_keys import ApiKeys
 
     settings = _settings()
 
-    async def work(connection: AsyncConnection) -> Any:
-        keys = ApiKeys(connection)
+    async def work(uow: Store) -> Any:
+        keys = uow.api_keys
         key = await keys.get(key_id) if 0 < key_id <= 2**31 - 1 else None
         if key is None:
             _fail(f"there is no API key {key_id}.", as_json)
@@ -485,10 +474,9 @@ def api_keys_list(
     company: Annotated[int, typer.Option(help="Company id.")], as_json: JsonOption = False
 ) -> None:
     """List a company's API keys (their hints, never the keys)."""
-    from .store.api_keys import ApiKeys
 
     settings = _settings()
-    keys = _run(settings, lambda c: ApiKeys(c).for_company(company))
+    keys = _run(settings, lambda uow: uow.api_keys.for_company(company))
     rows = [
         {
             "id": k.id,
@@ -563,12 +551,12 @@ def dev_mint(
     migrate.upgrade(settings.async_database_url)
 
     async def main() -> list[str]:
-        engine = create_engine(settings.async_database_url)
+        db = open_database(settings.database_url)
         minted: list[str] = []
         started = time.monotonic()
         try:
-            async with unit_of_work(engine, write=False) as connection:
-                found = await Accounts(connection).user_with_password_hash(user_email)
+            async with db.unit(write=False) as uow:
+                found = await uow.accounts.user_with_password_hash(user_email)
             if found is None:
                 _fail(f"there is no user {user_email}.", as_json)
             request = minting.MintRequest(
@@ -591,8 +579,8 @@ def dev_mint(
             )
             while len(minted) < count:
                 n = min(MINT_BATCH, count - len(minted))
-                async with unit_of_work(engine) as connection:
-                    batch = await minting.mint_batch(connection, request, n)
+                async with db.unit() as uow:
+                    batch = await minting.mint_batch(uow, request, n)
                 minted += batch
                 if not as_json:
                     sys.stdout.write("\n".join(batch) + "\n")
@@ -600,7 +588,7 @@ def dev_mint(
                     rate = len(minted) / max(time.monotonic() - started, 1e-6)
                     typer.echo(f"minted {len(minted)}/{count} {kind} ({rate:.0f}/s)", err=True)
         finally:
-            await dispose(engine)
+            await db.close()
         return minted
 
     try:
@@ -611,6 +599,7 @@ def dev_mint(
         typer.echo(json.dumps({"kind": kind, "count": len(values), "values": values}))
     else:
         sys.stdout.flush()
+
 
 def main() -> None:
     try:

@@ -5,22 +5,16 @@ Each value is produced by the code the real flow runs: the authorization request
 by ``oauth.authorize.validate`` and the code issued by ``oauth.authorize.issue_code`` (as when
 the person presses Allow); tokens come from ``oauth.grants.authorization_code.exchange``
 redeeming such a code. Only the storage behind the ports is batched, so that tens of thousands
-of values take seconds: the rows the repositories would insert one statement at a time are
-inserted with one ``executemany`` per table (building a SQLAlchemy ``insert().values()`` per
-row costs more than the rest of minting together), and the codes of a batch are consumed by
-one conditional UPDATE (the repository's ``consume`` statement, for many digests at once).
-``tests/test_dev_mint.py`` checks that the rows are the repositories' rows, column for column.
+of values take seconds: the repositories' own rows go in one batch per table
+(``save_many``, ``issue_many``), and the codes of a batch are consumed by one conditional
+UPDATE (``consume_many``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy import Table, insert, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .oauth import authorize as authz
 from .oauth.clock import Clock
@@ -30,121 +24,56 @@ from .oauth.grants.common import TokenContext, TokenPolicy
 from .oauth.models import AuthorizationCode, NewAuthorizationCode, NewTokens, User
 from .oauth.params import ParamReader
 from .oauth.secrets import digest
-from .store import tables as t
-from .store.repositories import Applications, AuthorizationCodes, Owners, Tokens
+from .store.tokens import AuthorizationCodes, Tokens
+from .store.unit import Store
 
 KINDS = ("code", "refresh_token", "access_token")
 
 
-def code_row(code: NewAuthorizationCode) -> dict[str, Any]:
-    """The row ``AuthorizationCodes.save`` inserts."""
-    return {
-        "digest": code.digest,
-        "application_id": code.application_id,
-        "owner_type": code.owner.type,
-        "company_id": code.owner.company_id,
-        "user_id": code.owner.user_id,
-        "redirect_uri": code.redirect_uri,
-        "redirect_uri_in_request": code.redirect_uri_in_request,
-        "scopes": " ".join(code.scopes),
-        "code_challenge": code.code_challenge,
-        "code_challenge_method": code.code_challenge_method,
-        "created_at": code.created_at,
-        "expires_at": code.expires_at,
-    }
+class _BatchedCodes:
+    """``AuthorizationCodeStore``: codes are saved in one batch; the codes of a batch are
+    consumed by one conditional UPDATE, then each grant is handed its record."""
 
-
-def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The access-token row and the refresh-token row ``Tokens.issue`` inserts."""
-    owner = {
-        "application_id": tokens.application_id,
-        "owner_type": tokens.owner.type,
-        "company_id": tokens.owner.company_id,
-        "user_id": tokens.owner.user_id,
-        "scopes": " ".join(tokens.scopes),
-        "family_id": tokens.family_id,
-        "created_at": tokens.created_at,
-    }
-    access = {**owner, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at}
-    if tokens.refresh_digest is None:
-        return access, None
-    refresh = {
-        **owner,
-        "digest": tokens.refresh_digest,
-        "expires_at": tokens.refresh_expires_at,
-        "scopes": " ".join(tokens.refresh_scopes),
-    }
-    return access, refresh
-
-
-class _Rows:
-    """Rows waiting to be inserted, one executemany per table."""
-
-    def __init__(self) -> None:
-        self.rows: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-
-    async def flush(self, connection: AsyncConnection) -> None:
-        for table, rows in self.rows.items():
-            if rows:
-                await connection.execute(insert(table), rows)
-        self.rows.clear()
-
-
-class _BatchedCodes(AuthorizationCodes):
-    """``AuthorizationCodeStore``: saves the repository's row (batched); consumes the codes of
-    a batch with one conditional UPDATE, then hands each grant its row."""
-
-    def __init__(self, connection: AsyncConnection, pending: _Rows) -> None:
-        super().__init__(connection)
-        self.pending = pending
+    def __init__(self, codes: AuthorizationCodes) -> None:
+        self.codes = codes
+        self.saved: list[NewAuthorizationCode] = []
         self.consumed: dict[str, AuthorizationCode] = {}
 
     async def save(self, code: NewAuthorizationCode) -> None:
-        self.pending.rows[t.authorization_codes].append(code_row(code))
+        self.saved.append(code)
+
+    async def flush(self) -> None:
+        await self.codes.save_many(self.saved)
+        self.saved = []
 
     async def consume_all(self, digests: list[str], application_id: int, now: int) -> None:
-        rows = await self.connection.execute(
-            update(t.authorization_codes)
-            .where(
-                t.authorization_codes.c.digest.in_(digests),
-                t.authorization_codes.c.application_id == application_id,
-                t.authorization_codes.c.consumed_at.is_(None),
-            )
-            .values(consumed_at=now)
-            .returning(t.authorization_codes)
-        )
-        self.consumed = {row.digest: AuthorizationCodes._code(row) for row in rows}
+        self.consumed = await self.codes.consume_many(digests, application_id, now)
 
     async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
         record = self.consumed.pop(digest, None)
         return record if record is not None and record.application_id == application_id else None
 
+    async def find(self, digest: str) -> AuthorizationCode | None:
+        return await self.codes.find(digest)
 
-class _BatchedTokens(Tokens):
-    """``TokenStore``: issues the repository's rows (batched)."""
 
-    def __init__(self, connection: AsyncConnection, pending: _Rows) -> None:
-        super().__init__(connection)
-        self.pending = pending
+class _BatchedTokens:
+    """``TokenStore``: issuances are written in one batch per table; the rest is the
+    repository's."""
+
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        self.issued: list[NewTokens] = []
 
     async def issue(self, tokens: NewTokens) -> None:
-        access, refresh = token_rows(tokens)
-        self.pending.rows[t.access_tokens].append(access)
-        if refresh is not None:
-            self.pending.rows[t.refresh_tokens].append(refresh)
+        self.issued.append(tokens)
 
+    async def flush(self) -> None:
+        await self.tokens.issue_many(self.issued)
+        self.issued = []
 
-class _OnceOwners(Owners):
-    """``OwnerStore``: the user is checked once per batch (it is the same user)."""
-
-    def __init__(self, connection: AsyncConnection) -> None:
-        super().__init__(connection)
-        self.known: dict[int, bool] = {}
-
-    async def user_is_active(self, user_id: int) -> bool:
-        if user_id not in self.known:
-            self.known[user_id] = await super().user_is_active(user_id)
-        return self.known[user_id]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokens, name)
 
 
 @dataclass(frozen=True)
@@ -158,30 +87,28 @@ class MintRequest:
     clock: Clock
 
 
-async def mint_batch(connection: AsyncConnection, request: MintRequest, n: int) -> list[str]:
-    """Mint ``n`` values in the caller's transaction. Raises ``OAuthError`` when the
+async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
+    """Mint ``n`` values in the caller's unit of work. Raises ``OAuthError`` when the
     authorization request would be refused."""
-    auth = await authz.validate(
-        request.params, Applications(connection), request.authorization_policy
-    )
+    auth = await authz.validate(request.params, uow.applications, request.authorization_policy)
     if request.kind != "code" and auth.code_challenge is None and auth.application.public:
         raise OAuthError("a public application needs PKCE: mint codes for it, not tokens.")
-    pending = _Rows()
-    codes = _BatchedCodes(connection, pending)
+    codes = _BatchedCodes(uow.codes)
     minted = [
         await authz.issue_code(auth, request.user, codes, request.clock, request.code_lifetime)
         for _ in range(n)
     ]
-    await pending.flush(connection)
+    await codes.flush()
     if request.kind == "code":
         return minted
 
     await codes.consume_all([digest(c) for c in minted], auth.application.id, request.clock.now())
+    tokens = _BatchedTokens(uow.tokens)
     context = TokenContext(
-        applications=Applications(connection),
+        applications=uow.applications,
         codes=codes,
-        tokens=_BatchedTokens(connection, pending),
-        owners=_OnceOwners(connection),
+        tokens=tokens,  # type: ignore[arg-type]
+        owners=uow.owners,
         clock=request.clock,
         policy=request.token_policy,
     )
@@ -195,14 +122,14 @@ async def mint_batch(connection: AsyncConnection, request: MintRequest, n: int) 
         exchange = {"code": [code], "grant_type": ["authorization_code"]}
         if auth.redirect_uri_in_request:
             exchange["redirect_uri"] = [auth.redirect_uri]
-        tokens = await authorization_code.exchange(
+        response = await authorization_code.exchange(
             ParamReader(exchange, request.token_policy.max_parameter_length),
             auth.application,
             context,
         )
-        value = pick(tokens)
+        value = pick(response)
         if value is None:
             raise OAuthError("this grant has no refresh token (company tokens have none).")
         values.append(value)
-    await pending.flush(connection)
+    await tokens.flush()
     return values

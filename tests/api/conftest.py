@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from grantly.oauth.clock import FrozenClock
-from grantly.store.people import Employee, People
+from grantly.store.people import Employee
 from tests.conftest import (
     Client,
     Person,
@@ -98,7 +98,7 @@ def create_employee(
     last = values.pop("last_name", "Target")
 
     async def work(connection: Any) -> Employee:
-        return await People(connection).create(
+        return await connection.people.create(
             company_id,
             email=email,
             first_name=first,

@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from grantly.oauth.clock import FrozenClock
-from grantly.store.people import People
 from tests.api.conftest import (
     EMPLOYEES,
     Target,
@@ -196,7 +195,7 @@ def test_an_update_changes_only_the_keys_sent_and_keeps_the_full_name_consistent
     assert after["updated_at"] == stamp != before["updated_at"]
 
     async def stored_name(connection):
-        return (await People(connection).get(world.company_a, target.id)).full_name
+        return (await connection.people.get(world.company_a, target.id)).full_name
 
     assert world.run(stored_name) == "Tara Tercera"  # users.name follows
 

@@ -17,8 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from grantly.oauth.clock import FrozenClock
-from grantly.store.people import People
-from grantly.store.repositories import Accounts
 from tests.api.conftest import (
     CREDENTIALS,
     EMPLOYEES,
@@ -55,7 +53,7 @@ def _expired(client: TestClient, world: World, clock: FrozenClock) -> Headers:
 
 def _deactivated(client: TestClient, world: World, clock: FrozenClock) -> Headers:
     token = user_token(client, world.employee, world.app)
-    world.run(lambda c: Accounts(c).deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
     return bearer(token)
 
 
@@ -182,7 +180,7 @@ def _sensitive(visible: bool) -> Callable[..., None]:
 
 def _target_name(world: World, target: Target) -> str | None:
     async def work(connection: Any) -> str | None:
-        employee = await People(connection).get(world.company_a, target.id)
+        employee = await connection.people.get(world.company_a, target.id)
         return employee.preferred_name if employee else None
 
     return world.run(work)  # type: ignore[no-any-return]

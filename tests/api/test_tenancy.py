@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from grantly.store.people import People
 from tests.api.conftest import (
     EMPLOYEES,
     Target,
@@ -69,7 +68,7 @@ def test_another_company_cannot_change_terminate_or_unterminate_an_employee(
     assert [a.status_code for a in answers] == [404, 404, 404]
 
     async def read(connection):
-        return await People(connection).get(world.company_a, target.id)
+        return await connection.people.get(world.company_a, target.id)
 
     employee = world.run(read)
     assert employee.first_name == "Tara" and employee.active and employee.terminated_on is None

@@ -38,7 +38,7 @@ def audit_trail(world: World) -> list[Trace]:
 
     async def work(connection: Any) -> list[Trace]:
         e = t.audit_events
-        rows = await connection.execute(select(e).order_by(e.c.id))
+        rows = await connection.tx.rows(select(e).order_by(e.c.id))
         return [
             Trace(r.event, r.company_id, r.application_id, r.actor_user_id, json.loads(r.detail))
             for r in rows

@@ -184,7 +184,7 @@ def test_a_client_cannot_choose_its_client_id(client: TestClient, world: World) 
         },
     )
     assert created.status_code == 201
-    ids = world.run(lambda c: c.execute(select(t.applications.c.client_id)))
+    ids = world.run(lambda c: c.tx.rows(select(t.applications.c.client_id)))
     ids = [row[0] for row in ids]
     assert len(ids) == len(set(ids)) == 3
     assert re.search(r"[A-Za-z0-9_-]{32}", ids[-1])

@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from grantly.store import tables as t
-from grantly.store.people import People
 from tests.api.conftest import (
     EMPLOYEES,
     api_key,
@@ -83,7 +82,7 @@ def test_a_credential_of_company_a_neither_reads_nor_changes_company_b(
     everyone = client.get(EMPLOYEES, headers=headers, params={"limit": 100}).json()["data"]
     assert {e["company_id"] for e in everyone} == {world.company_a}
 
-    employee = world.run(lambda c: People(c).get(world.company_b, victim.id))
+    employee = world.run(lambda uow: uow.people.get(world.company_b, victim.id))
     assert employee.first_name != "Mallory" and employee.active
 
 
@@ -128,12 +127,12 @@ def test_a_company_a_admin_cannot_touch_company_bs_applications(
         assert shown.status_code == 404, path
         assert world.other_app.client_id not in shown.text
     row = world.run(
-        lambda c: c.execute(
+        lambda c: c.tx.rows(
             select(t.applications.c.name, t.applications.c.redirect_uris).where(
                 t.applications.c.id == world.other_app.id
             )
         )
-    ).one()
+    )[0]
     assert row.name == "Globex integration" and "attacker" not in str(row.redirect_uris)
     probe = client.post("/oauth/introspect", data={"token": "gat_x"}, auth=basic(world.other_app))
     assert probe.status_code == 200  # B's secret still authenticates
@@ -155,10 +154,10 @@ def test_company_a_cannot_revoke_or_inspect_company_bs_tokens(
     assert me(client, tokens["access_token"]) == 200 and me(client, b_company) == 200
 
     b_grants = world.run(
-        lambda c: c.execute(
+        lambda c: c.tx.rows(
             select(t.consents.c.id).where(t.consents.c.application_id == world.other_app.id)
         )
-    ).all()
+    )
     sign_in(client, world.admin)
     page = client.get("/oauth/authorized_applications")
     for (consent_id,) in b_grants:

@@ -58,8 +58,8 @@ def ids(client: TestClient, world: World) -> Ids:
             "name": "Payroll",
         },
     )
-    api_key = world.run(lambda c: c.scalar(select(t.api_keys.c.id)))
-    consent_id = world.run(lambda c: c.scalar(select(t.consents.c.id)))
+    api_key = world.run(lambda c: c.tx.scalar(select(t.api_keys.c.id)))
+    consent_id = world.run(lambda c: c.tx.scalar(select(t.consents.c.id)))
     return Ids(world.app.id, api_key, consent_id)
 
 

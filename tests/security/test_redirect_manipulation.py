@@ -204,7 +204,7 @@ def test_revoking_an_authorization_does_not_bounce_off_site(
     """RFC 9700 §4.11.2: the ``next`` of the Revoke form is a local path or nothing."""
     obtain_code(client, world)
     consent_id = world.run(
-        lambda c: c.scalar(select(t.consents.c.id).order_by(t.consents.c.id.desc()))
+        lambda c: c.tx.scalar(select(t.consents.c.id).order_by(t.consents.c.id.desc()))
     )
     page = client.get("/oauth/authorized_applications")
     response = client.post(

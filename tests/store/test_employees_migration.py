@@ -16,8 +16,8 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
-from grantly.store.database import create_engine
 from grantly.store.migrate import alembic_config
 from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
 

@@ -1,4 +1,4 @@
-"""SQLite's group commit (``store/database.py``, ``_Group``): the writers of one process that
+"""SQLite's group commit (``store/database.py``, ``_WriterGroup``): the writers of one process that
 queue while one runs share its transaction, each in a savepoint of its own; one COMMIT covers
 them, and none of them returns before that commit is done."""
 
@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
 
-from grantly.oauth.errors import InvalidGrant
 from grantly.store import database
-from grantly.store.database import create_engine, unit_of_work
+from grantly.store.database import Database, open_database
+from grantly.store.errors import Conflict
 
 
 def _database(tmp_path: Path) -> str:
@@ -40,35 +39,36 @@ def _stored(path: str) -> list[int]:
 
 
 def _run(path: str, units: list[Any]) -> tuple[list[Any], int]:
-    """Runs the units at once on one engine; returns each one's outcome and the COMMITs sent."""
+    """Runs the units at once on one database; returns each one's outcome and the COMMITs
+    sent."""
 
     async def main() -> tuple[list[Any], int]:
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        db = open_database(f"sqlite:///{path}")
         commits = 0
 
-        def count(*_args: Any) -> None:
+        def count(sql: str) -> None:
             nonlocal commits
-            commits += 1
+            commits += sql == "COMMIT"
 
-        event.listen(engine.sync_engine, "commit", count)
+        db.observers.append(count)
         try:
             outcomes = await asyncio.gather(
-                *(unit(engine, index) for index, unit in enumerate(units)),
+                *(unit(db, index) for index, unit in enumerate(units)),
                 return_exceptions=True,
             )
         finally:
-            await engine.dispose()
+            await db.close()
         return outcomes, commits
 
     return asyncio.run(main())
 
 
-async def _insert(engine: Any, index: int) -> str:
-    async with unit_of_work(engine) as connection:
+async def _insert(db: Database, index: int) -> str:
+    async with db.unit() as uow:
         await asyncio.sleep(0)  # a real request yields here and there: the others queue
-        await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+        await uow.tx.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
     # Returned: the write must already be visible to another connection.
-    assert index in _stored(engine.url.database)
+    assert index in _stored(db.path)  # type: ignore[attr-defined]
     return "ok"
 
 
@@ -85,9 +85,9 @@ def test_concurrent_writers_share_one_commit_and_return_only_once_it_is_done(
 def test_a_failing_writer_is_rolled_back_alone(tmp_path: Path) -> None:
     path = _database(tmp_path)
 
-    async def fails(engine: Any, index: int) -> str:
-        async with unit_of_work(engine) as connection:
-            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+    async def fails(db: Database, index: int) -> str:
+        async with db.unit() as uow:
+            await uow.tx.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
             await asyncio.sleep(0)
             raise RuntimeError("the handler failed")
 
@@ -97,21 +97,24 @@ def test_a_failing_writer_is_rolled_back_alone(tmp_path: Path) -> None:
     assert _stored(path) == [0, 2, 4]
 
 
-def test_an_oauth_decision_keeps_what_was_written_before_it(tmp_path: Path) -> None:
-    """As a lone transaction did: burning a replayed code is committed, then the error is
-    answered (``unit_of_work``'s contract)."""
+def test_any_exception_rolls_the_unit_back_and_the_group_goes_on(tmp_path: Path) -> None:
+    """No exception is a decision to commit: a unit that raises keeps nothing (callers that
+    must keep a write, such as burning a replayed code, catch their error inside the unit)."""
     path = _database(tmp_path)
 
-    async def decides(engine: Any, index: int) -> str:
-        async with unit_of_work(engine) as connection:
-            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
-            raise InvalidGrant("replayed")
+    class Decision(Exception):
+        pass
+
+    async def decides(db: Database, index: int) -> str:
+        async with db.unit() as uow:
+            await uow.tx.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+            raise Decision()
         return "not reached"
 
     outcomes, _ = _run(path, [_insert, decides, _insert])
     assert outcomes[0] == outcomes[2] == "ok"
-    assert isinstance(outcomes[1], InvalidGrant)
-    assert _stored(path) == [0, 1, 2]
+    assert isinstance(outcomes[1], Decision)
+    assert _stored(path) == [0, 2]
 
 
 def test_a_failed_commit_fails_every_writer_it_covered(tmp_path: Path) -> None:
@@ -119,24 +122,24 @@ def test_a_failed_commit_fails_every_writer_it_covered(tmp_path: Path) -> None:
     fail, and every unit in it reports the failure (none claims a write that was lost)."""
     path = _database(tmp_path)
 
-    async def dangling(engine: Any, index: int) -> str:
-        async with unit_of_work(engine) as connection:
-            await connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-            await connection.execute(text("INSERT INTO t VALUES (:x, 999)"), {"x": index})
+    async def dangling(db: Database, index: int) -> str:
+        async with db.unit() as uow:
+            await uow.tx.execute(text("PRAGMA defer_foreign_keys=ON"))
+            await uow.tx.execute(text("INSERT INTO t VALUES (:x, 999)"), {"x": index})
             await asyncio.sleep(0)
         return "returned"
 
-    async def plain(engine: Any, index: int) -> str:
-        async with unit_of_work(engine) as connection:
+    async def plain(db: Database, index: int) -> str:
+        async with db.unit() as uow:
             await asyncio.sleep(0)
-            await connection.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
+            await uow.tx.execute(text("INSERT INTO t VALUES (:x, 1)"), {"x": index})
         return "returned"
 
     outcomes, _ = _run(path, [dangling, plain, plain])
-    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes), outcomes
+    assert all(isinstance(outcome, Conflict) for outcome in outcomes), outcomes
     assert _stored(path) == []
 
-    # The engine's next writers start a new group and commit.
+    # The database's next writers start a new group and commit.
     outcomes, _ = _run(path, [_insert, _insert])
     assert outcomes == ["ok", "ok"]
 
@@ -144,6 +147,7 @@ def test_a_failed_commit_fails_every_writer_it_covered(tmp_path: Path) -> None:
 def test_a_group_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(database, "MAX_GROUP", 3)
     path = _database(tmp_path)
+    assert open_database(f"sqlite:///{path}").max_group == 3  # type: ignore[attr-defined]
     outcomes, commits = _run(path, [_insert] * 9)
     assert outcomes == ["ok"] * 9
     assert commits >= 3
@@ -155,12 +159,12 @@ def test_a_writer_cancelled_while_the_group_gathers_still_closes_it(tmp_path: Pa
     path = _database(tmp_path)
 
     async def main() -> None:
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        db = open_database(f"sqlite:///{path}")
         try:
 
             async def cancelled_on_the_way_out() -> None:
-                async with unit_of_work(engine) as connection:
-                    await connection.execute(text("INSERT INTO t VALUES (7, 1)"))
+                async with db.unit() as uow:
+                    await uow.tx.execute(text("INSERT INTO t VALUES (7, 1)"))
                     task = asyncio.current_task()
                     assert task is not None
                     asyncio.get_running_loop().call_soon(task.cancel)
@@ -168,9 +172,9 @@ def test_a_writer_cancelled_while_the_group_gathers_still_closes_it(tmp_path: Pa
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.create_task(cancelled_on_the_way_out())
             assert _stored(path) == [7]
-            await asyncio.wait_for(_insert(engine, 8), 5)  # the next writer is not stuck
+            await asyncio.wait_for(_insert(db, 8), 5)  # the next writer is not stuck
         finally:
-            await engine.dispose()
+            await db.close()
 
     asyncio.run(main())
     assert _stored(path) == [7, 8]

@@ -10,9 +10,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from grantly.store import migrate
-from grantly.store.database import create_engine
 from grantly.store.tables import metadata
 from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
 

@@ -20,7 +20,7 @@ from tests.conftest import (
 
 def _events(world: World) -> list[tuple[str, int | None]]:
     async def work(connection):
-        rows = await connection.execute(
+        rows = await connection.tx.rows(
             select(t.audit_events.c.event, t.audit_events.c.company_id).order_by(
                 t.audit_events.c.id
             )

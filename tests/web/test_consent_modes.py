@@ -11,7 +11,7 @@ from tests.conftest import World, authorize_params, callback_params, consent, si
 
 def _set_consent(world: World, mode: str) -> None:
     async def work(connection):
-        await connection.execute(
+        await connection.tx.execute(
             update(t.applications).where(t.applications.c.id == world.app.id).values(consent=mode)
         )
 

@@ -96,17 +96,15 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(
 
 
 def test_a_deactivated_user_cannot_sign_in(client: TestClient, world: World) -> None:
-    from grantly.store.repositories import Accounts
 
-    world.run(lambda c: Accounts(c).deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
     assert _login(client, world.employee.email, world.employee.password).status_code == 401
 
 
 def test_a_deactivated_users_open_session_stops_working(client: TestClient, world: World) -> None:
-    from grantly.store.repositories import Accounts
 
     sign_in(client, world.admin)
-    world.run(lambda c: Accounts(c).deactivate(world.admin.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.admin.id))
     assert client.get("/oauth/applications").status_code == 303
 
 

@@ -299,7 +299,7 @@ def test_a_refresh_retried_within_the_configured_grace_period_succeeds_and_is_au
         assert retried.json()["refresh_token"] != first.json()["refresh_token"]
 
     async def details(connection):
-        rows = await connection.execute(
+        rows = await connection.tx.rows(
             select(t.audit_events.c.detail).where(t.audit_events.c.event == "token.refreshed")
         )
         return [json.loads(row.detail) for row in rows]
@@ -312,11 +312,10 @@ def test_a_deactivated_persons_code_and_refresh_token_are_invalid_grant(
 ) -> None:
     """The SQL store reads the person's ``active`` with the code and with the refresh token
     (one statement each): a person deactivated since can use neither."""
-    from grantly.store.repositories import Accounts
 
     tokens = exchange(client, world.app, obtain_code(client, world, world.employee)).json()
     code = callback_params(consent(client, authorize_params(world.app)))["code"]
-    world.run(lambda c: Accounts(c).deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
 
     refused = exchange(client, world.app, code)
     assert (

@@ -161,9 +161,8 @@ def test_an_inactive_token_is_only_active_false(
     elif how == "unknown":
         token = "gat_unknown"
     else:
-        from grantly.store.repositories import Accounts
 
-        world.run(lambda c: Accounts(c).deactivate(world.employee.id))
+        world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
     response = client.post("/oauth/introspect", data={"token": token}, auth=_auth(world))
     assert response.json() == {"active": False}
 
@@ -249,7 +248,7 @@ def test_a_per_application_lifetime_is_used(client: TestClient, world: World) ->
     async def shorten(connection):
         from sqlalchemy import update
 
-        await connection.execute(
+        await connection.tx.execute(
             update(t.applications)
             .where(t.applications.c.id == world.app.id)
             .values(access_token_lifetime=600)

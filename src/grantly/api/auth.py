@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..oauth import bearer
 from ..oauth.models import AccessToken
-from ..store.repositories import Tokens
+from ..store.unit import Store
 from ..web.services import services
 
 
-async def access_token(request: Request, connection: AsyncConnection) -> AccessToken:
+async def access_token(request: Request, uow: Store) -> AccessToken:
     """The request's valid access token, or an ``OAuthError`` for the handler to answer."""
     svc = services(request)
     presented = bearer.token_from_header(request.headers.get("authorization"))
-    return await bearer.authenticate(presented, Tokens(connection), svc.clock)
+    return await bearer.authenticate(presented, uow.tokens, svc.clock)

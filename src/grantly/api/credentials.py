@@ -10,8 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ..store.people import People
-from ..store.repositories import Accounts
 from ..web.responses import NO_STORE
 from .pagination import CURSOR_PATTERN, decode_cursor, encode_cursor, page_size
 from .principal import Principal
@@ -19,9 +17,9 @@ from .problems import ERROR_RESPONSES
 from .routing import (
     RESOURCES_PREFIX,
     SECURITY,
-    Connection,
     CurrentPrincipal,
     ResourceRoute,
+    UnitOfWork,
     Version,
 )
 from .schemas import MAX_ID, Credential, Page, PageMeta
@@ -38,10 +36,10 @@ router = APIRouter(
 _POSITION = 1
 
 
-async def _credential(principal: Principal, connection: Connection) -> Credential:
+async def _credential(principal: Principal, uow: UnitOfWork) -> Credential:
     scope = " ".join(principal.scopes)
     if principal.kind == "user_token" and principal.user_id is not None:
-        employee = await People(connection).get(principal.company_id, principal.user_id)
+        employee = await uow.people.get(principal.company_id, principal.user_id)
         if employee is not None:
             return Credential(
                 id=principal.credential_id,
@@ -55,7 +53,7 @@ async def _credential(principal: Principal, connection: Connection) -> Credentia
                 role="admin" if employee.admin else "employee",
                 scope=scope,
             )
-    company = await Accounts(connection).company(principal.company_id)
+    company = await uow.accounts.company(principal.company_id)
     return Credential(
         id=principal.credential_id,
         company_id=principal.company_id,
@@ -75,7 +73,7 @@ async def list_credentials(
     version: Version,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     page: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     after_id: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
@@ -91,7 +89,7 @@ async def list_credentials(
         after = decode_cursor(after_id) if after_id else None
         before = decode_cursor(before_id) if before_id else None
         included = (after is None or after < _POSITION) and (before is None or before > _POSITION)
-    data = [await _credential(principal, connection)] if included else []
+    data = [await _credential(principal, uow)] if included else []
     cursor = encode_cursor(_POSITION) if data else None
     return Page[Credential](
         data=data,

@@ -12,10 +12,10 @@ import datetime as dt
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Body, Path, Query
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..store.errors import Conflict
 from ..store.people import Employee as EmployeeRecord
 from ..store.people import EmployeeFilter, PageRequest, People
 from ..web.responses import NO_STORE
@@ -34,9 +34,9 @@ from .problems import not_found as _not_found
 from .routing import (
     RESOURCES_PREFIX,
     SECURITY,
-    Connection,
     CurrentPrincipal,
     ResourceRoute,
+    UnitOfWork,
     Version,
 )
 from .schemas import (
@@ -139,7 +139,7 @@ async def list_employees(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     page: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Offset pagination: 1-based page.")
     ] = None,
@@ -205,7 +205,7 @@ async def list_employees(
         after_id=decode_cursor(after_id) if after_id and page is None else None,
         before_id=decode_cursor(before_id) if before_id and page is None else None,
     )
-    result = await People(connection).page(principal.company_id, filters, paging)
+    result = await uow.people.page(principal.company_id, filters, paging)
     today = _today(request)
     employees = [view(employee, principal, today) for employee in result.employees]
     return Page[Employee](
@@ -233,12 +233,12 @@ async def get_employee(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
 ) -> Employee:
     """The bare employee (no ``data`` wrapper). Another company's id is 404, as an unknown
     one is: nothing tells it exists."""
     _no_store(response)
-    employee = await _employee(People(connection), principal, employee_id)
+    employee = await _employee(uow.people, principal, employee_id)
     return view(employee, principal, _today(request))
 
 
@@ -275,13 +275,13 @@ async def update_employee(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     body: Annotated[EmployeeUpdate | None, Body()] = None,
 ) -> Employee:
     """Only the keys sent change; the id comes from the path (factorialhr sends none, the
     official SDK repeats it as a string)."""
     _no_store(response)
-    people = People(connection)
+    people = uow.people
     employee = await _employee(people, principal, employee_id)
     changes = body.model_dump(exclude_unset=True) if body is not None else {}
     for key in NOT_NULL:
@@ -311,7 +311,7 @@ async def create_with_contract(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     body: EmployeeCreate,
 ) -> Employee:
     """A new employee of the credential's company. They have no password, so they cannot sign
@@ -322,7 +322,7 @@ async def create_with_contract(
             f"company_id must be {principal.company_id}: this credential acts for that "
             "company only."
         )
-    people = People(connection)
+    people = uow.people
     if body.manager_id is not None:
         await _check_manager(people, principal.company_id, body.manager_id, None)
     if await people.email_taken(body.email):
@@ -341,7 +341,7 @@ async def create_with_contract(
             values=values,
             now=services(request).clock.now(),
         )
-    except IntegrityError as exc:  # the same email, created concurrently
+    except Conflict as exc:  # the same email, created concurrently
         raise conflict("this email is already in use by another person.") from exc
     return view(created, principal, _today(request))
 
@@ -357,14 +357,14 @@ async def terminate(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     body: Termination,
 ) -> Employee:
     """The employee stops being active at once: no sign-in, their sessions end and their user
     tokens answer 401 ``invalid_token`` from the next request on (RFC 6750 §3.1). Company
     tokens they authorized act for the company and keep working."""
     _no_store(response)
-    people = People(connection)
+    people = uow.people
     employee = await _employee(people, principal, body.id)
     terminated = await people.terminate(
         employee, body.terminated_on, body.termination_reason, services(request).clock.now()
@@ -383,13 +383,13 @@ async def unterminate(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    connection: Connection,
+    uow: UnitOfWork,
     body: Untermination,
 ) -> Employee:
     """The employee is active again. Tokens they held before stay revoked: they authorize
     applications again."""
     _no_store(response)
-    people = People(connection)
+    people = uow.people
     employee = await _employee(people, principal, body.id)
     restored = await people.unterminate(employee, services(request).clock.now())
     return view(restored, principal, _today(request))

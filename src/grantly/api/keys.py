@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ..oauth.secrets import API_KEY_PREFIX, digest, new_secret
-from ..store.api_keys import ApiKey, ApiKeys
+from ..store.api_keys import ApiKey
+from ..store.unit import Store
 
 MAX_NAME_LENGTH = 200
 # The prefix and four random characters: enough to tell keys apart, useless to an attacker.
@@ -51,10 +50,10 @@ def validate_name(name: str) -> str:
 
 
 async def create_api_key(
-    connection: AsyncConnection, company_id: int, name: str, created_by: int | None, now: int
+    uow: Store, company_id: int, name: str, created_by: int | None, now: int
 ) -> CreatedApiKey:
     key = new_secret(API_KEY_PREFIX)
-    api_key = await ApiKeys(connection).create(
+    api_key = await uow.api_keys.create(
         company_id=company_id,
         name=validate_name(name),
         digest=digest(key),

@@ -11,8 +11,6 @@ from starlette.responses import JSONResponse, Response
 
 from ..oauth.errors import OAuthError
 from ..observability import Route
-from ..store.database import unit_of_work
-from ..store.repositories import Accounts
 from ..web.responses import NO_STORE, bearer_error
 from ..web.services import services
 from .principal import authenticate
@@ -23,14 +21,14 @@ router = APIRouter(prefix="/api/v1")
 @router.get("/me", summary="Who the access token or API key acts for (scope: read)")
 async def me(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
+    async with svc.db.unit(write=False) as uow:
         try:
-            principal = await authenticate(request, connection, "read")
+            principal = await authenticate(request, uow, "read")
         except OAuthError as error:
             return bearer_error(error, scope="read")
         name = principal.company_name
         if name is None:
-            company = await Accounts(connection).company(principal.company_id)
+            company = await uow.accounts.company(principal.company_id)
             name = company.name if company else None
         body: dict[str, Any] = {
             "resource_owner_type": "user" if principal.kind == "user_token" else "company",

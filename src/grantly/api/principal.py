@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..oauth.bearer import require_scope
 from ..oauth.errors import InvalidRequest, InvalidToken
 from ..oauth.models import User
 from ..oauth.secrets import digest
-from ..store.api_keys import ApiKeys
+from ..store.unit import Store
 from ..web.services import services
 from .auth import access_token
 
@@ -61,7 +60,7 @@ class Principal:
         return self.acts_for_company
 
 
-async def authenticate(request: Request, connection: AsyncConnection, scope: str) -> Principal:
+async def authenticate(request: Request, uow: Store, scope: str) -> Principal:
     """The request's principal, or an ``OAuthError`` to answer as an RFC 6750 §3 challenge.
 
     ``scope`` is what the request needs of an OAuth token (RFC 6750 §3.1
@@ -71,7 +70,7 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
     if len(keys) > 1:
         raise InvalidRequest("send one x-api-key header, not several.")
     if keys:
-        key = await ApiKeys(connection).active_by_digest(digest(keys[0].strip()))
+        key = await uow.api_keys.active_by_digest(digest(keys[0].strip()))
         if key is None:
             raise InvalidToken("the API key is invalid or revoked.")
         return Principal(
@@ -83,7 +82,7 @@ async def authenticate(request: Request, connection: AsyncConnection, scope: str
             scopes=services(request).server_scopes,
             api_key_name=key.name,
         )
-    token = await access_token(request, connection)
+    token = await access_token(request, uow)
     require_scope(token, scope)
     kind: CredentialKind
     user_id: int | None

@@ -22,13 +22,12 @@ from fastapi import Depends, Path, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..oauth.errors import OAuthError
-from ..store.database import unit_of_work
+from ..store.unit import Store
 from ..web.responses import bearer_error
 from ..web.services import services
 from .principal import API_KEY_HEADER, Principal, authenticate
@@ -77,13 +76,13 @@ class ResourceRoute(APIRoute):
             scope = required_scope(request.method)
             if scope == "write":
                 await request.body()  # before taking the write lock (cached for FastAPI)
-            engine = services(request).engine
+            db = services(request).db
             try:
                 # A problem raised by the handler leaves the unit of work as an exception:
                 # the transaction is rolled back and nothing the request wrote is kept.
-                async with unit_of_work(engine, write=scope == "write") as connection:
+                async with db.unit(write=scope == "write") as uow:
                     try:
-                        principal = await authenticate(request, connection, scope)
+                        principal = await authenticate(request, uow, scope)
                     except OAuthError as error:
                         return bearer_error(error, scope=scope)
                     if scope == "write" and not principal.may_write:
@@ -92,7 +91,7 @@ class ResourceRoute(APIRoute):
                             "change employees; this token acts as an employee who is not an admin."
                         )
                     request.state.principal = principal
-                    request.state.connection = connection
+                    request.state.uow = uow
                     return await handler(request)
             except RequestValidationError as exc:
                 return from_validation_error(exc).response()
@@ -107,13 +106,13 @@ async def _principal(request: Request) -> Principal:
     return principal
 
 
-async def _connection(request: Request) -> AsyncConnection:
-    connection: AsyncConnection = request.state.connection
-    return connection
+async def _store(request: Request) -> Store:
+    uow: Store = request.state.uow
+    return uow
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
-Connection = Annotated[AsyncConnection, Depends(_connection)]
+UnitOfWork = Annotated[Store, Depends(_store)]
 
 # Documentation of the two ways to authenticate (the checks are ResourceRoute's).
 SECURITY = [

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import tables as t
+from .transaction import Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +31,7 @@ class ApiKey:
         return self.revoked_at is None
 
 
-def _api_key(row: Row[Any]) -> ApiKey:
+def _api_key(row: Any) -> ApiKey:
     return ApiKey(
         id=row.id,
         company_id=row.company_id,
@@ -46,8 +45,8 @@ def _api_key(row: Row[Any]) -> ApiKey:
 
 
 class ApiKeys:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
     def _select(self) -> Any:
         k = t.api_keys
@@ -65,20 +64,18 @@ class ApiKeys:
         created_by: int | None,
         now: int,
     ) -> ApiKey:
-        key_id = (
-            await self.connection.execute(
-                insert(t.api_keys)
-                .values(
-                    company_id=company_id,
-                    name=name,
-                    digest=digest,
-                    hint=hint,
-                    created_by=created_by,
-                    created_at=now,
-                )
-                .returning(t.api_keys.c.id)
+        key_id = await self.tx.scalar(
+            insert(t.api_keys)
+            .values(
+                company_id=company_id,
+                name=name,
+                digest=digest,
+                hint=hint,
+                created_by=created_by,
+                created_at=now,
             )
-        ).scalar_one()
+            .returning(t.api_keys.c.id)
+        )
         created = await self.get(key_id)
         assert created is not None
         return created
@@ -86,11 +83,9 @@ class ApiKeys:
     async def active_by_digest(self, digest: str) -> ApiKey | None:
         """The unrevoked key with this digest: one indexed read per API request."""
         k = t.api_keys
-        row = (
-            await self.connection.execute(
-                self._select().where(k.c.digest == digest, k.c.revoked_at.is_(None))
-            )
-        ).first()
+        row = await self.tx.first(
+            self._select().where(k.c.digest == digest, k.c.revoked_at.is_(None))
+        )
         return _api_key(row) if row else None
 
     async def get(self, key_id: int, company_id: int | None = None) -> ApiKey | None:
@@ -99,12 +94,12 @@ class ApiKeys:
         query = self._select().where(k.c.id == key_id)
         if company_id is not None:
             query = query.where(k.c.company_id == company_id)
-        row = (await self.connection.execute(query)).first()
+        row = await self.tx.first(query)
         return _api_key(row) if row else None
 
     async def for_company(self, company_id: int) -> list[ApiKey]:
         k = t.api_keys
-        rows = await self.connection.execute(
+        rows = await self.tx.rows(
             self._select()
             .where(k.c.company_id == company_id)
             .order_by(k.c.revoked_at.is_not(None), k.c.created_at.desc(), k.c.id.desc())
@@ -114,7 +109,7 @@ class ApiKeys:
     async def revoke(self, key: ApiKey, now: int) -> ApiKey:
         """Revoke a key (again is harmless: the first revocation time is kept)."""
         k = t.api_keys
-        await self.connection.execute(
+        await self.tx.execute(
             update(k).where(k.c.id == key.id, k.c.revoked_at.is_(None)).values(revoked_at=now)
         )
         revoked = await self.get(key.id)

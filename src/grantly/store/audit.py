@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import tables as t
-from .prepared import Prepared
+from .sql import Query
+from .transaction import Transaction
 
 EVENTS = {
     "authorization.granted": "Authorization granted",
@@ -62,13 +62,13 @@ class AuditEvent:
     created_at: int
 
 
-# Built once: every token request records an event (see repositories' hot statements).
-_INSERT = Prepared(insert(t.audit_events))
+# Every token request records an event.
+_INSERT = Query(insert(t.audit_events))
 
 
 class AuditLog:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
     async def record(
         self,
@@ -86,8 +86,10 @@ class AuditLog:
         leaked = _FORBIDDEN_KEYS & set(detail)
         if leaked:
             raise ValueError(f"audit detail may not carry {sorted(leaked)}")
-        await _INSERT.defer(
-            self.connection,
+        # Queued: a request's audit event is its last write, sent with its tokens (if any)
+        # before COMMIT.
+        self.tx.insert_later(
+            _INSERT,
             {
                 "event": event,
                 "company_id": company_id,
@@ -101,7 +103,7 @@ class AuditLog:
 
     async def recent(self, company_id: int, limit: int = 100) -> list[AuditEvent]:
         e, u = t.audit_events, t.users
-        rows = await self.connection.execute(
+        rows = await self.tx.rows(
             select(e, u.c.email.label("actor_email"))
             .outerjoin(u, u.c.id == e.c.actor_user_id)
             .where(e.c.company_id == company_id)

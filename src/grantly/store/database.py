@@ -1,124 +1,189 @@
-"""The engine and units of work."""
+"""``Database``: the one object that owns Grantly's connections, and its units of work.
+
+``async with db.unit() as uow:`` is one transaction; ``uow.tokens``, ``uow.codes`` ... are the
+repositories over it (``store.unit.Store``). It commits when the block ends and rolls back when
+the block raises, whatever it raises. ``db.unit(write=False)`` reads in autocommit mode: no BEGIN
+and no COMMIT, each statement sees the latest committed state (read committed, which is also
+what a transaction gives on PostgreSQL). ``db.long_read()`` is for scans (counts, prune's
+selections) that must not hold up the event loop.
+
+Two backends, each on its driver directly (SQLAlchemy builds the SQL, ``store.sql``):
+- ``SQLiteDatabase``: ``sqlite3``, called in the event loop's thread (an indexed statement
+  takes microseconds; a thread hand-off would cost more), one connection for reads and one
+  for writes per process, and group commit for the writers (``_WriterGroup``).
+- ``PostgresDatabase``: an asyncpg pool; statements are prepared once per connection.
+
+Errors of the drivers become the store's own (``store.errors``) in ``Transaction._send`` and
+here, around BEGIN and COMMIT: ``Unavailable`` (a 503) or ``Conflict``. A connection that
+failed that way is discarded; the next unit opens a new one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import weakref
+import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import asyncpg
+from sqlalchemy import literal, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as postgresql_dialect
+from sqlalchemy.dialects.sqlite.pysqlite import dialect as sqlite_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import Dialect
 
-from ..oauth.errors import OAuthError
-from . import inline_sqlite
-from .prepared import defer_on, flush_deferred
+from .errors import Unavailable, is_dead_connection, translated
+from .sql import Query
+from .transaction import (
+    Observer,
+    PostgresTransaction,
+    SQLiteTransaction,
+    ThreadedSQLiteTransaction,
+    Transaction,
+)
+from .unit import Store
 
 # How long a writer waits for another process's SQLite write lock before giving up (503).
 WRITE_LOCK_TIMEOUT = 30.0
+# SQLite's own wait for the rare locks left once writers queue in the event loop: switching a
+# new database to WAL, recovery after a crash.
+BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(async_url: str, pool_size: int | None = None) -> AsyncEngine:
-    """An engine for Grantly's database, tuned per backend.
+class Database(ABC):
+    """Grantly's database: its connections and its units of work."""
 
-    SQLite: WAL (readers never wait for the writer), foreign keys on (cascades), and
-    ``synchronous=NORMAL`` (in WAL mode a committed transaction survives a process crash; a power
-    loss may lose the last ones). The driver is ``inline_sqlite`` (aiosqlite's interface without
-    its thread per connection); a writer waiting for another process's lock yields to the event
-    loop (``begin_immediate``) instead of sleeping in SQLite's busy handler.
-    """
-    kwargs: dict[str, Any] = {}
-    sqlite = async_url.startswith("sqlite")
-    if sqlite:
-        kwargs["module"] = AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3)
-    # Pools keep a connection per concurrent request of a worker: a request beyond the pool's
-    # size opened a connection of its own and closed it after (issue 6's profile; on PostgreSQL
-    # a new server process each time). PostgreSQL counts connections against max_connections:
-    # a worker holds at most 2 x (16 + 4) of them (two pools, see below), 80 for two workers.
-    if sqlite:
-        kwargs.update(pool_size=pool_size or 32, max_overflow=pool_size or 32)
-    else:
-        size = pool_size or 16
-        kwargs.update(pool_size=size, max_overflow=max(size // 4, 1))
-    # PostgreSQL: no pre-ping (a round trip per request). After the database restarts, the
-    # first request of a process meets a dead connection, gets 503, and SQLAlchemy discards
-    # the whole pool, so the next request reconnects (tests/test_database_faults.py).
-    engine = create_async_engine(async_url, **kwargs)
-    # Reads run on a pool of their own, in autocommit mode from the moment each connection is
-    # opened: no BEGIN and ROLLBACK, and no isolation level set and reset per checkout (which,
-    # through SQLAlchemy's asyncio layer, cost more than the reads themselves). A connection in
-    # autocommit has no transaction to roll back when it returns to the pool. It is disposed
-    # with the engine.
-    reader = create_async_engine(
-        async_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **kwargs
-    )
-    _readers[engine.sync_engine] = reader
-    idle = _idle[engine.sync_engine] = _Idle(kwargs["pool_size"] + kwargs["max_overflow"])
+    dialect: Dialect
 
-    @event.listens_for(engine.sync_engine, "engine_disposed")
-    def _dispose_reader(_engine: Any) -> None:
-        # ``dispose`` closes the waiting read connections first; after a bare
-        # ``engine.dispose()`` they are dropped at once (the driver's terminate).
-        while idle:
-            idle.pop().sync_connection.invalidate()  # type: ignore[union-attr]
-        reader.sync_engine.dispose()
+    def __init__(self) -> None:
+        # Called with the SQL of every round trip, BEGIN and COMMIT included (the query-count
+        # test; tracing).
+        self.observers: list[Observer] = []
 
-    # Writers' connections carry the ``write`` option from the start (an engine of options over
-    # the same pool), rather than setting it on each connection.
-    _writers[engine.sync_engine] = engine.execution_options(write=True)
-    if not sqlite:
-        defer_on(engine)  # a request's last inserts in one round trip (``Prepared.defer``)
-    else:
-        _groups[engine.sync_engine] = _Group()
+    @property
+    def backend(self) -> str:
+        return str(self.dialect.name)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        @event.listens_for(reader.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-            # SQLAlchemy's documented recipe: let it, not the driver, emit BEGIN.
-            dbapi_connection.isolation_level = None
+    @abstractmethod
+    def unit(self, *, write: bool = True) -> Any:
+        """``async with db.unit() as uow``: see the module's docstring."""
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # A transaction that will write takes the write lock at BEGIN (IMMEDIATE): one that
-            # read first and wrote later could otherwise fail with SQLITE_BUSY when another
-            # writer committed in between. Readers stay deferred and never wait.
-            options = conn.get_execution_options()
-            if options.get("write", False):
-                driver = conn.connection.driver_connection
-                try:
-                    inline_sqlite.begin_immediate(driver._conn, WRITE_LOCK_TIMEOUT)
-                except sqlite3.Error as error:
-                    # Raised past SQLAlchemy's own wrapping: wrap it as SQLAlchemy would, so a
-                    # lock never obtained is the 503 of an unavailable database, not a 500.
-                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
-            else:
-                conn.exec_driver_sql("BEGIN")
+    @abstractmethod
+    def long_read(self) -> Any:
+        """``async with db.long_read() as uow``: reads that may scan, off the event loop."""
 
-    return engine
+    @abstractmethod
+    async def ping(self) -> None:
+        """One round trip to the database; raises ``Unavailable`` when it does not answer."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection (the app's shutdown, the CLI's end)."""
+
+    def _observe(self, sql: str) -> None:
+        for observe in self.observers:
+            observe(sql)
 
 
-class _Idle(list[AsyncConnection]):
-    """Read connections waiting for the next read unit; ``capacity``: the read pool's."""
+def open_database(url: str, pool_size: int | None = None) -> Database:
+    """The database a SQLAlchemy-style URL names (``sqlite:///path``, ``postgresql://...``;
+    a driver suffix such as ``+aiosqlite`` or ``+asyncpg`` is ignored)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return SQLiteDatabase(parsed.database or ":memory:", pool_size)
+    if backend == "postgresql":
+        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresDatabase(dsn, pool_size)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
-    def __init__(self, capacity: int) -> None:
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+
+class SQLiteDatabase(Database):
+    """SQLite, in WAL mode (readers never wait for the writer), with foreign keys on (cascades)
+    and ``synchronous=NORMAL`` (a committed transaction survives a process crash; a power loss
+    may lose the last ones)."""
+
+    dialect = sqlite_dialect()
+
+    def __init__(self, path: str, pool_size: int | None = None) -> None:
         super().__init__()
-        self.capacity = capacity
+        self.path = path
+        self.max_group = MAX_GROUP if pool_size is None else max(1, min(pool_size, MAX_GROUP))
+        self._reader: sqlite3.Connection | None = None
+        self._group = _WriterGroup(self)
 
+    def connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the driver sends no BEGIN of its own; units of work do.
+        connection = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as error:
+            connection.close()
+            raise Unavailable(f"sqlite: {error}") from error
+        return connection
 
-# Each engine's read pool, its connections waiting for the next read unit, and writing view
-# (``create_engine``).
-_readers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
-_idle: weakref.WeakKeyDictionary[Any, _Idle] = weakref.WeakKeyDictionary()
-_writers: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+    @asynccontextmanager
+    async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
+        if write:
+            async with self._group.unit() as store:
+                yield store
+            return
+        # One connection serves every read unit of the process: each statement runs to its
+        # end (rows fetched) before the event loop runs anything else, and in autocommit mode
+        # a unit leaves nothing behind on it.
+        if self._reader is None:
+            self._reader = self._open()
+        tx = SQLiteTransaction(self._reader, self.dialect, self.observers, write=False)
+        try:
+            yield Store(tx)
+        except Unavailable:
+            self._drop_reader()
+            raise
+
+    @asynccontextmanager
+    async def long_read(self) -> AsyncIterator[Store]:
+        connection = await asyncio.to_thread(self._open)
+        try:
+            yield Store(ThreadedSQLiteTransaction(connection, self.dialect, self.observers, False))
+        finally:
+            connection.close()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self.connect()
+        except sqlite3.Error as error:
+            raise Unavailable(f"sqlite: {error}") from error
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            with suppress(sqlite3.Error):
+                self._reader.close()
+            self._reader = None
+
+    async def ping(self) -> None:
+        async with self.unit(write=False) as uow:
+            await uow.tx.scalar(_SELECT_ONE)
+
+    async def close(self) -> None:
+        self._drop_reader()
+        self._group.close()
+
 
 # The most units of work one SQLite commit covers (bounds the wait of the first of them), and
 # how many turns of the event loop the last one waits for another to join.
@@ -131,105 +196,122 @@ GATHER_TURNS = 3
 HAND_OFF = 0.001
 
 
-class _Group:
+class _WriterGroup:
     """SQLite's writers of one process, queued in the event loop, and committed together.
 
-    SQLite allows one writer per database. Without a queue, concurrent writers of one process
-    waited inside SQLite's busy handler, which sleeps and polls (1, 2, 5, ... 100 ms). With it,
-    each unit of work still paid a transaction of its own, and its commit cost more than all of
-    its statements (issue 6's profile). So the writers that queue while one runs join its
-    transaction, each inside a SAVEPOINT of its own (a unit that fails is rolled back alone),
-    and the last of them (no one queued behind it, or ``MAX_GROUP`` reached) commits for all.
-    Every unit returns only once the commit that covers it is done, so a response never
-    reports a write that is not committed; if that commit fails, every unit it covered fails.
-    Writers of other processes still wait for the write lock (``begin_immediate``)."""
+    SQLite allows one writer per database, and a unit of work's commit costs more than all of
+    its statements. So the writers that queue while one runs join its transaction, each inside
+    a SAVEPOINT of its own (a unit that fails is rolled back alone), and the last of them (no
+    one queued behind it, or ``max_group`` reached) commits for all. Every unit returns only
+    once the commit that covers it is done, so a response never reports a write that is not
+    committed; if that commit fails, every unit it covered fails. Writers of other processes
+    wait for the write lock (``begin_immediate``) without blocking the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self.database = database
         self.lock = asyncio.Lock()
         self.queued = 0  # units waiting for the lock or running
-        self.connection: AsyncConnection | None = None  # the open transaction
+        self.writer: sqlite3.Connection | None = None  # kept between groups
+        self.open = False  # a group's transaction is open on ``writer``
         self.committed: asyncio.Future[None] | None = None
         self.members = 0
         self.broken: BaseException | None = None  # a savepoint that could not be closed
 
-    async def _open(self, engine: AsyncEngine) -> None:
-        connection = await _writers[engine.sync_engine].connect()
+    def close(self) -> None:
+        """The database's close: the writer goes, and the queue starts anew (an event loop
+        that comes next, a test's, gets a lock of its own)."""
+        self._drop_writer()
+        if not self.lock.locked():
+            self.lock = asyncio.Lock()
+
+    def _drop_writer(self) -> None:
+        if self.writer is not None:
+            with suppress(sqlite3.Error):
+                self.writer.close()
+        self.writer = None
+        self.open = False
+
+    async def _begin(self) -> None:
+        if self.writer is None:
+            self.writer = self.database._open()
+        self.database._observe("BEGIN IMMEDIATE")
         try:
-            await connection.begin()  # BEGIN IMMEDIATE (the ``begin`` hook)
-        except BaseException:
-            await connection.close()
-            raise
-        self.connection = connection
+            await begin_immediate(self.writer, WRITE_LOCK_TIMEOUT)
+        except sqlite3.Error as error:
+            self._drop_writer()
+            raise Unavailable(f"sqlite: {error}") from error
+        self.open = True
         self.committed = asyncio.get_running_loop().create_future()
         self.members = 0
         self.broken = None
 
-    async def _close(self) -> None:
+    def _end(self) -> None:
         """Commit (or, after a broken savepoint, roll back) the group's transaction and tell
         every member how it went."""
-        connection, committed, broken = self.connection, self.committed, self.broken
-        assert connection is not None and committed is not None
-        self.connection = self.committed = None
+        writer, committed, broken = self.writer, self.committed, self.broken
+        assert writer is not None and committed is not None
+        self.open = False
+        self.committed = None
         try:
             if broken is not None:
-                await connection.rollback()
+                writer.execute("ROLLBACK")
                 raise broken
-            await connection.commit()
+            self.database._observe("COMMIT")
+            writer.execute("COMMIT")
         except BaseException as error:
-            committed.set_exception(error)
-            committed.exception()  # retrieved here; each member re-raises its own copy
-            raise
-        else:
-            committed.set_result(None)
-        finally:
-            await connection.close()
+            mapped = translated(error) or error
+            committed.set_exception(mapped)
+            committed.exception()  # retrieved here; each member re-raises it
+            self._drop_writer()  # a connection whose COMMIT failed is not reused
+            if mapped is error:
+                raise
+            raise mapped from error
+        committed.set_result(None)
 
     @asynccontextmanager
-    async def unit(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async def unit(self) -> AsyncIterator[Store]:
         self.queued += 1
         try:
             await self.lock.acquire()
         except BaseException:
             self.queued -= 1
             raise
-        decision: OAuthError | None = None
         try:
-            if self.connection is None:
-                await self._open(engine)
-            connection, committed = self.connection, self.committed
-            assert connection is not None and committed is not None
+            if not self.open:
+                await self._begin()
+            writer, committed = self.writer, self.committed
+            assert writer is not None and committed is not None
             self.members += 1
-            # The driver's own SAVEPOINT: SQLAlchemy's nested transactions cost more than the
-            # commit they save. SQLAlchemy knows only the group's transaction.
-            driver = connection.sync_connection.connection.driver_connection._conn  # type: ignore[union-attr]
-            self._savepoint(driver, "SAVEPOINT grantly_unit")
+            self._savepoint(writer, "SAVEPOINT grantly_unit")
+            tx = SQLiteTransaction(writer, self.database.dialect, self.database.observers, True)
             try:
-                yield connection
-            except OAuthError as error:
-                decision = error
-                self._savepoint(driver, "RELEASE grantly_unit")
+                yield Store(tx)
+                await tx.flush()
             except BaseException:
-                self._savepoint(driver, "ROLLBACK TO grantly_unit")
-                self._savepoint(driver, "RELEASE grantly_unit")
+                tx.discard()
+                self._savepoint(writer, "ROLLBACK TO grantly_unit")
+                self._savepoint(writer, "RELEASE grantly_unit")
                 raise
             else:
-                self._savepoint(driver, "RELEASE grantly_unit")
+                self._savepoint(writer, "RELEASE grantly_unit")
         finally:
             self.queued -= 1
             cancelled = False
             try:
-                if self.connection is not None and self.queued == 0 and self.broken is None:
+                if self.open and self.queued == 0 and self.broken is None:
                     # Writers whose requests arrived while this one ran are a few turns of the
                     # event loop from the queue (the server reads them, then starts them).
                     for _ in range(GATHER_TURNS):
                         cancelled = await _pause(0)
-                        if cancelled or self.queued or self.members >= MAX_GROUP:
+                        if cancelled or self.queued or self.members >= self.database.max_group:
                             break
-                if self.connection is not None and (
-                    self.queued == 0 or self.members >= MAX_GROUP or self.broken is not None
+                if self.open and (
+                    self.queued == 0
+                    or self.members >= self.database.max_group
+                    or self.broken is not None
                 ):
                     # Never left open by a cancelled task: its members wait for this commit.
-                    await self._close()
+                    self._end()
                     if self.queued and not cancelled:
                         cancelled = await _pause(HAND_OFF)
             finally:
@@ -237,14 +319,12 @@ class _Group:
             if cancelled:
                 raise asyncio.CancelledError
         await asyncio.shield(committed)
-        if decision is not None:
-            raise decision
 
-    def _savepoint(self, driver: sqlite3.Connection, sql: str) -> None:
+    def _savepoint(self, writer: sqlite3.Connection, sql: str) -> None:
         try:
-            driver.execute(sql)
+            writer.execute(sql)
         except sqlite3.Error as error:
-            self.broken = OperationalError(sql, None, error)
+            self.broken = Unavailable(f"sqlite: {sql}: {error}")
             raise self.broken from error
 
 
@@ -257,96 +337,150 @@ async def _pause(seconds: float) -> bool:
     return False
 
 
-# SQLite engines' writer groups (``create_engine``).
-_groups: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
-
-
-@asynccontextmanager
-async def _read_unit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection of the read pool, kept checked out between read units.
-
-    A read connection is in autocommit mode, so a unit leaves nothing behind on it, and taking
-    one from the pool and giving it back again cost two of SQLAlchemy's greenlet switches, more
-    than the indexed read the unit then ran (issue 6's profile). So a connection a unit left
-    clean waits for the next read unit here; one that is not clean goes back to the pool
-    (``close``): a unit that raised (its statement may have been cut short), a connection
-    SQLAlchemy invalidated, one with a SQLAlchemy transaction begun; and any, while the pool has
-    none left to give (units may be waiting for one there). A connection invalidated
-    because the database went away takes the waiting ones with it (the pool discards them;
-    otherwise each would fail one request after the database restarted)."""
-    idle = _idle[engine.sync_engine]
-    reader = _readers[engine.sync_engine]
-    connection = idle.pop() if idle else await reader.connect()
-    clean = False
+async def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
+    """``BEGIN IMMEDIATE``: a transaction that will write takes the write lock at BEGIN (one
+    that read first and wrote later could fail with SQLITE_BUSY when another writer committed
+    in between). Another process's lock is waited for without blocking the event loop: each
+    refused attempt yields with ``asyncio.sleep``. Gives up after ``timeout`` seconds with
+    SQLite's own "database is locked"."""
+    deadline = time.monotonic() + timeout
+    pause = 0.0002
+    connection.execute("PRAGMA busy_timeout=0")
     try:
-        yield connection
-        # Not kept while every connection of the pool is out: units may be queued in the pool
-        # for one, and would wait there while others took the kept ones.
-        clean = not (
-            connection.invalidated
-            or connection.closed
-            or connection.in_transaction()
-            or reader.sync_engine.pool.checkedout() >= idle.capacity  # type: ignore[attr-defined]
-        )
-    finally:
-        if clean:
-            idle.append(connection)
-        else:
-            if connection.invalidated:
-                # Back to the pool, which no longer hands out connections older than the
-                # invalidation.
-                stale = list(idle)
-                idle.clear()
-                for waiting in stale:
-                    await waiting.close()
-            await connection.close()
-
-
-async def dispose(engine: AsyncEngine) -> None:
-    """Close every connection of ``engine`` and its read pool (the app's shutdown, the CLI)."""
-    idle = _idle.get(engine.sync_engine)
-    while idle:
-        await idle.pop().close()
-    await engine.dispose()
-
-
-def read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine whose pool serves ``engine``'s reads."""
-    return _readers[engine.sync_engine]
-
-
-@asynccontextmanager
-async def unit_of_work(
-    engine: AsyncEngine, *, write: bool = True
-) -> AsyncIterator[AsyncConnection]:
-    """One transaction. An ``OAuthError`` is a decision, not a failure: what the request did
-    before deciding (burning a replayed code, revoking a token family) is committed.
-
-    ``write=False`` reads in autocommit mode, on the engine's read pool: no BEGIN and no
-    ROLLBACK, two round trips fewer on PostgreSQL; each statement then sees the latest committed
-    state (read committed, which is also what a transaction gives on PostgreSQL)."""
-    if not write:
-        async with _read_unit(engine) as connection:
-            yield connection
-        return
-    if (group := _groups.get(engine.sync_engine)) is not None:
-        async with group.unit(engine) as connection:
-            yield connection
-        return
-    async with _writers[engine.sync_engine].connect() as connection:
-        await connection.begin()
-        decision: OAuthError | None = None
-        try:
+        while True:
             try:
-                yield connection
-            except OAuthError as error:
-                decision = error
-            # The deferred inserts, sent before COMMIT here (not by the commit hook), so that
-            # one that fails rolls the unit back like any failed statement.
-            await flush_deferred(connection)
-        except BaseException:
-            await connection.rollback()
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            # At most a millisecond between attempts: a busy process leaves the lock free only
+            # for a moment between its transactions (``HAND_OFF``).
+            pause = min(pause * 2, 0.001)
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection that sends no reset query when it goes back to the pool (asyncpg
+    documents overriding ``get_reset_query`` for this). Grantly never LISTENs, SETs, opens a
+    cursor or takes a session-level advisory lock, so the default reset (``RESET ALL`` and
+    three more) would be a round trip per request for nothing; an open transaction is still
+    rolled back by the pool."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+# How long a unit waits for a free connection, or for a new one to open, before a 503.
+ACQUIRE_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through asyncpg's pool. A worker keeps up to ``pool_size`` connections
+    (default 16); PostgreSQL counts them against ``max_connections``."""
+
+    dialect = postgresql_dialect()
+
+    def __init__(self, dsn: str, pool_size: int | None = None) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.pool_size = pool_size or 16
+        self._pool: asyncpg.Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def _ready_pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._pool_loop is loop:
+            return self._pool
+        if self._opening is None or self._pool_loop is not loop:
+            # A pool belongs to one event loop (a test's client may start a new one).
+            self._opening = asyncio.Lock()
+            self._pool, self._pool_loop = None, loop
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=0,
+                    max_size=self.pool_size,
+                    connection_class=_Connection,
+                    timeout=CONNECT_TIMEOUT,
+                )
+        return self._pool
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self._ready_pool()
+        try:
+            connection = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        except Exception as error:
+            raise (translated(error) or Unavailable(type(error).__name__)) from error
+        try:
+            yield connection
+        except BaseException as error:
+            if is_dead_connection(error):
+                # Never handed out again (asyncpg may have let go of it already).
+                with suppress(Exception):
+                    connection.terminate()
             raise
-        await connection.commit()
-        if decision is not None:
-            raise decision
+        finally:
+            with suppress(Exception):
+                await pool.release(connection)
+
+    @asynccontextmanager
+    async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
+        async with self._connection() as connection:
+            tx = PostgresTransaction(connection, self.dialect, self.observers, write)
+            if not write:
+                yield Store(tx)
+                return
+            transaction = connection.transaction()
+            self._observe("BEGIN")
+            await _translating(transaction.start())
+            try:
+                yield Store(tx)
+                await tx.flush()
+            except BaseException:
+                tx.discard()
+                self._observe("ROLLBACK")
+                with suppress(Exception):
+                    await transaction.rollback()
+                raise
+            self._observe("COMMIT")
+            await _translating(transaction.commit())
+
+    def long_read(self) -> Any:
+        return self.unit(write=False)
+
+    async def ping(self) -> None:
+        async with self.unit(write=False) as uow:
+            await uow.tx.scalar(_SELECT_ONE)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None and self._pool_loop is asyncio.get_running_loop():
+            await pool.close()
+        elif pool is not None:
+            pool.terminate()
+
+
+async def _translating(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except Exception as error:
+        mapped = translated(error)
+        if mapped is None:
+            raise
+        raise mapped from error
+
+
+_SELECT_ONE = Query(select(literal(1)))
+
+
+__all__ = ["Database", "Transaction", "open_database"]

@@ -7,13 +7,13 @@ recognised as replays (RFC 6749 §4.1.2, RFC 9700 §4.14.2) rather than as unkno
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import tables as t
+from .database import Database
 
 
 def prunable(cutoff: int) -> dict[str, tuple[Table, ColumnElement[bool]]]:
@@ -35,45 +35,44 @@ def prunable(cutoff: int) -> dict[str, tuple[Table, ColumnElement[bool]]]:
     }
 
 
-async def count(connection: AsyncConnection, cutoff: int) -> dict[str, int]:
+async def count(db: Database, cutoff: int) -> dict[str, int]:
+    """Rows each table would lose; a scan, so off the event loop (``long_read``)."""
     counts = {}
-    for name, (table, condition) in prunable(cutoff).items():
-        counts[name] = int(
-            await connection.scalar(select(func.count()).select_from(table).where(condition)) or 0
-        )
+    async with db.long_read() as uow:
+        for name, (table, condition) in prunable(cutoff).items():
+            counts[name] = int(
+                await uow.tx.scalar(select(func.count()).select_from(table).where(condition)) or 0
+            )
     return counts
 
 
 async def prune(
-    run_batch: Callable[[Callable[[AsyncConnection], Awaitable[int]]], Awaitable[int]],
+    db: Database,
     cutoff: int,
     batch_size: int,
     on_progress: Callable[[str, int], Any],
 ) -> dict[str, int]:
     """Delete prunable rows in batches, each batch its own short transaction, so that a large
-    prune never holds a lock for long; ``on_progress(table, deleted)`` after each batch."""
+    prune never holds a lock for long; ``on_progress(table, deleted)`` after each batch. Each
+    batch's ids are found by a scan outside the write transaction (``long_read``); the DELETE
+    re-checks the condition, so a row that became valid again meanwhile is kept."""
     removed: dict[str, int] = {}
     for name, (table, condition) in prunable(cutoff).items():
         removed[name] = 0
-
-        async def one_batch(
-            connection: AsyncConnection,
-            table: Table = table,
-            condition: ColumnElement[bool] = condition,
-        ) -> int:
-            ids = (
-                await connection.scalars(
-                    select(table.c.id).where(condition).order_by(table.c.id).limit(batch_size)
-                )
-            ).all()
-            if ids:
-                await connection.execute(delete(table).where(table.c.id.in_(ids)))
-            return len(ids)
-
         while True:
-            deleted = await run_batch(one_batch)
-            if not deleted:
+            async with db.long_read() as uow:
+                ids = [
+                    row.id
+                    for row in await uow.tx.rows(
+                        select(table.c.id).where(condition).order_by(table.c.id).limit(batch_size)
+                    )
+                ]
+            if not ids:
                 break
+            async with db.unit() as uow:
+                deleted = await uow.tx.execute(delete(table).where(table.c.id.in_(ids), condition))
+            if deleted <= 0:
+                break  # nothing of the batch was prunable any more
             removed[name] += deleted
             on_progress(name, deleted)
     return removed

@@ -1,4 +1,4 @@
-"""Employees: the ``users`` rows as the resource API sees them (SQLAlchemy Core).
+"""Employees: the ``users`` rows as the resource API sees them.
 
 Every read and write takes the company id of the credential, and every statement is filtered
 by it: another company's employee is never found, so the API answers 404 (tenancy). Lists are
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..passwords import hash_password
 from . import tables as t
-from .repositories import UserSessions
+from .transaction import Transaction
+from .users import UserSessions
 
 # Columns the API may change, beyond the names (which also rewrite ``users.name``).
 EDITABLE = (
@@ -93,7 +92,7 @@ def full_name(first_name: str, last_name: str) -> str:
     return f"{first_name} {last_name}".strip()
 
 
-def _employee(row: Row[Any]) -> Employee:
+def _employee(row: Any) -> Employee:
     derived_first, derived_last = split_name(row.name)
     first = row.first_name if row.first_name is not None else derived_first
     last = row.last_name if row.last_name is not None else derived_last
@@ -163,8 +162,8 @@ class PageRequest:
 class People:
     """The employees of a company."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
     def _where(self, company_id: int, filters: EmployeeFilter) -> ColumnElement[bool]:
         u = t.users
@@ -207,7 +206,7 @@ class People:
         return and_(*conditions)
 
     async def _exists(self, condition: ColumnElement[bool]) -> bool:
-        found = await self.connection.scalar(select(t.users.c.id).where(condition).limit(1))
+        found = await self.tx.scalar(select(t.users.c.id).where(condition).limit(1))
         return found is not None
 
     async def page(
@@ -215,12 +214,10 @@ class People:
     ) -> EmployeePage:
         u = t.users
         where = self._where(company_id, filters)
-        total = int(
-            await self.connection.scalar(select(func.count()).select_from(u).where(where)) or 0
-        )
+        total = int(await self.tx.scalar(select(func.count()).select_from(u).where(where)) or 0)
         limit = request.limit
         if request.page is not None:
-            rows = await self.connection.execute(
+            rows = await self.tx.rows(
                 select(u)
                 .where(where)
                 .order_by(u.c.id)
@@ -235,7 +232,7 @@ class People:
                 has_previous_page=request.page > 1 and total > 0,
             )
         if request.before_id is not None and request.after_id is None:
-            rows = await self.connection.execute(
+            rows = await self.tx.rows(
                 select(u)
                 .where(where, u.c.id < request.before_id)
                 .order_by(u.c.id.desc())
@@ -255,8 +252,7 @@ class People:
         if request.before_id is not None:
             query = query.where(u.c.id < request.before_id)
         found = [
-            _employee(row)
-            for row in await self.connection.execute(query.order_by(u.c.id).limit(limit + 1))
+            _employee(row) for row in await self.tx.rows(query.order_by(u.c.id).limit(limit + 1))
         ]
         has_previous = request.after_id is not None and await self._exists(
             and_(where, u.c.id <= request.after_id)
@@ -266,17 +262,13 @@ class People:
         )
 
     async def get(self, company_id: int, employee_id: int) -> Employee | None:
-        row = (
-            await self.connection.execute(
-                select(t.users).where(
-                    t.users.c.id == employee_id, t.users.c.company_id == company_id
-                )
-            )
-        ).first()
+        row = await self.tx.first(
+            select(t.users).where(t.users.c.id == employee_id, t.users.c.company_id == company_id)
+        )
         return _employee(row) if row else None
 
     async def email_taken(self, email: str) -> bool:
-        found = await self.connection.scalar(
+        found = await self.tx.scalar(
             select(t.users.c.id).where(t.users.c.email == email.strip().lower())
         )
         return found is not None
@@ -290,7 +282,7 @@ class People:
             if current == employee_id:
                 return True
             seen.add(current)
-            current = await self.connection.scalar(
+            current = await self.tx.scalar(
                 select(t.users.c.manager_id).where(
                     t.users.c.id == current, t.users.c.company_id == company_id
                 )
@@ -309,25 +301,23 @@ class People:
     ) -> Employee:
         """A new employee, created through the API: no password, so no sign-in until an
         admin gives them one."""
-        row = (
-            await self.connection.execute(
-                insert(t.users)
-                .values(
-                    company_id=company_id,
-                    email=email.strip().lower(),
-                    name=full_name(first_name, last_name),
-                    first_name=first_name,
-                    last_name=last_name,
-                    password_hash=unusable_password_hash(),
-                    admin=False,
-                    active=True,
-                    created_at=now,
-                    updated_at=now,
-                    **_editable(values),
-                )
-                .returning(t.users)
+        row = await self.tx.first(
+            insert(t.users)
+            .values(
+                company_id=company_id,
+                email=email.strip().lower(),
+                name=full_name(first_name, last_name),
+                first_name=first_name,
+                last_name=last_name,
+                password_hash=unusable_password_hash(),
+                admin=False,
+                active=True,
+                created_at=now,
+                updated_at=now,
+                **_editable(values),
             )
-        ).one()
+            .returning(t.users)
+        )
         return _employee(row)
 
     async def update(self, employee: Employee, values: Mapping[str, object], now: int) -> Employee:
@@ -348,7 +338,7 @@ class People:
         their user tokens (and unused codes) are revoked for good, so that a later
         unterminate does not bring old credentials back. Company tokens they authorized act
         for the company and keep working (Factorial's rule)."""
-        await UserSessions(self.connection).end_all(employee.id)
+        await UserSessions(self.tx).end_all(employee.id)
         await self._revoke_user_credentials(employee.id, now)
         return await self._set(
             employee,
@@ -370,19 +360,17 @@ class People:
         )
 
     async def _set(self, employee: Employee, changes: Mapping[str, object]) -> Employee:
-        row = (
-            await self.connection.execute(
-                update(t.users)
-                .where(t.users.c.id == employee.id, t.users.c.company_id == employee.company_id)
-                .values(**changes)
-                .returning(t.users)
-            )
-        ).one()
+        row = await self.tx.first(
+            update(t.users)
+            .where(t.users.c.id == employee.id, t.users.c.company_id == employee.company_id)
+            .values(**changes)
+            .returning(t.users)
+        )
         return _employee(row)
 
     async def _revoke_user_credentials(self, user_id: int, now: int) -> None:
         for table in (t.access_tokens, t.refresh_tokens):
-            await self.connection.execute(
+            await self.tx.execute(
                 update(table)
                 .where(
                     table.c.user_id == user_id,
@@ -392,7 +380,7 @@ class People:
                 .values(revoked_at=now)
             )
         codes = t.authorization_codes
-        await self.connection.execute(
+        await self.tx.execute(
             delete(codes).where(
                 codes.c.user_id == user_id,
                 codes.c.owner_type == "user",

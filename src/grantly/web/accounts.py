@@ -10,8 +10,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..passwords import hash_password, needs_rehash, verify_password_async
-from ..store.database import unit_of_work
-from ..store.repositories import Accounts
 from . import sessions
 from .responses import error_page
 from .services import services, signed_in_user
@@ -22,11 +20,11 @@ router = APIRouter()
 @router.get("/", include_in_schema=False)
 async def home(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        user = await signed_in_user(request, connection)
+    async with svc.db.unit(write=False) as uow:
+        user = await signed_in_user(request, uow)
         if user is None:
             return RedirectResponse("/login", status_code=303)
-        company = await Accounts(connection).company(user.company_id)
+        company = await uow.accounts.company(user.company_id)
     return svc.render(request, "home.html", company=company)
 
 
@@ -34,8 +32,8 @@ async def home(request: Request) -> Response:
 async def login_form(request: Request) -> Response:
     svc = services(request)
     next_path = sessions.safe_next(request.query_params.get("next"))
-    async with unit_of_work(svc.engine, write=False) as connection:
-        if await signed_in_user(request, connection) is not None:
+    async with svc.db.unit(write=False) as uow:
+        if await signed_in_user(request, uow) is not None:
             return RedirectResponse(next_path, status_code=303)
     return svc.render(request, "login.html", next_path=next_path, email="", failed=False)
 
@@ -69,8 +67,8 @@ async def login(request: Request) -> Response:
             headers={"Retry-After": str(refusal.retry_after)},
         )
     plausible = email and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in email)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        found = await Accounts(connection).user_with_password_hash(email) if plausible else None
+    async with svc.db.unit(write=False) as uow:
+        found = await uow.accounts.user_with_password_hash(email) if plausible else None
     user, password_hash = found if found else (None, None)
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await verify_password_async(password_hash, password)
@@ -80,10 +78,10 @@ async def login(request: Request) -> Response:
     new_hash = None
     if password_hash and needs_rehash(password_hash):
         new_hash = await run_in_threadpool(hash_password, password)
-    async with unit_of_work(svc.engine) as connection:
+    async with svc.db.unit() as uow:
         if new_hash:
-            await Accounts(connection).set_password_hash(user.id, new_hash)
-        await sessions.sign_in(request, connection, user, svc.settings.session_lifetime)
+            await uow.accounts.set_password_hash(user.id, new_hash)
+        await sessions.sign_in(request, uow, user, svc.settings.session_lifetime)
     return RedirectResponse(next_path, status_code=303)
 
 
@@ -94,6 +92,6 @@ async def logout(request: Request) -> Response:
         sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))
     except sessions.CsrfError:
         return error_page(request, "This form has expired", "Reload the page and try again.", 403)
-    async with unit_of_work(services(request).engine) as connection:
-        await sessions.sign_out(request, connection)
+    async with services(request).db.unit() as uow:
+        await sessions.sign_out(request, uow)
     return RedirectResponse("/login", status_code=303)

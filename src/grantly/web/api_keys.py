@@ -4,14 +4,12 @@ once), revoke. Forms carry the CSRF token; creating is not repeated by a reload.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..api.keys import InvalidApiKeyName, create_api_key
 from ..oauth.models import User
-from ..store.api_keys import ApiKeys
-from ..store.database import unit_of_work
+from ..store.unit import Store
 from . import sessions
 from .guards import admin_or_refusal, checked_form, form_id
 from .responses import NO_STORE, error_page
@@ -22,10 +20,10 @@ router = APIRouter(prefix="/api_keys")
 MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
 
 
-async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
+async def _admin(request: Request, uow: Store) -> User | Response:
     return await admin_or_refusal(
         request,
-        connection,
+        uow,
         title="Only admins manage API keys",
         why="An API key opens all of your company's data, so only your company's admins can "
         "create or revoke one. To build an integration that acts as you, authorize an OAuth "
@@ -35,14 +33,14 @@ async def _admin(request: Request, connection: AsyncConnection) -> User | Respon
 
 async def _index(
     request: Request,
-    connection: AsyncConnection,
+    uow: Store,
     user: User,
     *,
     name: str = "",
     problem: str | None = None,
     status: int = 200,
 ) -> Response:
-    keys = await ApiKeys(connection).for_company(user.company_id)
+    keys = await uow.api_keys.for_company(user.company_id)
     return services(request).render(
         request, "api_keys/index.html", status, api_keys=keys, name=name, problem=problem
     )
@@ -50,11 +48,11 @@ async def _index(
 
 @router.get("", include_in_schema=False)
 async def index(request: Request) -> Response:
-    async with unit_of_work(services(request).engine, write=False) as connection:
-        user = await _admin(request, connection)
+    async with services(request).db.unit(write=False) as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-        return await _index(request, connection, user)
+        return await _index(request, uow, user)
 
 
 @router.post("", include_in_schema=False)
@@ -64,21 +62,17 @@ async def create(request: Request) -> Response:
     if rejected:
         return rejected
     name = str(form.get("name") or "")
-    async with unit_of_work(svc.engine) as connection:
-        user = await _admin(request, connection)
+    async with svc.db.unit() as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
         try:
-            created = await create_api_key(
-                connection, user.company_id, name, user.id, svc.clock.now()
-            )
+            created = await create_api_key(uow, user.company_id, name, user.id, svc.clock.now())
         except InvalidApiKeyName as exc:
-            return await _index(
-                request, connection, user, name=name[:200], problem=str(exc), status=422
-            )
+            return await _index(request, uow, user, name=name[:200], problem=str(exc), status=422)
         await audit(
             request,
-            connection,
+            uow,
             "api_key.created",
             company_id=user.company_id,
             actor_user_id=user.id,
@@ -99,11 +93,11 @@ async def revoke(request: Request, key_id: int) -> Response:
     _form, rejected = await checked_form(request)
     if rejected:
         return rejected
-    async with unit_of_work(svc.engine) as connection:
-        user = await _admin(request, connection)
+    async with svc.db.unit() as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-        keys = ApiKeys(connection)
+        keys = uow.api_keys
         key = await keys.get(key_id, user.company_id) if 0 < key_id <= MAX_ID else None
         if key is None:
             # Another company's key is "not found" too: nothing tells it exists.
@@ -113,7 +107,7 @@ async def revoke(request: Request, key_id: int) -> Response:
         await keys.revoke(key, svc.clock.now())
         await audit(
             request,
-            connection,
+            uow,
             "api_key.revoked",
             company_id=user.company_id,
             actor_user_id=user.id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -14,8 +13,8 @@ from .. import admin
 from ..oauth.models import Application, User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.registration import ApplicationDraft, RegistrationError, validate
-from ..store.database import unit_of_work
-from ..store.repositories import Applications, Consent, Consents
+from ..store.consents import Consent
+from ..store.unit import Store
 from . import sessions
 from .guards import admin_or_refusal, checked_form, form_id
 from .oauth_endpoints import dashboard_authorization
@@ -25,10 +24,10 @@ from .services import audit, services
 router = APIRouter(prefix="/oauth/applications")
 
 
-async def _admin(request: Request, connection: AsyncConnection) -> User | Response:
+async def _admin(request: Request, uow: Store) -> User | Response:
     return await admin_or_refusal(
         request,
-        connection,
+        uow,
         title="Only admins manage OAuth applications",
         why="The repository of OAuth applications is open to your company's admins only, "
         "because an application's credentials give access to company data. To build an "
@@ -149,19 +148,19 @@ def _values(application: Application | None, form: FormData | None = None) -> di
 @router.get("", include_in_schema=False)
 async def index(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        user = await _admin(request, connection)
+    async with svc.db.unit(write=False) as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-        applications = await Applications(connection).for_company(user.company_id)
+        applications = await uow.applications.for_company(user.company_id)
     return svc.render(request, "applications/index.html", applications=applications)
 
 
 @router.get("/new", include_in_schema=False)
 async def new(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        user = await _admin(request, connection)
+    async with svc.db.unit(write=False) as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
     return _form(request, application=None, values=_values(None), problems=[])
@@ -173,8 +172,8 @@ async def create(request: Request) -> Response:
     form, rejected = await checked_form(request)
     if rejected:
         return rejected
-    async with unit_of_work(svc.engine) as connection:
-        user = await _admin(request, connection)
+    async with svc.db.unit() as uow:
+        user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
         try:
@@ -187,12 +186,10 @@ async def create(request: Request) -> Response:
                 problems=exc.problems,
                 status=422,
             )
-        created = await admin.create_application(
-            connection, user.company_id, draft, svc.clock.now()
-        )
+        created = await admin.create_application(uow, user.company_id, draft, svc.clock.now())
         await audit(
             request,
-            connection,
+            uow,
             "application.created",
             company_id=user.company_id,
             actor_user_id=user.id,
@@ -209,13 +206,13 @@ MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
 
 
 async def _load(
-    request: Request, connection: AsyncConnection, application_id: int
+    request: Request, uow: Store, application_id: int
 ) -> tuple[User, Application] | Response:
-    user = await _admin(request, connection)
+    user = await _admin(request, uow)
     if isinstance(user, Response):
         return user
     application = (
-        await Applications(connection).get(application_id, user.company_id)
+        await uow.applications.get(application_id, user.company_id)
         if 0 < application_id <= MAX_ID
         else None
     )
@@ -230,19 +227,19 @@ async def _load(
 @router.get("/{application_id:int}", include_in_schema=False)
 async def show(request: Request, application_id: int) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit(write=False) as uow:
+        loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        grants = await Consents(connection).company_grants_of_application(application_id)
+        grants = await uow.consents.company_grants_of_application(application_id)
     return _show(request, loaded[1], company_grants=grants)
 
 
 @router.get("/{application_id:int}/edit", include_in_schema=False)
 async def edit(request: Request, application_id: int) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit(write=False) as uow:
+        loaded = await _load(request, uow, application_id)
     if isinstance(loaded, Response):
         return loaded
     application = loaded[1]
@@ -255,8 +252,8 @@ async def update(request: Request, application_id: int) -> Response:
     form, rejected = await checked_form(request)
     if rejected:
         return rejected
-    async with unit_of_work(svc.engine) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit() as uow:
+        loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
         application = loaded[1]
@@ -270,10 +267,10 @@ async def update(request: Request, application_id: int) -> Response:
                 problems=exc.problems,
                 status=422,
             )
-        updated = await admin.update_application(connection, application, draft, svc.clock.now())
+        updated = await admin.update_application(uow, application, draft, svc.clock.now())
         await audit(
             request,
-            connection,
+            uow,
             "application.updated",
             company_id=loaded[0].company_id,
             actor_user_id=loaded[0].id,
@@ -299,14 +296,14 @@ async def destroy(request: Request, application_id: int) -> Response:
     _form_data, rejected = await checked_form(request)
     if rejected:
         return rejected
-    async with unit_of_work(svc.engine) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit() as uow:
+        loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        await Applications(connection).delete(loaded[1].id)
+        await uow.applications.delete(loaded[1].id)
         await audit(
             request,
-            connection,
+            uow,
             "application.deleted",
             company_id=loaded[0].company_id,
             actor_user_id=loaded[0].id,
@@ -322,8 +319,8 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
     form, rejected = await checked_form(request)
     if rejected:
         return rejected
-    async with unit_of_work(svc.engine) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit() as uow:
+        loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
         application = loaded[1]
@@ -335,10 +332,10 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
                 "regenerate. Edit it and tick Confidential to give it one.",
                 400,
             )
-        secret = await admin.regenerate_secret(connection, application, svc.clock.now())
+        secret = await admin.regenerate_secret(uow, application, svc.clock.now())
         await audit(
             request,
-            connection,
+            uow,
             "application.secret_regenerated",
             company_id=loaded[0].company_id,
             actor_user_id=loaded[0].id,
@@ -352,8 +349,8 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
 @router.get("/{application_id:int}/authorize", include_in_schema=False)
 async def authorize_button(request: Request, application_id: int) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        loaded = await _load(request, connection, application_id)
+    async with svc.db.unit(write=False) as uow:
+        loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        return await dashboard_authorization(request, connection, application_id, loaded[0])
+        return await dashboard_authorization(request, uow, application_id, loaded[0])

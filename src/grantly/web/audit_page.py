@@ -8,8 +8,6 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..store.audit import AuditLog
-from ..store.database import unit_of_work
 from .responses import error_page
 from .services import services, signed_in_user
 
@@ -19,8 +17,8 @@ router = APIRouter()
 @router.get("/audit", include_in_schema=False)
 async def audit_trail(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        user = await signed_in_user(request, connection)
+    async with svc.db.unit(write=False) as uow:
+        user = await signed_in_user(request, uow)
         if user is None:
             return RedirectResponse("/login?" + urlencode({"next": "/audit"}), status_code=303)
         if not user.admin:
@@ -30,5 +28,5 @@ async def audit_trail(request: Request) -> Response:
                 "The audit trail records your company's security events; ask an admin.",
                 403,
             )
-        events = await AuditLog(connection).recent(user.company_id, limit=200)
+        events = await uow.audit.recent(user.company_id, limit=200)
     return svc.render(request, "audit.html", events=events)

@@ -6,13 +6,12 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..oauth.models import User
-from ..store.database import unit_of_work
-from ..store.repositories import Applications, Consent, Consents
+from ..store.consents import Consent
+from ..store.unit import Store
 from . import sessions
 from .responses import error_page
 from .services import audit, services, signed_in_user
@@ -20,7 +19,7 @@ from .services import audit, services, signed_in_user
 router = APIRouter(prefix="/oauth/authorized_applications")
 
 
-async def may_revoke(connection: AsyncConnection, consent: Consent, user: User) -> bool:
+async def may_revoke(uow: Store, consent: Consent, user: User) -> bool:
     """A person revokes their own grants; an admin also revokes the company tokens their
     company gave, and any company token of an application their company registered."""
     if consent.owner.type == "user":
@@ -29,19 +28,19 @@ async def may_revoke(connection: AsyncConnection, consent: Consent, user: User) 
         return False
     if consent.owner.company_id == user.company_id:
         return True
-    return await Applications(connection).get(consent.application_id, user.company_id) is not None
+    return await uow.applications.get(consent.application_id, user.company_id) is not None
 
 
 @router.get("", include_in_schema=False)
 async def index(request: Request) -> Response:
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
-        user = await signed_in_user(request, connection)
+    async with svc.db.unit(write=False) as uow:
+        user = await signed_in_user(request, uow)
         if user is None:
             return RedirectResponse(
                 "/login?" + urlencode({"next": request.url.path}), status_code=303
             )
-        consents = Consents(connection)
+        consents = uow.consents
         mine = await consents.of_user(user.id)
         company = await consents.company_grants(user.company_id) if user.admin else []
     return svc.render(request, "authorized_applications.html", mine=mine, company=company)
@@ -56,20 +55,20 @@ async def revoke(request: Request, consent_id: int) -> Response:
     except sessions.CsrfError:
         return error_page(request, "This form has expired", "Reload the page and try again.", 403)
     back = sessions.safe_next(str(form.get("next") or ""), "/oauth/authorized_applications")
-    async with unit_of_work(svc.engine) as connection:
-        user = await signed_in_user(request, connection)
+    async with svc.db.unit() as uow:
+        user = await signed_in_user(request, uow)
         if user is None:
             return RedirectResponse("/login", status_code=303)
-        consents = Consents(connection)
+        consents = uow.consents
         consent = await consents.get(consent_id) if 0 < consent_id < 2**31 else None
-        if consent is None or not await may_revoke(connection, consent, user):
+        if consent is None or not await may_revoke(uow, consent, user):
             return error_page(
                 request, "Not found", "There is no such authorization you can revoke.", 404
             )
         await consents.revoke(consent, svc.clock.now())
         await audit(
             request,
-            connection,
+            uow,
             "grant.revoked",
             company_id=consent.owner.company_id,
             actor_user_id=user.id,

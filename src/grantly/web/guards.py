@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..oauth.models import User
+from ..store.unit import Store
 from . import sessions
 from .responses import error_page
 from .services import signed_in_user
 
 
 async def admin_or_refusal(
-    request: Request, connection: AsyncConnection, *, title: str, why: str
+    request: Request, uow: Store, *, title: str, why: str
 ) -> User | Response:
     """The signed-in admin; else sign-in (back to this page) or a 403 page saying ``why``."""
-    user = await signed_in_user(request, connection)
+    user = await signed_in_user(request, uow)
     if user is None:
         return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
     if not user.admin:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -22,15 +21,10 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    engine = services(request).engine
-
-    async def ping() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
+    db = services(request).db
     report = {"status": "ok", "database": "ok"}
     try:
-        await asyncio.wait_for(ping(), timeout=1.0)
+        await asyncio.wait_for(db.ping(), timeout=1.0)
     except Exception:  # any failure to reach the database means "not ready"
         report.update(status="unavailable", database="unreachable")
     svc = services(request)

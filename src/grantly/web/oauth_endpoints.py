@@ -7,7 +7,6 @@ from __future__ import annotations
 import shlex
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -26,15 +25,7 @@ from ..observability import (
     TOKENS_REVOKED,
     Route,
 )
-from ..store.database import unit_of_work
-from ..store.repositories import (
-    Accounts,
-    Applications,
-    AuthorizationCodes,
-    Consents,
-    Owners,
-    Tokens,
-)
+from ..store.unit import Store
 from . import sessions
 from .responses import (
     NO_STORE,
@@ -66,25 +57,23 @@ async def authorize(request: Request) -> Response:
     signed in, then ask for consent."""
     svc = services(request)
     params = multi_params(request.query_params.multi_items())
-    async with unit_of_work(svc.engine, write=False) as connection:
+    async with svc.db.unit(write=False) as uow:
         try:
-            auth = await authz.validate(
-                params, Applications(connection), svc.authorization_policy()
-            )
+            auth = await authz.validate(params, uow.applications, svc.authorization_policy())
         except OAuthError as error:
-            return await _authorization_error(request, connection, error, params)
-        user = await signed_in_user(request, connection)
+            return await _authorization_error(request, uow, error, params)
+        user = await signed_in_user(request, uow)
         if user is None:
             return _login_redirect(request)
-        remembered = auth.application.consent == "remember" and await Consents(connection).covers(
+        remembered = auth.application.consent == "remember" and await uow.consents.covers(
             auth.application.id, user.id, user.company_id, auth.scopes
         )
         if authz.consent_required(auth, user, remembered):
-            return await consent_page(request, connection, auth, user, show_code=False)
+            return await consent_page(request, uow, auth, user, show_code=False)
     # Approved without asking (a trusted application, or a grant the user already made).
-    async with unit_of_work(svc.engine) as connection:
+    async with svc.db.unit() as uow:
         try:
-            code = await _grant(request, connection, auth, user)
+            code = await _grant(request, uow, auth, user)
         except OAuthError as error:
             return authorization_error(request, error)
     return _redirect_with_code(request, auth, code)
@@ -92,7 +81,7 @@ async def authorize(request: Request) -> Response:
 
 async def _authorization_error(
     request: Request,
-    connection: AsyncConnection,
+    uow: Store,
     error: OAuthError,
     params: dict[str, list[str]],
     user: User | None = None,
@@ -107,30 +96,30 @@ async def _authorization_error(
     sign in and back (a form post, or a URL too long to carry along)."""
     if not (error.redirectable and error.redirect_uri and error.redirect_uri != OUT_OF_BAND):
         return authorization_error(request, error)
-    user = user or await signed_in_user(request, connection)
+    user = user or await signed_in_user(request, uow)
     if user is None:
         if request.method == "GET" and len(request.url.query) <= MAX_RETURN_QUERY:
             return _login_redirect(request)
         error.redirectable = False  # shown to the visitor, not redirected
         return authorization_error(request, error)
     client_id = params.get("client_id", [""])[0]
-    application = await Applications(connection).by_client_id(client_id)
+    application = await uow.applications.by_client_id(client_id)
     if application is None or application.company_id == user.company_id:
         return authorization_error(request, error)
-    company = await Accounts(connection).company(application.company_id)
+    company = await uow.accounts.company(application.company_id)
     return leaving_page(request, error, application.name, company.name if company else "")
 
 
 async def _audit_denied(
     request: Request,
-    connection: AsyncConnection,
+    uow: Store,
     auth: authz.AuthorizationRequest,
     user: User,
     **detail: str,
 ) -> None:
     await audit(
         request,
-        connection,
+        uow,
         "authorization.denied",
         company_id=user.company_id,
         actor_user_id=user.id,
@@ -140,9 +129,7 @@ async def _audit_denied(
     )
 
 
-async def _grant(
-    request: Request, connection: AsyncConnection, auth: authz.AuthorizationRequest, user: User
-) -> str:
+async def _grant(request: Request, uow: Store, auth: authz.AuthorizationRequest, user: User) -> str:
     """Issue the code and remember the grant (for consent and /oauth/authorized_applications).
     A request the server refuses for this person (an employee asking for a company token) is
     audited like a denial: the company's admins see who tried."""
@@ -151,19 +138,19 @@ async def _grant(
         code = await authz.issue_code(
             auth,
             user,
-            AuthorizationCodes(connection),
+            uow.codes,
             svc.clock,
             svc.settings.authorization_code_lifetime,
         )
     except AccessDenied as refused:
-        await _audit_denied(request, connection, auth, user, reason=refused.description)
+        await _audit_denied(request, uow, auth, user, reason=refused.description)
         raise
     owner = authz.resource_owner(auth, user)
     AUTHORIZATIONS.labels("granted").inc()
-    await Consents(connection).record(auth.application.id, owner, auth.scopes, svc.clock.now())
+    await uow.consents.record(auth.application.id, owner, auth.scopes, svc.clock.now())
     await audit(
         request,
-        connection,
+        uow,
         "authorization.granted",
         company_id=owner.company_id,
         actor_user_id=user.id,
@@ -184,14 +171,14 @@ def _redirect_with_code(request: Request, auth: authz.AuthorizationRequest, code
 
 async def consent_page(
     request: Request,
-    connection: AsyncConnection,
+    uow: Store,
     auth: authz.AuthorizationRequest,
     user: User,
     *,
     show_code: bool,
 ) -> Response:
     svc = services(request)
-    accounts = Accounts(connection)
+    accounts = uow.accounts
     owner_company = await accounts.company(auth.application.company_id)
     user_company = await accounts.company(user.company_id)
     response = svc.render(
@@ -232,14 +219,12 @@ async def decide(request: Request) -> Response:
         if key not in _CONSENT_FIELDS and isinstance(value, str)
     )
     decision = _str(form.get("decision"))
-    async with unit_of_work(svc.engine) as connection:
+    async with svc.db.unit() as uow:
         try:
-            auth = await authz.validate(
-                params, Applications(connection), svc.authorization_policy()
-            )
+            auth = await authz.validate(params, uow.applications, svc.authorization_policy())
         except OAuthError as error:
-            return await _authorization_error(request, connection, error, params)
-        user = await signed_in_user(request, connection)
+            return await _authorization_error(request, uow, error, params)
+        user = await signed_in_user(request, uow)
         if user is None:
             return RedirectResponse(
                 "/login?" + urlencode({"next": "/oauth/authorize?" + urlencode(auth.query())}),
@@ -251,15 +236,15 @@ async def decide(request: Request) -> Response:
         try:
             if decision != "allow":
                 AUTHORIZATIONS.labels("denied").inc()
-                await _audit_denied(request, connection, auth, user)
+                await _audit_denied(request, uow, auth, user)
                 raise AccessDenied("the user denied the authorization request.").as_redirectable(
                     auth.redirect_uri, auth.state
                 )
-            code = await _grant(request, connection, auth, user)
+            code = await _grant(request, uow, auth, user)
         except OAuthError as error:
             if show_code or auth.out_of_band:
                 return error_page(request, "Authorization not granted", error.description, 403)
-            return await _authorization_error(request, connection, error, params, user)
+            return await _authorization_error(request, uow, error, params, user)
         if show_code or auth.out_of_band:
             again = f"/oauth/applications/{auth.application.id}" if show_code else "/"
             sessions.mark_done(request, form_id, again)
@@ -296,12 +281,12 @@ def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> 
 
 
 async def dashboard_authorization(
-    request: Request, connection: AsyncConnection, application_id: int, user: User
+    request: Request, uow: Store, application_id: int, user: User
 ) -> Response:
     """The application page's Authorize button: a user-token authorization for the signed-in
     admin that ends on the code page instead of a redirect."""
     svc = services(request)
-    application = await Applications(connection).get(application_id, user.company_id)
+    application = await uow.applications.get(application_id, user.company_id)
     if application is None:
         return error_page(request, "Application not found", "No such application.", 404)
     redirect_uri = (
@@ -318,10 +303,10 @@ async def dashboard_authorization(
         params["code_challenge"] = [pkce.s256(verifier)]
         params["code_challenge_method"] = ["S256"]
     try:
-        auth = await authz.validate(params, Applications(connection), svc.authorization_policy())
+        auth = await authz.validate(params, uow.applications, svc.authorization_policy())
     except OAuthError as error:
         return error_page(request, "This application cannot be authorized", error.description, 400)
-    return await consent_page(request, connection, auth, user, show_code=True)
+    return await consent_page(request, uow, auth, user, show_code=True)
 
 
 async def token(request: Request) -> Response:
@@ -335,14 +320,14 @@ async def token(request: Request) -> Response:
     client_key = _client_key(request, params)
     if (refused := await _throttled(request, client_key)) is not None:
         return refused
-    async with unit_of_work(svc.engine) as connection:
+    async with svc.db.unit() as uow:
         try:
             result = await token_request(
-                params, request.headers.get("authorization"), svc.token_context(connection)
+                params, request.headers.get("authorization"), svc.token_context(uow)
             )
         except OAuthError as error:
             if error.event is not None:
-                await _audit_security_event(request, connection, error)
+                await _audit_security_event(request, uow, error)
             return await _client_error(request, "/oauth/token", client_key, error)
         if result.owner is not None:
             refreshed = params.get("grant_type") == ["refresh_token"]
@@ -352,7 +337,7 @@ async def token(request: Request) -> Response:
                 TOKENS_ISSUED.labels(result.owner.type).inc()
             await audit(
                 request,
-                connection,
+                uow,
                 "token.refreshed" if refreshed else "token.issued",
                 company_id=result.owner.company_id,
                 actor_user_id=result.owner.user_id,
@@ -364,14 +349,12 @@ async def token(request: Request) -> Response:
     return JSONResponse(result.body(), headers=NO_STORE)
 
 
-async def _audit_security_event(
-    request: Request, connection: AsyncConnection, error: OAuthError
-) -> None:
+async def _audit_security_event(request: Request, uow: Store, error: OAuthError) -> None:
     event = error.event
     assert event is not None
     await audit(
         request,
-        connection,
+        uow,
         event.name,
         company_id=event.company_id,
         actor_user_id=event.user_id,
@@ -438,13 +421,13 @@ async def _audit_client_failure(request: Request, endpoint: str, client_id: str)
     """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
     a security event for the admins of the company that owns it (never the secret presented).
     An unknown client id belongs to no company: it is only counted (metrics, throttle)."""
-    async with unit_of_work(services(request).engine) as connection:
-        application = await Applications(connection).by_client_id(client_id)
+    async with services(request).db.unit() as uow:
+        application = await uow.applications.by_client_id(client_id)
         if application is None:
             return
         await audit(
             request,
-            connection,
+            uow,
             "client.authentication_failed",
             company_id=application.company_id,
             application_id=application.id,
@@ -498,13 +481,13 @@ async def revoke(request: Request) -> Response:
     client_key = _client_key(request, params)
     if (refused := await _throttled(request, client_key)) is not None:
         return refused
-    async with unit_of_work(svc.engine) as connection:
+    async with svc.db.unit() as uow:
         try:
             revoked = await revocation.revoke(
                 params,
                 request.headers.get("authorization"),
-                Applications(connection),
-                Tokens(connection),
+                uow.applications,
+                uow.tokens,
                 svc.clock,
                 svc.settings.max_parameter_length,
             )
@@ -514,7 +497,7 @@ async def revoke(request: Request) -> Response:
             TOKENS_REVOKED.labels(revoked.kind).inc()
             await audit(
                 request,
-                connection,
+                uow,
                 "token.revoked",
                 company_id=revoked.company_id,
                 actor_user_id=revoked.user_id,
@@ -535,14 +518,14 @@ async def introspect(request: Request) -> Response:
     client_key = _client_key(request, params)
     if (refused := await _throttled(request, client_key)) is not None:
         return refused
-    async with unit_of_work(svc.engine, write=False) as connection:
+    async with svc.db.unit(write=False) as uow:
         try:
             facts = await introspection.introspect(
                 params,
                 request.headers.get("authorization"),
-                Applications(connection),
-                Tokens(connection),
-                Owners(connection),
+                uow.applications,
+                uow.tokens,
+                uow.owners,
                 svc.clock,
                 svc.settings.max_parameter_length,
             )
@@ -554,11 +537,11 @@ async def introspect(request: Request) -> Response:
 async def token_info(request: Request) -> Response:
     """Doorkeeper's token info: what the Bearer token in the request is, for its holder."""
     svc = services(request)
-    async with unit_of_work(svc.engine, write=False) as connection:
+    async with svc.db.unit(write=False) as uow:
         try:
             token = await bearer.authenticate(
                 bearer.token_from_header(request.headers.get("authorization")),
-                Tokens(connection),
+                uow.tokens,
                 svc.clock,
             )
         except OAuthError as error:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,8 +17,8 @@ from ..oauth.clock import Clock
 from ..oauth.grants.common import TokenContext, TokenPolicy
 from ..oauth.models import User
 from ..settings import Settings
-from ..store.audit import AuditLog
-from ..store.repositories import Applications, AuthorizationCodes, Owners, Tokens
+from ..store.database import Database
+from ..store.unit import Store
 from ..throttle import Throttle
 from . import sessions
 
@@ -29,7 +28,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
+    db: Database
     clock: Clock
     templates: Jinja2Templates
     throttle: Throttle
@@ -45,12 +44,12 @@ class Services:
             max_parameter_length=self.settings.max_parameter_length,
         )
 
-    def token_context(self, connection: AsyncConnection) -> TokenContext:
+    def token_context(self, uow: Store) -> TokenContext:
         return TokenContext(
-            applications=Applications(connection),
-            codes=AuthorizationCodes(connection),
-            tokens=Tokens(connection),
-            owners=Owners(connection),
+            applications=uow.applications,
+            codes=uow.codes,
+            tokens=uow.tokens,
+            owners=uow.owners,
             clock=self.clock,
             policy=TokenPolicy(
                 access_token_lifetime=self.settings.access_token_lifetime,
@@ -95,16 +94,16 @@ def services(request: Request) -> Services:
     return svc
 
 
-async def signed_in_user(request: Request, connection: AsyncConnection) -> User | None:
+async def signed_in_user(request: Request, uow: Store) -> User | None:
     """The signed-in, still active user, or None. Stored on ``request.state.user``."""
-    user = await sessions.current_user(request, connection)
+    user = await sessions.current_user(request, uow)
     request.state.user = user
     return user
 
 
 async def audit(
     request: Request,
-    connection: AsyncConnection,
+    uow: Store,
     event: str,
     *,
     company_id: int | None,
@@ -113,7 +112,7 @@ async def audit(
     **detail: Any,
 ) -> None:
     """Record a security event for the company's audit trail, with the caller's address."""
-    await AuditLog(connection).record(
+    await uow.audit.record(
         event,
         company_id=company_id,
         now=services(request).clock.now(),

@@ -15,12 +15,11 @@ import hmac
 import secrets
 import time
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..oauth.models import User
 from ..oauth.secrets import digest
-from ..store.repositories import UserSessions
+from ..store.unit import Store
 
 CSRF_FIELD = "csrf_token"
 FORM_ID_FIELD = "form_id"
@@ -75,27 +74,27 @@ def mark_done(request: Request, form_id: str | None, location: str) -> None:
     request.session[_DONE_KEY] = dict(list(done.items())[-_DONE_KEEP:])
 
 
-async def sign_in(request: Request, connection: AsyncConnection, user: User, lifetime: int) -> None:
+async def sign_in(request: Request, uow: Store, user: User, lifetime: int) -> None:
     request.session.clear()
     session_id = secrets.token_urlsafe(32)
     now = int(time.time())
-    await UserSessions(connection).start(digest(session_id), user.id, now, now + lifetime)
+    await uow.sessions.start(digest(session_id), user.id, now, now + lifetime)
     request.session[_SESSION_ID] = session_id
     request.session["csrf"] = secrets.token_urlsafe(32)
 
 
-async def sign_out(request: Request, connection: AsyncConnection) -> None:
+async def sign_out(request: Request, uow: Store) -> None:
     session_id = request.session.get(_SESSION_ID)
     if isinstance(session_id, str):
-        await UserSessions(connection).end(digest(session_id))
+        await uow.sessions.end(digest(session_id))
     request.session.clear()
 
 
-async def current_user(request: Request, connection: AsyncConnection) -> User | None:
+async def current_user(request: Request, uow: Store) -> User | None:
     session_id = request.session.get(_SESSION_ID)
     if not isinstance(session_id, str):
         return None
-    user = await UserSessions(connection).user(digest(session_id), int(time.time()))
+    user = await uow.sessions.user(digest(session_id), int(time.time()))
     if user is None:
         # Ended, expired, or the user was deactivated: forget it, keep the CSRF token.
         request.session.pop(_SESSION_ID, None)

@@ -1,13 +1,17 @@
-"""Alembic environment: runs migrations on Grantly's async engine (SQLite or PostgreSQL)."""
+"""Alembic environment: runs migrations on a SQLAlchemy engine of their own (Grantly itself
+runs on the drivers, ``store.database``): the standard library's sqlite3 on SQLite, asyncpg
+through SQLAlchemy's asyncio extension on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from grantly.store.database import create_engine
 from grantly.store.tables import metadata
 
 config = context.config
@@ -32,12 +36,36 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _main() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+def _sqlite(url: Any) -> None:
+    engine = create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+        # SQLAlchemy's documented recipe: let it, not the driver, emit BEGIN.
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # The write lock at BEGIN: concurrent migrators queue (SQLite's busy timeout, 30 s).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+async def _postgresql(url: Any) -> None:
+    engine = create_async_engine(url.set(drivername="postgresql+asyncpg"))
     try:
         async with engine.connect() as connection:
-            # On SQLite, take the write lock at BEGIN: concurrent migrators queue.
-            await connection.execution_options(write=True)
             await connection.run_sync(_run)
             await connection.commit()
     finally:
@@ -46,4 +74,8 @@ async def _main() -> None:
 
 if context.is_offline_mode():
     raise SystemExit("Grantly runs migrations online only: use `grantly db upgrade`.")
-asyncio.run(_main())
+_url = make_url(config.get_main_option("sqlalchemy.url") or "")
+if _url.get_backend_name() == "sqlite":
+    _sqlite(_url)
+else:
+    asyncio.run(_postgresql(_url))

@@ -1,0 +1,137 @@
+"""Applications: the ``ApplicationStore`` port and the dashboard's operations on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, delete, insert, select, update
+
+from ..oauth.models import Application
+from . import rows
+from . import tables as t
+from .sql import Query
+from .transaction import Transaction
+
+# Every token, revocation and introspection request looks its client up by client_id.
+_BY_CLIENT_ID = Query(
+    select(t.applications).where(t.applications.c.client_id == bindparam("client_id"))
+)
+
+
+class Applications:
+    """``ApplicationStore`` plus the dashboard's operations on applications."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def by_client_id(self, client_id: str) -> Application | None:
+        row = await self.tx.first(_BY_CLIENT_ID, {"client_id": client_id})
+        return rows.application(row) if row else None
+
+    async def get(self, application_id: int, company_id: int) -> Application | None:
+        """An application, only if it belongs to ``company_id`` (tenancy)."""
+        row = await self.tx.first(
+            select(t.applications).where(
+                t.applications.c.id == application_id,
+                t.applications.c.company_id == company_id,
+            )
+        )
+        return rows.application(row) if row else None
+
+    async def for_company(self, company_id: int) -> list[Application]:
+        found = await self.tx.rows(
+            select(t.applications)
+            .where(t.applications.c.company_id == company_id)
+            .order_by(t.applications.c.name, t.applications.c.id)
+        )
+        return [rows.application(row) for row in found]
+
+    async def create(
+        self,
+        *,
+        company_id: int,
+        name: str,
+        client_id: str,
+        secret_digest: str | None,
+        confidential: bool,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str],
+        now: int,
+        consent: str = "always",
+        access_token_lifetime: int | None = None,
+    ) -> Application:
+        row = await self.tx.first(
+            insert(t.applications)
+            .values(
+                company_id=company_id,
+                name=name,
+                client_id=client_id,
+                secret_digest=secret_digest,
+                confidential=confidential,
+                redirect_uris="\n".join(redirect_uris),
+                scopes=" ".join(scopes),
+                created_at=now,
+                updated_at=now,
+                consent=consent,
+                access_token_lifetime=access_token_lifetime,
+            )
+            .returning(t.applications)
+        )
+        return rows.application(row)
+
+    async def update(
+        self,
+        application: Application,
+        *,
+        name: str,
+        confidential: bool,
+        secret_digest: str | None,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str],
+        now: int,
+        consent: str = "always",
+        access_token_lifetime: int | None = None,
+    ) -> Application:
+        row = await self.tx.first(
+            update(t.applications)
+            .where(t.applications.c.id == application.id)
+            .values(
+                name=name,
+                confidential=confidential,
+                secret_digest=secret_digest,
+                redirect_uris="\n".join(redirect_uris),
+                scopes=" ".join(scopes),
+                updated_at=now,
+                consent=consent,
+                access_token_lifetime=access_token_lifetime,
+            )
+            .returning(t.applications)
+        )
+        return rows.application(row)
+
+    async def set_secret_digest(self, application_id: int, secret_digest: str, now: int) -> None:
+        await self.tx.execute(
+            update(t.applications)
+            .where(t.applications.c.id == application_id)
+            .values(secret_digest=secret_digest, updated_at=now)
+        )
+
+    async def revoke_all(self, application_id: int, now: int) -> None:
+        """Revoke every token of an application and drop its unused codes."""
+        for table in (t.access_tokens, t.refresh_tokens):
+            await self.tx.execute(
+                update(table)
+                .where(table.c.application_id == application_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        await self.tx.execute(
+            delete(t.authorization_codes).where(
+                t.authorization_codes.c.application_id == application_id
+            )
+        )
+
+    async def delete(self, application_id: int) -> None:
+        """Delete an application with its codes and tokens: they stop working at once."""
+        for table in (t.access_tokens, t.refresh_tokens, t.authorization_codes):
+            await self.tx.execute(delete(table).where(table.c.application_id == application_id))
+        await self.tx.execute(delete(t.applications).where(t.applications.c.id == application_id))

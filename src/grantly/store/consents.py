@@ -1,0 +1,168 @@
+"""Grants people made: remembered for consent, listed so they can be revoked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from ..oauth.models import ResourceOwner
+from . import rows
+from . import tables as t
+from .transaction import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What someone allowed an application, as /oauth/authorized_applications lists it."""
+
+    id: int
+    application_id: int
+    application_name: str
+    owner: ResourceOwner
+    company_name: str
+    user_email: str | None
+    scopes: tuple[str, ...]
+    created_at: int
+    updated_at: int
+
+
+class Consents:
+    """Grants people made, remembered for consent and listed so they can be revoked."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def _active(self, application_id: int, owner: ResourceOwner) -> Any:
+        c = t.consents
+        condition = and_(
+            c.c.application_id == application_id,
+            c.c.owner_type == owner.type,
+            c.c.company_id == owner.company_id,
+            c.c.revoked_at.is_(None),
+        )
+        if owner.type == "user":
+            condition = and_(condition, c.c.user_id == owner.user_id)
+        return condition
+
+    async def record(
+        self, application_id: int, owner: ResourceOwner, scopes: Sequence[str], now: int
+    ) -> None:
+        """Remember a grant; a later grant of the same application widens the remembered
+        scopes to the union of both."""
+        c = t.consents
+        row = await self.tx.first(
+            select(c.c.id, c.c.scopes).where(self._active(application_id, owner))
+        )
+        if row is None:
+            await self.tx.execute(
+                insert(c).values(
+                    application_id=application_id,
+                    owner_type=owner.type,
+                    company_id=owner.company_id,
+                    user_id=owner.user_id,
+                    scopes=" ".join(scopes),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return
+        merged = list(dict.fromkeys([*row.scopes.split(), *scopes]))
+        await self.tx.execute(
+            update(c)
+            .where(c.c.id == row.id)
+            .values(scopes=" ".join(merged), updated_at=now, user_id=owner.user_id)
+        )
+
+    async def covers(
+        self, application_id: int, user_id: int, company_id: int, scopes: Sequence[str]
+    ) -> bool:
+        """Did this user already allow this application at least these scopes?"""
+        owner = ResourceOwner("user", company_id, user_id)
+        remembered = await self.tx.scalar(
+            select(t.consents.c.scopes).where(self._active(application_id, owner))
+        )
+        return remembered is not None and set(scopes) <= set(remembered.split())
+
+    def _listing(self) -> Any:
+        c, a, co, u = t.consents, t.applications, t.companies, t.users
+        return (
+            select(
+                c,
+                a.c.name.label("application_name"),
+                co.c.name.label("company_name"),
+                u.c.email.label("user_email"),
+            )
+            .join(a, a.c.id == c.c.application_id)
+            .join(co, co.c.id == c.c.company_id)
+            .outerjoin(u, u.c.id == c.c.user_id)
+            .where(c.c.revoked_at.is_(None))
+            .order_by(c.c.updated_at.desc(), c.c.id.desc())
+        )
+
+    @staticmethod
+    def _consent(row: Any) -> Consent:
+        return Consent(
+            id=row.id,
+            application_id=row.application_id,
+            application_name=row.application_name,
+            owner=rows.owner(row),
+            company_name=row.company_name,
+            user_email=row.user_email,
+            scopes=rows.scopes(row.scopes),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def of_user(self, user_id: int) -> list[Consent]:
+        c = t.consents
+        found = await self.tx.rows(
+            self._listing().where(c.c.owner_type == "user", c.c.user_id == user_id)
+        )
+        return [self._consent(row) for row in found]
+
+    async def company_grants(self, company_id: int) -> list[Consent]:
+        """Company tokens the company's admins gave, to any application."""
+        c = t.consents
+        found = await self.tx.rows(
+            self._listing().where(c.c.owner_type == "company", c.c.company_id == company_id)
+        )
+        return [self._consent(row) for row in found]
+
+    async def company_grants_of_application(self, application_id: int) -> list[Consent]:
+        c = t.consents
+        found = await self.tx.rows(
+            self._listing().where(c.c.owner_type == "company", c.c.application_id == application_id)
+        )
+        return [self._consent(row) for row in found]
+
+    async def get(self, consent_id: int) -> Consent | None:
+        row = await self.tx.first(self._listing().where(t.consents.c.id == consent_id))
+        return self._consent(row) if row else None
+
+    async def revoke(self, consent: Consent, now: int) -> None:
+        """Withdraw a grant: the consent and every token it produced stop now."""
+        await self.tx.execute(
+            update(t.consents).where(t.consents.c.id == consent.id).values(revoked_at=now)
+        )
+        for table in (t.access_tokens, t.refresh_tokens):
+            condition = and_(
+                table.c.application_id == consent.application_id,
+                table.c.owner_type == consent.owner.type,
+                table.c.company_id == consent.owner.company_id,
+                table.c.revoked_at.is_(None),
+            )
+            if consent.owner.type == "user":
+                condition = and_(condition, table.c.user_id == consent.owner.user_id)
+            await self.tx.execute(update(table).where(condition).values(revoked_at=now))
+        codes = t.authorization_codes
+        code_condition = and_(
+            codes.c.application_id == consent.application_id,
+            codes.c.owner_type == consent.owner.type,
+            codes.c.company_id == consent.owner.company_id,
+        )
+        if consent.owner.type == "user":
+            code_condition = and_(code_condition, codes.c.user_id == consent.owner.user_id)
+        await self.tx.execute(delete(codes).where(code_condition))

@@ -1,0 +1,41 @@
+"""Rows to the protocol core's values: one builder per record, shared by the repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..oauth.models import Application, ResourceOwner, User
+
+
+def owner(row: Any) -> ResourceOwner:
+    return ResourceOwner(row.owner_type, row.company_id, row.user_id)
+
+
+def scopes(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
+
+
+def application(row: Any) -> Application:
+    return Application(
+        id=row.id,
+        company_id=row.company_id,
+        name=row.name,
+        client_id=row.client_id,
+        secret_digest=row.secret_digest,
+        confidential=bool(row.confidential),
+        redirect_uris=tuple(row.redirect_uris.splitlines()),
+        scopes=scopes(row.scopes),
+        consent=row.consent,
+        access_token_lifetime=row.access_token_lifetime,
+    )
+
+
+def user(row: Any) -> User:
+    return User(
+        id=row.id,
+        company_id=row.company_id,
+        email=row.email,
+        name=row.name,
+        admin=bool(row.admin),
+        active=bool(row.active),
+    )

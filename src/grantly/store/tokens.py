@@ -1,0 +1,335 @@
+"""Authorization codes and tokens: the ``AuthorizationCodeStore``, ``TokenStore`` and
+``OwnerStore`` ports.
+
+The exactly-once operations are single conditional UPDATEs (``consume``, ``rotate``), so that
+the database, not the process, decides which of several racing requests wins (RFC 6749
+§4.1.2, RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+
+from ..oauth.models import (
+    AccessToken,
+    AuthorizationCode,
+    NewAuthorizationCode,
+    NewTokens,
+    RefreshToken,
+    User,
+)
+from . import rows
+from . import tables as t
+from .sql import Query
+from .transaction import Transaction
+
+# The user's ``active`` comes with a code or a refresh token (the grants check it): one statement.
+_OWNER_ACTIVE_OF_REFRESH_TOKEN = (
+    select(t.users.c.active).where(t.users.c.id == t.refresh_tokens.c.user_id).scalar_subquery()
+)
+_OWNER_ACTIVE_OF_CODE = (
+    select(t.users.c.active)
+    .where(t.users.c.id == t.authorization_codes.c.user_id)
+    .scalar_subquery()
+)
+_REFRESH_TOKEN_BY_DIGEST = Query(
+    select(t.refresh_tokens, _OWNER_ACTIVE_OF_REFRESH_TOKEN.label("owner_active")).where(
+        t.refresh_tokens.c.digest == bindparam("digest")
+    )
+)
+_ACCESS_TOKEN_BY_DIGEST = Query(
+    select(
+        t.access_tokens,
+        t.applications.c.client_id,
+        func.coalesce(t.users.c.active, True).label("user_active"),
+        # The person and the company, read with the token: a resource request needs them,
+        # and one statement sees them in one state (no termination slips in between).
+        t.users.c.email.label("user_email"),
+        t.users.c.name.label("user_name"),
+        t.users.c.admin.label("user_admin"),
+        t.companies.c.name.label("company_name"),
+    )
+    .join(t.applications, t.applications.c.id == t.access_tokens.c.application_id)
+    .join(t.companies, t.companies.c.id == t.access_tokens.c.company_id)
+    .outerjoin(
+        t.users,
+        and_(t.users.c.id == t.access_tokens.c.user_id, t.access_tokens.c.owner_type == "user"),
+    )
+    .where(t.access_tokens.c.digest == bindparam("digest"))
+)
+_CONSUME_CODE = Query(
+    update(t.authorization_codes)
+    .where(
+        t.authorization_codes.c.digest == bindparam("code_digest"),
+        t.authorization_codes.c.application_id == bindparam("code_application_id"),
+        t.authorization_codes.c.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"))
+    .returning(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
+)
+_FIND_CODE = Query(
+    select(t.authorization_codes).where(t.authorization_codes.c.digest == bindparam("digest"))
+)
+_ROTATE = Query(
+    update(t.refresh_tokens)
+    .where(
+        t.refresh_tokens.c.id == bindparam("refresh_token_id"),
+        t.refresh_tokens.c.rotated_at.is_(None),
+        t.refresh_tokens.c.revoked_at.is_(None),
+    )
+    .values(rotated_at=bindparam("now"))
+)
+_INSERT_CODE = Query(insert(t.authorization_codes))
+_INSERT_ACCESS_TOKEN = Query(insert(t.access_tokens))
+_INSERT_REFRESH_TOKEN = Query(insert(t.refresh_tokens))
+_USER_IS_ACTIVE = Query(select(t.users.c.active).where(t.users.c.id == bindparam("user_id")))
+_LOCK_FAMILY = Query(
+    select(t.authorization_codes.c.id)
+    .where(t.authorization_codes.c.id == bindparam("family_id"))
+    .with_for_update()
+)
+_LOCK_APPLICATION = Query(
+    select(t.applications.c.id)
+    .where(t.applications.c.id == bindparam("application_id"))
+    .with_for_update(key_share=True)
+)
+
+
+def code_row(code: NewAuthorizationCode) -> dict[str, Any]:
+    """The ``authorization_codes`` row of a new code (also ``dev_mint``'s, in bulk)."""
+    return {
+        "digest": code.digest,
+        "application_id": code.application_id,
+        "owner_type": code.owner.type,
+        "company_id": code.owner.company_id,
+        "user_id": code.owner.user_id,
+        "redirect_uri": code.redirect_uri,
+        "redirect_uri_in_request": code.redirect_uri_in_request,
+        "scopes": " ".join(code.scopes),
+        "code_challenge": code.code_challenge,
+        "code_challenge_method": code.code_challenge_method,
+        "created_at": code.created_at,
+        "expires_at": code.expires_at,
+    }
+
+
+def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ``access_tokens`` row and, for user tokens, the ``refresh_tokens`` row of one
+    issuance (also ``dev_mint``'s, in bulk)."""
+    common = {
+        "application_id": tokens.application_id,
+        "owner_type": tokens.owner.type,
+        "company_id": tokens.owner.company_id,
+        "user_id": tokens.owner.user_id,
+        "scopes": " ".join(tokens.scopes),
+        "family_id": tokens.family_id,
+        "created_at": tokens.created_at,
+    }
+    access = {**common, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at}
+    if tokens.refresh_digest is None:
+        return access, None
+    assert tokens.refresh_expires_at is not None
+    refresh = {
+        **common,
+        "digest": tokens.refresh_digest,
+        "expires_at": tokens.refresh_expires_at,
+        "scopes": " ".join(tokens.refresh_scopes),
+    }
+    return access, refresh
+
+
+class AuthorizationCodes:
+    """``AuthorizationCodeStore``."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def save(self, code: NewAuthorizationCode) -> None:
+        await self.tx.execute(_INSERT_CODE, code_row(code))
+
+    async def save_many(self, codes: list[NewAuthorizationCode]) -> None:
+        """Many codes in one batch (``grantly dev mint``)."""
+        await self.tx.execute_many(_INSERT_CODE, [code_row(code) for code in codes])
+
+    async def consume_many(
+        self, digests: list[str], application_id: int, now: int
+    ) -> dict[str, AuthorizationCode]:
+        """``consume`` for many codes in one statement (``grantly dev mint``), by digest."""
+        c = t.authorization_codes
+        found = await self.tx.rows(
+            update(c)
+            .where(
+                c.c.digest.in_(digests),
+                c.c.application_id == application_id,
+                c.c.consumed_at.is_(None),
+            )
+            .values(consumed_at=now)
+            .returning(c, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
+        )
+        return {row.digest: self._code(row, bool(row.owner_active)) for row in found}
+
+    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
+        row = await self.tx.first(
+            _CONSUME_CODE,
+            {"code_digest": digest, "code_application_id": application_id, "now": now},
+        )
+        return self._code(row, owner_active=bool(row.owner_active)) if row else None
+
+    async def find(self, digest: str) -> AuthorizationCode | None:
+        row = await self.tx.first(_FIND_CODE, {"digest": digest})
+        return self._code(row) if row else None
+
+    @staticmethod
+    def _code(row: Any, owner_active: bool | None = None) -> AuthorizationCode:
+        return AuthorizationCode(
+            id=row.id,
+            application_id=row.application_id,
+            owner=rows.owner(row),
+            redirect_uri=row.redirect_uri,
+            redirect_uri_in_request=bool(row.redirect_uri_in_request),
+            scopes=rows.scopes(row.scopes),
+            code_challenge=row.code_challenge,
+            code_challenge_method=row.code_challenge_method,
+            expires_at=row.expires_at,
+            consumed_at=row.consumed_at,
+            owner_active=owner_active,
+        )
+
+
+class Tokens:
+    """``TokenStore``."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def issue(self, tokens: NewTokens) -> None:
+        access, refresh = token_rows(tokens)
+        # Queued: sent with the unit's next statement or before its COMMIT (with the audit
+        # event, usually), in one round trip on PostgreSQL.
+        self.tx.insert_later(_INSERT_ACCESS_TOKEN, access)
+        if refresh is not None:
+            self.tx.insert_later(_INSERT_REFRESH_TOKEN, refresh)
+
+    async def issue_many(self, issued: list[NewTokens]) -> None:
+        """Many issuances in one batch per table (``grantly dev mint``)."""
+        pairs = [token_rows(tokens) for tokens in issued]
+        await self.tx.execute_many(_INSERT_ACCESS_TOKEN, [access for access, _ in pairs])
+        await self.tx.execute_many(
+            _INSERT_REFRESH_TOKEN, [refresh for _, refresh in pairs if refresh is not None]
+        )
+
+    async def refresh_token(self, digest: str) -> RefreshToken | None:
+        row = await self.tx.first(_REFRESH_TOKEN_BY_DIGEST, {"digest": digest})
+        if row is None:
+            return None
+        return RefreshToken(
+            id=row.id,
+            application_id=row.application_id,
+            owner=rows.owner(row),
+            scopes=rows.scopes(row.scopes),
+            family_id=row.family_id,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            rotated_at=row.rotated_at,
+            owner_active=bool(row.owner_active),
+        )
+
+    async def rotate(self, refresh_token_id: int, now: int) -> bool:
+        changed = await self.tx.execute(_ROTATE, {"refresh_token_id": refresh_token_id, "now": now})
+        return changed == 1
+
+    async def lock_family(self, family_id: int) -> None:
+        # Everything that changes a family's tokens first locks its anchor, the authorization
+        # code row (PostgreSQL FOR UPDATE), so all of them take their row locks in one order.
+        # Without it a rotation waiting on the refresh token row and a revocation holding the
+        # anchor deadlocked (40P01, seen in the cross-process race test). SQLite needs no lock:
+        # a writing transaction holds the whole database from BEGIN IMMEDIATE.
+        if self.tx.backend == "sqlite":
+            return
+        await self.tx.rows(_LOCK_FAMILY, {"family_id": family_id})
+
+    async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:
+        r = t.refresh_tokens
+        query = (
+            select(r.c.id)
+            .where(
+                r.c.family_id == family_id,
+                r.c.id > refresh_token_id,
+                r.c.rotated_at.is_not(None),
+            )
+            .limit(1)
+        )
+        return await self.tx.first(query) is not None
+
+    async def revoke_family(self, family_id: int, now: int, keep: int | None = None) -> None:
+        await self.lock_family(family_id)
+        for table in (t.access_tokens, t.refresh_tokens):
+            condition = and_(table.c.family_id == family_id, table.c.revoked_at.is_(None))
+            if keep is not None and table is t.refresh_tokens:
+                condition = and_(condition, table.c.id != keep)
+            await self.tx.execute(update(table).where(condition).values(revoked_at=now))
+
+    async def revoke_access_token(self, access_token_id: int, now: int) -> None:
+        await self.tx.execute(
+            update(t.access_tokens)
+            .where(t.access_tokens.c.id == access_token_id, t.access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def revoke_company_tokens(self, application_id: int, company_id: int, now: int) -> None:
+        a = t.access_tokens
+        if self.tx.backend != "sqlite":
+            # Minters of company tokens for one application queue on its row (NO KEY UPDATE
+            # does not block the KEY SHARE locks that inserting its tokens takes), so two
+            # exchanges at once cannot each revoke only the older tokens and both stay active.
+            await self.tx.rows(_LOCK_APPLICATION, {"application_id": application_id})
+        await self.tx.execute(
+            update(a)
+            .where(
+                a.c.application_id == application_id,
+                a.c.company_id == company_id,
+                a.c.owner_type == "company",
+                a.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+
+    async def access_token(self, digest: str) -> AccessToken | None:
+        row = await self.tx.first(_ACCESS_TOKEN_BY_DIGEST, {"digest": digest})
+        if row is None:
+            return None
+        return AccessToken(
+            id=row.id,
+            application_id=row.application_id,
+            client_id=row.client_id,
+            owner=rows.owner(row),
+            scopes=rows.scopes(row.scopes),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            user_active=bool(row.user_active),
+            user=User(
+                id=row.user_id,
+                company_id=row.company_id,
+                email=row.user_email,
+                name=row.user_name,
+                admin=bool(row.user_admin),
+                active=bool(row.user_active),
+            )
+            if row.user_email is not None
+            else None,
+            company_name=row.company_name,
+        )
+
+
+class Owners:
+    """``OwnerStore``."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def user_is_active(self, user_id: int) -> bool:
+        row = await self.tx.first(_USER_IS_ACTIVE, {"user_id": user_id})
+        return row is not None and bool(row.active)

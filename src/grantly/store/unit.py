@@ -1,0 +1,62 @@
+"""``Store``: what a unit of work hands its caller, the repositories over its transaction."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .api_keys import ApiKeys
+from .applications import Applications
+from .audit import AuditLog
+from .consents import Consents
+from .people import People
+from .tokens import AuthorizationCodes, Owners, Tokens
+from .transaction import Transaction
+from .users import Accounts, UserSessions
+
+
+class Store:
+    """``async with db.unit() as uow: await uow.tokens.access_token(...)``. Each repository
+    is made the first time it is asked for."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    @cached_property
+    def applications(self) -> Applications:
+        return Applications(self.tx)
+
+    @cached_property
+    def codes(self) -> AuthorizationCodes:
+        return AuthorizationCodes(self.tx)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.tx)
+
+    @cached_property
+    def owners(self) -> Owners:
+        return Owners(self.tx)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.tx)
+
+    @cached_property
+    def sessions(self) -> UserSessions:
+        return UserSessions(self.tx)
+
+    @cached_property
+    def consents(self) -> Consents:
+        return Consents(self.tx)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.tx)
+
+    @cached_property
+    def people(self) -> People:
+        return People(self.tx)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(self.tx)
