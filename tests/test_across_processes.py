@@ -33,7 +33,11 @@ def _tokens(server: LiveServer) -> dict[str, str]:
     return httpx.post(
         f"{server.url}/oauth/token",
         auth=(app.client_id, app.client_secret or ""),
-        data={"grant_type": "authorization_code", "code": _code(server), "redirect_uri": REDIRECT_URI},
+        data={
+            "grant_type": "authorization_code",
+            "code": _code(server),
+            "redirect_uri": REDIRECT_URI,
+        },
     ).json()
 
 

@@ -108,7 +108,6 @@ async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
         applications=uow.applications,
         codes=codes,
         tokens=tokens,  # type: ignore[arg-type]
-        owners=uow.owners,
         clock=request.clock,
         policy=request.token_policy,
     )

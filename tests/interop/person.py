@@ -24,7 +24,9 @@ def sign_in_through(base_url: str, authorization_url: str, person: Person) -> ht
         return _sign_in_through(browser, authorization_url, person)
 
 
-def _sign_in_through(browser: httpx.Client, authorization_url: str, person: Person) -> httpx.Response:
+def _sign_in_through(
+    browser: httpx.Client, authorization_url: str, person: Person
+) -> httpx.Response:
     # Signed out: the authorization endpoint sends the person to sign in, and back after.
     first = browser.get(authorization_url)
     assert first.status_code == 303, first.text

@@ -1,6 +1,6 @@
 """An in-memory implementation of the storage ports of ``grantly.oauth.ports``.
 
-It behaves like ``grantly.store.repositories`` does on a database, not like a mock: rows live in
+It behaves like ``grantly.store``'s repositories do on a database, not like a mock: rows live in
 dicts keyed by the digest of their secret, ids are allocated in sequence, ``consume`` and
 ``rotate`` succeed exactly once, and ``revoke_family`` revokes every access and refresh token of
 one authorization grant.
@@ -48,7 +48,7 @@ class _CodeRow:
     code: NewAuthorizationCode
     consumed_at: int | None = None
 
-    def record(self) -> AuthorizationCode:
+    def record(self, owner_active: bool) -> AuthorizationCode:
         return AuthorizationCode(
             id=self.id,
             application_id=self.code.application_id,
@@ -60,6 +60,7 @@ class _CodeRow:
             code_challenge_method=self.code.code_challenge_method,
             expires_at=self.code.expires_at,
             consumed_at=self.consumed_at,
+            owner_active=owner_active,
         )
 
 
@@ -113,6 +114,11 @@ class Database:
     def deactivate(self, user_id: int) -> None:
         self.users[user_id] = replace(self.users[user_id], active=False)
 
+    def user_is_active(self, user_id: int | None) -> bool:
+        """As the SQL store reads it with a grant's record: no such user is not active."""
+        user = self.users.get(user_id) if user_id is not None else None
+        return user is not None and user.active
+
     def application_by_id(self, application_id: int) -> Application | None:
         return next((a for a in self.applications.values() if a.id == application_id), None)
 
@@ -146,12 +152,12 @@ class MemoryAuthorizationCodes:
         if row is None or row.consumed_at is not None or row.code.application_id != application_id:
             return None
         row.consumed_at = now
-        return row.record()
+        return row.record(self.db.user_is_active(row.code.owner.user_id))
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         await _round_trip()
         row = self.db.codes.get(digest)
-        return None if row is None else row.record()
+        return None if row is None else row.record(self.db.user_is_active(row.code.owner.user_id))
 
 
 class MemoryTokens:
@@ -201,6 +207,7 @@ class MemoryTokens:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             rotated_at=row.rotated_at,
+            owner_active=self.db.user_is_active(row.owner.user_id),
         )
 
     async def rotate(self, refresh_token_id: int, now: int) -> bool:
@@ -272,15 +279,3 @@ class MemoryTokens:
             revoked_at=row.revoked_at,
             user_active=user_active,
         )
-
-
-class MemoryOwners:
-    """``OwnerStore``."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def user_is_active(self, user_id: int) -> bool:
-        await _round_trip()
-        user = self.db.users.get(user_id)
-        return user is not None and user.active

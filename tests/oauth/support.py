@@ -23,7 +23,6 @@ from tests.oauth.memory import (
     Database,
     MemoryApplications,
     MemoryAuthorizationCodes,
-    MemoryOwners,
     MemoryTokens,
     run,
 )
@@ -85,13 +84,11 @@ class Server:
         self.applications = MemoryApplications(self.db)
         self.codes = MemoryAuthorizationCodes(self.db)
         self.tokens = MemoryTokens(self.db)
-        self.owners = MemoryOwners(self.db)
         self.policy = TokenPolicy(server_scopes=SERVER_SCOPES)
         self.context = TokenContext(
             applications=self.applications,
             codes=self.codes,
             tokens=self.tokens,
-            owners=self.owners,
             clock=self.clock,
             policy=self.policy,
         )

@@ -24,7 +24,6 @@ from grantly.oauth.errors import OAuthError
         (errors.UnsupportedResponseType, "unsupported_response_type", 400),
         (errors.InvalidScope, "invalid_scope", 400),
         (errors.AccessDenied, "access_denied", 403),
-        (errors.ServerError, "server_error", 500),
         (errors.InvalidToken, "invalid_token", 401),
         (errors.InsufficientScope, "insufficient_scope", 403),
     ],

@@ -356,7 +356,9 @@ def test_a_denial_of_another_companys_application_is_offered_not_followed(
     sign_in(client, world.other_admin)
     page = client.get("/oauth/authorize", params=authorize_params(world.app, state="d"))
     assert page.status_code == 200
-    answered = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
+    answered = client.post(
+        "/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"}
+    )
     assert answered.status_code == 403
     assert "location" not in answered.headers
     assert "error=access_denied" in html.unescape(answered.text)
@@ -367,6 +369,8 @@ def test_a_denial_of_an_application_of_ones_own_company_is_redirected_at_once(
 ) -> None:
     sign_in(client, world.admin)
     page = client.get("/oauth/authorize", params=authorize_params(world.app, state="d"))
-    answered = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
+    answered = client.post(
+        "/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"}
+    )
     assert answered.status_code == 302
     assert callback_params(answered)["error"] == "access_denied"

@@ -161,7 +161,6 @@ def test_an_inactive_token_is_only_active_false(
     elif how == "unknown":
         token = "gat_unknown"
     else:
-
         world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
     response = client.post("/oauth/introspect", data={"token": token}, auth=_auth(world))
     assert response.json() == {"active": False}

@@ -121,11 +121,6 @@ class AccessDenied(OAuthError):
     status = 403
 
 
-class ServerError(OAuthError):
-    error = "server_error"
-    status = 500
-
-
 class InvalidToken(OAuthError):
     """RFC 6750 §3.1: the access token is missing, expired, revoked or malformed."""
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import clients
-from .clock import Clock
 from .errors import InvalidClient
-from .models import AccessToken, Application, ResourceOwner
+from .grants.common import TokenContext, owner_still_entitled
+from .models import AccessToken, Application
 from .params import ParamReader, Params
-from .ports import ApplicationStore, OwnerStore, TokenStore
 from .secrets import digest
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -40,35 +39,24 @@ def describe(token: AccessToken) -> dict[str, Any]:
     return facts
 
 
-async def _entitled(owners: OwnerStore, owner: ResourceOwner) -> bool:
-    if owner.type == "company":
-        return True
-    return owner.user_id is not None and await owners.user_is_active(owner.user_id)
-
-
 def _visible_to(application: Application, application_id: int, company_id: int) -> bool:
     return application_id == application.id or company_id == application.company_id
 
 
 async def introspect(
-    params: Params,
-    authorization_header: str | None,
-    applications: ApplicationStore,
-    tokens: TokenStore,
-    owners: OwnerStore,
-    clock: Clock,
-    max_parameter_length: int = 2048,
+    params: Params, authorization_header: str | None, context: TokenContext
 ) -> dict[str, Any]:
-    reader = ParamReader(params, max_parameter_length)
+    reader = ParamReader(params, context.policy.max_parameter_length)
+    tokens = context.tokens
     credentials = clients.from_request(
         authorization_header, reader.get("client_id"), reader.get("client_secret")
     )
     token = reader.require("token")
     hint = reader.get("token_type_hint")
-    application = await clients.authenticate(credentials, applications)
+    application = await clients.authenticate(credentials, context.applications)
     if not application.confidential:
         raise InvalidClient("only confidential applications may introspect tokens.")
-    now = clock.now()
+    now = context.clock.now()
     token_digest = digest(token)
     order = (
         ("refresh_token", "access_token")
@@ -92,9 +80,7 @@ async def introspect(
             refresh.revoked_at is None
             and refresh.rotated_at is None
             and now < refresh.expires_at
-            and (
-                refresh.owner.user_id is None or await owners.user_is_active(refresh.owner.user_id)
-            )
+            and owner_still_entitled(refresh.owner, refresh.owner_active)
             and _visible_to(application, refresh.application_id, refresh.owner.company_id)
         )
         if not active:

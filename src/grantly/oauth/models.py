@@ -82,9 +82,9 @@ class AuthorizationCode:
     code_challenge_method: str | None
     expires_at: int
     consumed_at: int | None
-    # Whether the user of a user grant was active, when the store read it with the record (one
-    # statement, issue 6); None: not read, ask ``OwnerStore.user_is_active``.
-    owner_active: bool | None = None
+    # Whether the person who authorized it is an active employee (read with the record): a
+    # user grant needs them to be; a company grant does not depend on them.
+    owner_active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +111,8 @@ class RefreshToken:
     expires_at: int
     revoked_at: int | None
     rotated_at: int | None
-    # Whether the user of a user grant was active, when the store read it with the record (one
-    # statement, issue 6); None: not read, ask ``OwnerStore.user_is_active``.
-    owner_active: bool | None = None
+    # Whether the person who authorized the grant is an active employee (read with the record).
+    owner_active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +151,8 @@ class AccessToken:
     expires_at: int | None
     revoked_at: int | None
     user_active: bool
-    # The person a user token acts as, and the owning company's name, when the store read them
-    # with the token (one statement for a resource request's credential, issue 6).
+    # The person a user token acts as, and the owning company's name, read with the token: a
+    # resource request needs them, and one statement sees them in one state.
     user: User | None = None
     company_name: str | None = None
 

@@ -26,7 +26,9 @@ class AuthorizationCodeStore(Protocol):
         issued to another application (which then cannot burn it)."""
         ...
 
-    async def find(self, digest: str) -> AuthorizationCode | None: ...
+    async def find(self, digest: str) -> AuthorizationCode | None:
+        """The code, used or not (to recognise a replay)."""
+        ...
 
 
 class TokenStore(Protocol):
@@ -61,7 +63,3 @@ class TokenStore(Protocol):
         """Revoke the active company tokens of an application for a company (Factorial keeps
         one active company token per application and company)."""
         ...
-
-
-class OwnerStore(Protocol):
-    async def user_is_active(self, user_id: int) -> bool: ...

@@ -13,20 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import clients
-from .clock import Clock
-from .errors import OAuthError
+from .grants.common import TokenContext
 from .models import Application
 from .params import ParamReader, Params
-from .ports import ApplicationStore, TokenStore
 from .secrets import digest
 
 TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
-
-
-class UnsupportedTokenType(OAuthError):
-    """RFC 7009 §2.2.1."""
-
-    error = "unsupported_token_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +33,19 @@ class Revocation:
 
 
 async def revoke(
-    params: Params,
-    authorization_header: str | None,
-    applications: ApplicationStore,
-    tokens: TokenStore,
-    clock: Clock,
-    max_parameter_length: int = 2048,
+    params: Params, authorization_header: str | None, context: TokenContext
 ) -> Revocation:
-    reader = ParamReader(params, max_parameter_length)
+    reader = ParamReader(params, context.policy.max_parameter_length)
+    tokens = context.tokens
     credentials = clients.from_request(
         authorization_header, reader.get("client_id"), reader.get("client_secret")
     )
     token = reader.require("token")
     hint = reader.get("token_type_hint")
-    application = await clients.authenticate(credentials, applications)
+    application = await clients.authenticate(credentials, context.applications)
     # RFC 7009 §2.1: an unknown hint is no reason to fail; search every kind.
     order = ("refresh_token", "access_token") if hint == "refresh_token" else TOKEN_TYPE_HINTS
-    now = clock.now()
+    now = context.clock.now()
     token_digest = digest(token)
     for kind in order:
         if kind == "access_token":

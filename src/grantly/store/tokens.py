@@ -1,5 +1,4 @@
-"""Authorization codes and tokens: the ``AuthorizationCodeStore``, ``TokenStore`` and
-``OwnerStore`` ports.
+"""Authorization codes and tokens: the ``AuthorizationCodeStore`` and ``TokenStore`` ports.
 
 The exactly-once operations are single conditional UPDATEs (``consume``, ``rotate``), so that
 the database, not the process, decides which of several racing requests wins (RFC 6749
@@ -70,7 +69,9 @@ _CONSUME_CODE = Query(
     .returning(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
 )
 _FIND_CODE = Query(
-    select(t.authorization_codes).where(t.authorization_codes.c.digest == bindparam("digest"))
+    select(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active")).where(
+        t.authorization_codes.c.digest == bindparam("digest")
+    )
 )
 _ROTATE = Query(
     update(t.refresh_tokens)
@@ -84,7 +85,6 @@ _ROTATE = Query(
 _INSERT_CODE = Query(insert(t.authorization_codes))
 _INSERT_ACCESS_TOKEN = Query(insert(t.access_tokens))
 _INSERT_REFRESH_TOKEN = Query(insert(t.refresh_tokens))
-_USER_IS_ACTIVE = Query(select(t.users.c.active).where(t.users.c.id == bindparam("user_id")))
 _LOCK_FAMILY = Query(
     select(t.authorization_codes.c.id)
     .where(t.authorization_codes.c.id == bindparam("family_id"))
@@ -168,21 +168,21 @@ class AuthorizationCodes:
             .values(consumed_at=now)
             .returning(c, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
         )
-        return {row.digest: self._code(row, bool(row.owner_active)) for row in found}
+        return {row.digest: self._code(row) for row in found}
 
     async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
         row = await self.tx.first(
             _CONSUME_CODE,
             {"code_digest": digest, "code_application_id": application_id, "now": now},
         )
-        return self._code(row, owner_active=bool(row.owner_active)) if row else None
+        return self._code(row) if row else None
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         row = await self.tx.first(_FIND_CODE, {"digest": digest})
         return self._code(row) if row else None
 
     @staticmethod
-    def _code(row: Any, owner_active: bool | None = None) -> AuthorizationCode:
+    def _code(row: Any) -> AuthorizationCode:
         return AuthorizationCode(
             id=row.id,
             application_id=row.application_id,
@@ -194,7 +194,7 @@ class AuthorizationCodes:
             code_challenge_method=row.code_challenge_method,
             expires_at=row.expires_at,
             consumed_at=row.consumed_at,
-            owner_active=owner_active,
+            owner_active=bool(row.owner_active),
         )
 
 
@@ -322,14 +322,3 @@ class Tokens:
             else None,
             company_name=row.company_name,
         )
-
-
-class Owners:
-    """``OwnerStore``."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-
-    async def user_is_active(self, user_id: int) -> bool:
-        row = await self.tx.first(_USER_IS_ACTIVE, {"user_id": user_id})
-        return row is not None and bool(row.active)

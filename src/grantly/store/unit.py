@@ -9,7 +9,7 @@ from .applications import Applications
 from .audit import AuditLog
 from .consents import Consents
 from .people import People
-from .tokens import AuthorizationCodes, Owners, Tokens
+from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
 from .users import Accounts, UserSessions
 
@@ -32,10 +32,6 @@ class Store:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.tx)
-
-    @cached_property
-    def owners(self) -> Owners:
-        return Owners(self.tx)
 
     @cached_property
     def accounts(self) -> Accounts:

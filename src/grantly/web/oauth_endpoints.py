@@ -484,12 +484,7 @@ async def revoke(request: Request) -> Response:
     async with svc.db.unit() as uow:
         try:
             revoked = await revocation.revoke(
-                params,
-                request.headers.get("authorization"),
-                uow.applications,
-                uow.tokens,
-                svc.clock,
-                svc.settings.max_parameter_length,
+                params, request.headers.get("authorization"), svc.token_context(uow)
             )
         except OAuthError as error:
             return await _client_error(request, "/oauth/revoke", client_key, error)
@@ -521,13 +516,7 @@ async def introspect(request: Request) -> Response:
     async with svc.db.unit(write=False) as uow:
         try:
             facts = await introspection.introspect(
-                params,
-                request.headers.get("authorization"),
-                uow.applications,
-                uow.tokens,
-                uow.owners,
-                svc.clock,
-                svc.settings.max_parameter_length,
+                params, request.headers.get("authorization"), svc.token_context(uow)
             )
         except OAuthError as error:
             return await _client_error(request, "/oauth/introspect", client_key, error)

@@ -28,7 +28,7 @@ def multi_params(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return params
 
 
-def json_error(error: OAuthError, *, basic_challenge: bool = False) -> JSONResponse:
+def json_error(error: OAuthError) -> JSONResponse:
     """RFC 6749 §5.2 body. A 401 carries WWW-Authenticate (§5.2: "MUST include")."""
     headers = dict(NO_STORE)
     if error.status == 401:

@@ -49,7 +49,6 @@ class Services:
             applications=uow.applications,
             codes=uow.codes,
             tokens=uow.tokens,
-            owners=uow.owners,
             clock=self.clock,
             policy=TokenPolicy(
                 access_token_lifetime=self.settings.access_token_lifetime,

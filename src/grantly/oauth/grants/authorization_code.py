@@ -53,6 +53,6 @@ async def exchange(
         if redirect_uri != record.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the one the code was issued for.")
     verify(verifier, record.code_challenge, record.code_challenge_method)
-    if not await owner_still_entitled(context, record.owner, record.owner_active):
+    if not owner_still_entitled(record.owner, record.owner_active):
         raise InvalidGrant("the user who authorized this code is no longer active.")
     return await mint(context, application, record.owner, record.scopes, record.id)

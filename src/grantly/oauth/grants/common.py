@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..clock import Clock
 from ..models import Application, NewTokens, ResourceOwner, TokenResponse
-from ..ports import ApplicationStore, AuthorizationCodeStore, OwnerStore, TokenStore
+from ..ports import ApplicationStore, AuthorizationCodeStore, TokenStore
 from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
 
 
@@ -26,7 +26,6 @@ class TokenContext:
     applications: ApplicationStore
     codes: AuthorizationCodeStore
     tokens: TokenStore
-    owners: OwnerStore
     clock: Clock
     policy: TokenPolicy
 
@@ -79,13 +78,9 @@ async def mint(
     )
 
 
-async def owner_still_entitled(
-    context: TokenContext, owner: ResourceOwner, known: bool | None = None
-) -> bool:
-    """A user grant needs the user to still be an active employee; a company grant does not.
-    ``known``: what the store read with the grant's record, if it did."""
-    if owner.type == "company" or owner.user_id is None:
+def owner_still_entitled(owner: ResourceOwner, owner_active: bool) -> bool:
+    """A user grant needs the user to still be an active employee (a terminated employee's
+    grants stop at once); a company grant acts for the company whoever authorized it."""
+    if owner.type == "company":
         return True
-    if known is not None:
-        return known
-    return await context.owners.user_is_active(owner.user_id)
+    return owner.user_id is not None and owner_active

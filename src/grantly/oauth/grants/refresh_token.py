@@ -48,7 +48,7 @@ async def refresh(
         granted = scope_rules.ordered(requested, context.policy.server_scopes)
     else:
         granted = record.scopes
-    if not await owner_still_entitled(context, record.owner, record.owner_active):
+    if not owner_still_entitled(record.owner, record.owner_active):
         raise InvalidGrant("the user who authorized this grant is no longer active.")
     # RFC 9700 §4.14.2 under concurrency: rotations and revocations of one grant queue on one
     # lock, so a reuse racing a rotation is detected rather than deadlocked.
