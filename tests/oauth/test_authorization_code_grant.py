@@ -15,7 +15,7 @@ import asyncio
 import pytest
 
 from grantly.oauth.errors import InvalidGrant, InvalidToken, OAuthError
-from grantly.oauth.models import ResourceOwner, TokenResponse
+from grantly.oauth.models import Application, ResourceOwner, TokenResponse
 from grantly.oauth.secrets import digest
 from grantly.oauth.token import token_request
 from tests.oauth.memory import run
@@ -35,9 +35,11 @@ from tests.oauth.support import (
 YEAR = 365 * 24 * 3600
 
 
-def invalid_grant(server: Server, code: str, **overrides: str | None) -> InvalidGrant:
+def invalid_grant(
+    server: Server, code: str, application: Application | None = None, **overrides: str | None
+) -> InvalidGrant:
     with pytest.raises(InvalidGrant) as caught:
-        server.exchange(code, **overrides)
+        server.exchange(code, application, **overrides)
     assert (caught.value.error, caught.value.status, caught.value.redirectable) == (
         "invalid_grant",
         400,
@@ -129,6 +131,34 @@ def test_a_replayed_code_leaves_other_grants_alone(server: Server) -> None:
     server.exchange(code)
     invalid_grant(server, code)
     assert server.bearer(other.access_token).scopes == ("read", "write")
+
+
+def test_a_used_public_code_replayed_without_its_verifier_revokes_nothing(
+    server: Server,
+) -> None:
+    """Doorkeeper's order: possession first. A leaked, used code of a public client is not
+    enough to revoke its owner's tokens; the one who holds the verifier too is the one who
+    redeemed it (or its thief), and then the grant is revoked."""
+    code = server.code(
+        server.native_app, code_challenge=RFC7636_CHALLENGE, code_challenge_method="S256"
+    )
+    first = server.exchange(code, server.native_app)
+    for verifier in (None, "x" * 43):
+        error = invalid_grant(server, code, server.native_app, code_verifier=verifier)
+        assert error.event is None  # not a replay: not audited as one
+        assert server.access_is_active(first.access_token)
+    error = invalid_grant(server, code, server.native_app)  # with the verifier
+    assert error.event is not None and error.event.name == "code.replayed"
+    assert not server.access_is_active(first.access_token)
+
+
+def test_a_used_code_replayed_with_another_redirect_uri_revokes_nothing(server: Server) -> None:
+    code = server.code()
+    first = server.exchange(code)
+    invalid_grant(server, code, redirect_uri=OTHER_REDIRECT_URI)
+    assert server.access_is_active(first.access_token)
+    invalid_grant(server, code)
+    assert not server.access_is_active(first.access_token)
 
 
 def test_of_two_concurrent_redemptions_of_a_code_exactly_one_succeeds(server: Server) -> None:

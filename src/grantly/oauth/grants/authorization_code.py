@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidGrant, SecurityEvent
-from ..models import Application, TokenResponse
+from ..models import Application, AuthorizationCode, TokenResponse
 from ..params import ParamReader
 from ..pkce import verify
 from ..secrets import digest
@@ -18,8 +18,12 @@ async def exchange(
     RFC 6749 §4.1.3: the code must have been issued to this client, must not have been used,
     and the redirect_uri must be identical to the one of the authorization request when that
     request included one. RFC 6749 §4.1.2 and RFC 9700 §4.2.4: a code presented a second time
-    fails and revokes the tokens already issued from it. RFC 7636 §4.6: the code_verifier must
-    match. The code is consumed atomically, so of many racing redemptions only one succeeds.
+    fails and revokes the tokens already issued from it, once the caller has proven possession
+    of the code as its first redeemer had to (client authentication, redirect_uri, PKCE
+    verifier: Doorkeeper's and oidc-provider's order), so that someone holding a leaked, used
+    code of a public client cannot revoke its owner's tokens. RFC 7636 §4.6: the code_verifier
+    must match. The code is consumed atomically, so of many racing redemptions only one
+    succeeds.
     """
     code = params.require("code")
     redirect_uri = params.get("redirect_uri")
@@ -35,6 +39,7 @@ async def exchange(
         if previous.application_id != application.id:
             # Not burnt: a client holding a stolen code cannot deny it to its owner.
             raise InvalidGrant("the authorization code was issued to another client.")
+        _proves_possession(previous, redirect_uri, verifier)
         await context.tokens.revoke_family(previous.id, now)
         raise InvalidGrant(
             "the authorization code was already used; tokens issued from it are revoked.",
@@ -45,6 +50,17 @@ async def exchange(
         )
     if now >= record.expires_at:
         raise InvalidGrant("the authorization code has expired; authorize again.")
+    _proves_possession(record, redirect_uri, verifier)
+    if not owner_still_entitled(record.owner, record.owner_active):
+        raise InvalidGrant("the user who authorized this code is no longer active.")
+    return await mint(context, application, record.owner, record.scopes, record.id)
+
+
+def _proves_possession(
+    record: AuthorizationCode, redirect_uri: str | None, verifier: str | None
+) -> None:
+    """RFC 6749 §4.1.3: redirect_uri identical to the authorization request's when that
+    request included one; RFC 7636 §4.6: the verifier matches the code's challenge."""
     if record.redirect_uri_in_request or redirect_uri is not None:
         if redirect_uri is None:
             raise InvalidGrant(
@@ -53,6 +69,3 @@ async def exchange(
         if redirect_uri != record.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the one the code was issued for.")
     verify(verifier, record.code_challenge, record.code_challenge_method)
-    if not owner_still_entitled(record.owner, record.owner_active):
-        raise InvalidGrant("the user who authorized this code is no longer active.")
-    return await mint(context, application, record.owner, record.scopes, record.id)
