@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..oauth.models import ResourceOwner
 from . import rows
@@ -51,14 +53,16 @@ class Consents:
         self, application_id: int, owner: ResourceOwner, scopes: Sequence[str], now: int
     ) -> None:
         """Remember a grant; a later grant of the same application widens the remembered
-        scopes to the union of both."""
+        scopes to the union of both. Concurrent grants meet at the unique index of live
+        consents: the insert of the second does nothing (PostgreSQL has it wait for the first
+        to commit), and it merges into the first's row, locked for the merge."""
         c = t.consents
-        row = await self.tx.first(
-            select(c.c.id, c.c.scopes).where(self._active(application_id, owner))
-        )
-        if row is None:
-            await self.tx.execute(
-                insert(c).values(
+        insert = sqlite_insert if self.tx.backend == "sqlite" else postgresql_insert
+        user_grant = owner.type == "user"
+        for _ in range(2):
+            created = await self.tx.first(
+                insert(c)
+                .values(
                     application_id=application_id,
                     owner_type=owner.type,
                     company_id=owner.company_id,
@@ -67,14 +71,31 @@ class Consents:
                     created_at=now,
                     updated_at=now,
                 )
+                .on_conflict_do_nothing(
+                    index_elements=(
+                        [c.c.application_id, c.c.company_id, c.c.user_id]
+                        if user_grant
+                        else [c.c.application_id, c.c.company_id]
+                    ),
+                    index_where=and_(c.c.owner_type == owner.type, c.c.revoked_at.is_(None)),
+                )
+                .returning(c.c.id)
             )
-            return
-        merged = list(dict.fromkeys([*row.scopes.split(), *scopes]))
-        await self.tx.execute(
-            update(c)
-            .where(c.c.id == row.id)
-            .values(scopes=" ".join(merged), updated_at=now, user_id=owner.user_id)
-        )
+            if created is not None:
+                return
+            live = select(c.c.id, c.c.scopes).where(self._active(application_id, owner))
+            if self.tx.backend != "sqlite":  # SQLite's writer holds the whole database
+                live = live.with_for_update()
+            row = await self.tx.first(live)
+            if row is not None:
+                merged = list(dict.fromkeys([*row.scopes.split(), *scopes]))
+                await self.tx.execute(
+                    update(c)
+                    .where(c.c.id == row.id)
+                    .values(scopes=" ".join(merged), updated_at=now, user_id=owner.user_id)
+                )
+                return
+            # Revoked between the two statements: insert anew.
 
     async def covers(
         self, application_id: int, user_id: int, company_id: int, scopes: Sequence[str]
