@@ -31,10 +31,11 @@ from .web import (
     accounts,
     applications,
     audit_page,
+    authorization,
+    client_endpoints,
     grants,
     health,
     metadata,
-    oauth_endpoints,
 )
 from .web import api_keys as api_keys_page
 from .web.services import TEMPLATES_DIR, Services
@@ -370,7 +371,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
     # Routers are matched in order, one by one: the hot paths (health checks, the token
     # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
-    app.router.routes[:0] = [*health.routes, *oauth_endpoints.routes, *me.routes]
+    app.router.routes[:0] = [
+        *health.routes,
+        *client_endpoints.routes,
+        *me.routes,
+        *authorization.routes,
+    ]
     app.include_router(me.router)
     app.include_router(employees.router)
     app.include_router(credentials.router)

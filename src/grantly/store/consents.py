@@ -77,7 +77,9 @@ class Consents:
                         if user_grant
                         else [c.c.application_id, c.c.company_id]
                     ),
-                    index_where=and_(c.c.owner_type == owner.type, c.c.revoked_at.is_(None)),
+                    # The index's own predicate, as written: PostgreSQL infers the index only
+                    # from a predicate that implies it, which a bound parameter does not.
+                    index_where=t.LIVE_USER_GRANT if user_grant else t.LIVE_COMPANY_GRANT,
                 )
                 .returning(c.c.id)
             )

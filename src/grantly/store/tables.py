@@ -197,24 +197,24 @@ consents = Table(
 )
 # One live consent per application and person (user grants) or per application and company
 # (company grants): concurrent grants upsert into it (``Consents.record``).
-_LIVE_USER_GRANT = text("owner_type = 'user' AND revoked_at IS NULL")
-_LIVE_COMPANY_GRANT = text("owner_type = 'company' AND revoked_at IS NULL")
+LIVE_USER_GRANT = text("owner_type = 'user' AND revoked_at IS NULL")
+LIVE_COMPANY_GRANT = text("owner_type = 'company' AND revoked_at IS NULL")
 Index(
     "uq_consents_live_user_grant",
     consents.c.application_id,
     consents.c.company_id,
     consents.c.user_id,
     unique=True,
-    sqlite_where=_LIVE_USER_GRANT,
-    postgresql_where=_LIVE_USER_GRANT,
+    sqlite_where=LIVE_USER_GRANT,
+    postgresql_where=LIVE_USER_GRANT,
 )
 Index(
     "uq_consents_live_company_grant",
     consents.c.application_id,
     consents.c.company_id,
     unique=True,
-    sqlite_where=_LIVE_COMPANY_GRANT,
-    postgresql_where=_LIVE_COMPANY_GRANT,
+    sqlite_where=LIVE_COMPANY_GRANT,
+    postgresql_where=LIVE_COMPANY_GRANT,
 )
 
 api_keys = Table(

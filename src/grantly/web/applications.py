@@ -16,8 +16,8 @@ from ..oauth.registration import ApplicationDraft, RegistrationError, validate
 from ..store.consents import Consent
 from ..store.unit import Store
 from . import sessions
+from .authorization import dashboard_authorization
 from .guards import admin_or_refusal, checked_form, form_id
-from .oauth_endpoints import dashboard_authorization
 from .responses import NO_STORE, error_page
 from .services import audit, services
 

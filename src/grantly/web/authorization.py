@@ -1,28 +1,23 @@
-"""OAuth endpoints over HTTP: ``/oauth/authorize`` (RFC 6749 §4.1.1-4.1.2) and
-``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §6). Each handler only translates HTTP to the
-protocol core and back."""
+"""The browser's side of the authorization code flow: ``/oauth/authorize`` (RFC 6749
+§4.1.1-4.1.2), the consent page and the person's decision, and the page that shows a code
+(the dashboard's Authorize button, the out-of-band redirect URI). Each handler only translates
+HTTP to the protocol core and back."""
 
 from __future__ import annotations
 
 import shlex
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from ..oauth import authorize as authz
-from ..oauth import bearer, clients, introspection, pkce, revocation
-from ..oauth.errors import AccessDenied, InvalidRequest, OAuthError
+from ..oauth import pkce
+from ..oauth.errors import AccessDenied, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
-from ..oauth.token import token_request
 from ..observability import (
     AUTHORIZATIONS,
-    OAUTH_ERRORS,
-    TOKENS_ISSUED,
-    TOKENS_REFRESHED,
-    TOKENS_REVOKED,
     Route,
 )
 from ..store.unit import Store
@@ -30,9 +25,7 @@ from . import sessions
 from .responses import (
     NO_STORE,
     authorization_error,
-    bearer_error,
     error_page,
-    json_error,
     leaving_page,
     multi_params,
 )
@@ -309,259 +302,11 @@ async def dashboard_authorization(
     return await consent_page(request, uow, auth, user, show_code=True)
 
 
-async def token(request: Request) -> Response:
-    """RFC 6749 §3.2: POST, form-encoded. Parameters in the query string are accepted too, as
-    Factorial's guides show, though they end up in logs and proxies: discouraged."""
-    svc = services(request)
-    try:
-        params = await _token_params(request)
-    except OAuthError as error:
-        return json_error(error)
-    client_key = _client_key(request, params)
-    if (refused := await _throttled(request, client_key)) is not None:
-        return refused
-    async with svc.db.unit() as uow:
-        try:
-            result = await token_request(
-                params, request.headers.get("authorization"), svc.token_context(uow)
-            )
-        except OAuthError as error:
-            if error.event is not None:
-                await _audit_security_event(request, uow, error)
-            return await _client_error(request, "/oauth/token", client_key, error)
-        if result.owner is not None:
-            refreshed = params.get("grant_type") == ["refresh_token"]
-            if refreshed:
-                TOKENS_REFRESHED.inc()
-            else:
-                TOKENS_ISSUED.labels(result.owner.type).inc()
-            await audit(
-                request,
-                uow,
-                "token.refreshed" if refreshed else "token.issued",
-                company_id=result.owner.company_id,
-                actor_user_id=result.owner.user_id,
-                application_id=result.application_id,
-                resource_owner_type=result.owner.type,
-                scope=" ".join(result.scopes),
-                **({"grace_retry": True} if result.grace_retry else {}),
-            )
-    return JSONResponse(result.body(), headers=NO_STORE)
-
-
-async def _audit_security_event(request: Request, uow: Store, error: OAuthError) -> None:
-    event = error.event
-    assert event is not None
-    await audit(
-        request,
-        uow,
-        event.name,
-        company_id=event.company_id,
-        actor_user_id=event.user_id,
-        application_id=event.application_id,
-    )
-
-
-async def _token_params(request: Request) -> dict[str, list[str]]:
-    params = multi_params(request.query_params.multi_items())
-    return await _form_params(request, params)
-
-
-def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
-    """The client id a request claims (HTTP Basic or body), for throttling its failures."""
-
-    def first(name: str) -> str | None:
-        values = params.get(name)
-        return values[0] if values else None
-
-    try:
-        claimed = clients.from_request(
-            request.headers.get("authorization"), first("client_id"), first("client_secret")
-        ).client_id
-    except OAuthError:
-        return None
-    return claimed[:200] if claimed else None
-
-
-async def _throttled(request: Request, client_key: str | None) -> Response | None:
-    """429 while a client id has failed authentication too often (RFC 6749 §10.10)."""
-    if client_key is None:
-        return None
-    refusal = await services(request).throttle.client_auth_refusal(client_key)
-    if refusal is None:
-        return None
-    return JSONResponse(
-        {
-            "error": "too_many_requests",
-            "error_description": "too many failed client authentications; retry after "
-            f"{refusal.retry_after} seconds.",
-        },
-        status_code=429,
-        headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
-    )
-
-
-async def _client_error(
-    request: Request, endpoint: str, client_key: str | None, error: OAuthError
-) -> Response:
-    """The one answer to an OAuth error at a client endpoint (token, revoke, introspect): count
-    it by RFC code, count a failed client authentication for the throttle and the audit trail,
-    then RFC 6749 §5.2 JSON."""
-    OAUTH_ERRORS.labels(endpoint, error.error).inc()
-    response = json_error(error)
-    if client_key is not None and error.error == "invalid_client":
-        await services(request).throttle.client_auth_failed(client_key)
-        # Written once the request's own transaction is over (it may be read-only, or hold
-        # SQLite's write lock).
-        response.background = BackgroundTask(_audit_client_failure, request, endpoint, client_key)
-    return response
-
-
-async def _audit_client_failure(request: Request, endpoint: str, client_id: str) -> None:
-    """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
-    a security event for the admins of the company that owns it (never the secret presented).
-    An unknown client id belongs to no company: it is only counted (metrics, throttle)."""
-    async with services(request).db.unit() as uow:
-        application = await uow.applications.by_client_id(client_id)
-        if application is None:
-            return
-        await audit(
-            request,
-            uow,
-            "client.authentication_failed",
-            company_id=application.company_id,
-            application_id=application.id,
-            endpoint=endpoint,
-        )
-
-
-async def _body_params(request: Request) -> dict[str, list[str]]:
-    """RFC 7009 §2.1, RFC 7662 §2.1: POST with a form body; nothing in the URL."""
-    if request.url.query:
-        raise InvalidRequest(
-            "send the parameters in the POST body (application/x-www-form-urlencoded), "
-            "not in the URL."
-        )
-    return await _form_params(request, {})
-
-
-async def _form_params(request: Request, params: dict[str, list[str]]) -> dict[str, list[str]]:
-    if params and not services(request).settings.token_query_parameters:
-        # RFC 6749 §2.3.1: the client secret "MUST NOT be included in the request URI".
-        raise InvalidRequest(
-            "send the token request's parameters in the POST body "
-            "(application/x-www-form-urlencoded), not in the URL."
-        )
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if body:
-        if content_type != FORM_CONTENT_TYPE:
-            raise InvalidRequest(
-                f"the token request body must be {FORM_CONTENT_TYPE} (RFC 6749 §3.2)."
-            )
-        # The standard library's parser: python-multipart (Starlette's ``request.form()``) cost
-        # more than the rest of the request's parsing (issue 6's profile). Percent-escapes that
-        # do not decode to UTF-8 are malformed, not guessed at.
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
-        except UnicodeDecodeError as exc:
-            raise InvalidRequest("the request body is not valid form encoding.") from exc
-        for key, value in pairs:
-            params.setdefault(key, []).append(value)
-    return params
-
-
-async def revoke(request: Request) -> Response:
-    """RFC 7009 §2.1: 200 whether or not the token existed; errors as §2.2.1 JSON."""
-    svc = services(request)
-    try:
-        params = await _body_params(request)
-    except OAuthError as error:
-        return json_error(error)
-    client_key = _client_key(request, params)
-    if (refused := await _throttled(request, client_key)) is not None:
-        return refused
-    async with svc.db.unit() as uow:
-        try:
-            revoked = await revocation.revoke(
-                params, request.headers.get("authorization"), svc.token_context(uow)
-            )
-        except OAuthError as error:
-            return await _client_error(request, "/oauth/revoke", client_key, error)
-        if revoked.kind is not None:
-            TOKENS_REVOKED.labels(revoked.kind).inc()
-            await audit(
-                request,
-                uow,
-                "token.revoked",
-                company_id=revoked.company_id,
-                actor_user_id=revoked.user_id,
-                application_id=revoked.application.id,
-                token_type=revoked.kind,
-                by="client",
-            )
-    return Response(status_code=200, headers=NO_STORE)
-
-
-async def introspect(request: Request) -> Response:
-    """RFC 7662 §2: the facts about a token, or ``{"active": false}``."""
-    svc = services(request)
-    try:
-        params = await _body_params(request)
-    except OAuthError as error:
-        return json_error(error)
-    client_key = _client_key(request, params)
-    if (refused := await _throttled(request, client_key)) is not None:
-        return refused
-    async with svc.db.unit(write=False) as uow:
-        try:
-            facts = await introspection.introspect(
-                params, request.headers.get("authorization"), svc.token_context(uow)
-            )
-        except OAuthError as error:
-            return await _client_error(request, "/oauth/introspect", client_key, error)
-    return JSONResponse(facts, headers=NO_STORE)
-
-
-async def token_info(request: Request) -> Response:
-    """Doorkeeper's token info: what the Bearer token in the request is, for its holder."""
-    svc = services(request)
-    async with svc.db.unit(write=False) as uow:
-        try:
-            token = await bearer.authenticate(
-                bearer.token_from_header(request.headers.get("authorization")),
-                uow.tokens,
-                svc.clock,
-            )
-        except OAuthError as error:
-            return bearer_error(error)
-    now = svc.clock.now()
-    body = {
-        "resource_owner_id": token.owner.user_id
-        if token.owner.type == "user"
-        else token.owner.company_id,
-        "resource_owner_type": token.owner.type,
-        "company_id": token.owner.company_id,
-        "scope": list(token.scopes),
-        "expires_in": None if token.expires_at is None else token.expires_at - now,
-        "application": {"uid": token.client_id},
-        "created_at": token.created_at,
-    }
-    return JSONResponse(body, headers=NO_STORE)
-
-
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# Plain Starlette routes, in the order of their traffic: each handler takes only the request,
-# and FastAPI's per-route machinery (dependency solving, its own wrapping) cost about 100 µs a
-# request on the token endpoint (issue 6's profile). None of them is in the OpenAPI description.
 routes = [
-    Route("/oauth/token", token, methods=["POST"]),
-    Route("/oauth/introspect", introspect, methods=["POST"]),
-    Route("/oauth/token/info", token_info, methods=["GET"]),
-    Route("/oauth/revoke", revoke, methods=["POST"]),
     Route("/oauth/authorize", authorize, methods=["GET"]),
     Route("/oauth/authorize", decide, methods=["POST"]),
 ]

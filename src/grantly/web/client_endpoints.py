@@ -1,0 +1,286 @@
+"""The endpoints clients and resource servers call with their own credentials:
+``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §6), ``/oauth/revoke`` (RFC 7009),
+``/oauth/introspect`` (RFC 7662) and Doorkeeper's ``/oauth/token/info``.
+
+The first three are one pipeline of steps, in this order (``_client_endpoint``; oidc-provider's
+``actions/token.js`` reads the same way):
+1. parse the parameters (form body; the token endpoint also takes the query string);
+2. refuse a client id that failed authentication too often (429, RFC 6749 §10.10);
+3. run the protocol core in one unit of work; an ``OAuthError`` is a decision, caught inside
+   the unit, so that what the core did before deciding (revoking the grant of a replayed code)
+   and the security event it reports are committed with it;
+4. after the unit, count a failed client authentication for the throttle and audit it (a
+   Redis round trip must never hold SQLite's write lock);
+5. answer: the core's result, or RFC 6749 §5.2 JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..oauth import bearer, clients, introspection, revocation
+from ..oauth.errors import InvalidRequest, OAuthError
+from ..oauth.params import Params
+from ..oauth.token import token_request
+from ..observability import OAUTH_ERRORS, TOKENS_ISSUED, TOKENS_REFRESHED, TOKENS_REVOKED, Route
+from ..store.unit import Store
+from .responses import NO_STORE, bearer_error, json_error, multi_params
+from .services import audit, services
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+Parse = Callable[[Request], Awaitable[Params]]
+Handle = Callable[[Request, Params, Store], Awaitable[Response]]
+
+
+async def _client_endpoint(
+    request: Request, endpoint: str, parse: Parse, handle: Handle, *, write: bool
+) -> Response:
+    """The steps of a client endpoint (the module's docstring)."""
+    try:
+        params = await parse(request)
+    except OAuthError as error:
+        return json_error(error)
+    client_key = _client_key(request, params)
+    if (refused := await _throttled(request, client_key)) is not None:
+        return refused
+    decision: OAuthError | None = None
+    async with services(request).db.unit(write=write) as uow:
+        try:
+            response = await handle(request, params, uow)
+        except OAuthError as error:
+            decision = error
+            if error.event is not None:
+                event = error.event
+                await audit(
+                    request,
+                    uow,
+                    event.name,
+                    company_id=event.company_id,
+                    actor_user_id=event.user_id,
+                    application_id=event.application_id,
+                )
+    if decision is not None:
+        return await _client_error(request, endpoint, client_key, decision)
+    return response
+
+
+async def token(request: Request) -> Response:
+    """RFC 6749 §3.2: POST, form-encoded. Parameters in the query string are accepted too, as
+    Factorial's guides show, though they end up in logs and proxies: discouraged."""
+    return await _client_endpoint(request, "/oauth/token", _token_params, _token, write=True)
+
+
+async def _token(request: Request, params: Params, uow: Store) -> Response:
+    svc = services(request)
+    result = await token_request(
+        params, request.headers.get("authorization"), svc.token_context(uow)
+    )
+    if result.owner is not None:
+        refreshed = params.get("grant_type") == ["refresh_token"]
+        if refreshed:
+            TOKENS_REFRESHED.inc()
+        else:
+            TOKENS_ISSUED.labels(result.owner.type).inc()
+        await audit(
+            request,
+            uow,
+            "token.refreshed" if refreshed else "token.issued",
+            company_id=result.owner.company_id,
+            actor_user_id=result.owner.user_id,
+            application_id=result.application_id,
+            resource_owner_type=result.owner.type,
+            scope=" ".join(result.scopes),
+            **({"grace_retry": True} if result.grace_retry else {}),
+        )
+    return JSONResponse(result.body(), headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    """RFC 7009 §2.1: 200 whether or not the token existed; errors as §2.2.1 JSON."""
+    return await _client_endpoint(request, "/oauth/revoke", _body_params, _revoke, write=True)
+
+
+async def _revoke(request: Request, params: Params, uow: Store) -> Response:
+    svc = services(request)
+    revoked = await revocation.revoke(
+        params, request.headers.get("authorization"), svc.token_context(uow)
+    )
+    if revoked.kind is not None:
+        TOKENS_REVOKED.labels(revoked.kind).inc()
+        await audit(
+            request,
+            uow,
+            "token.revoked",
+            company_id=revoked.company_id,
+            actor_user_id=revoked.user_id,
+            application_id=revoked.application.id,
+            token_type=revoked.kind,
+            by="client",
+        )
+    return Response(status_code=200, headers=NO_STORE)
+
+
+async def introspect(request: Request) -> Response:
+    """RFC 7662 §2: the facts about a token, or ``{"active": false}``."""
+    return await _client_endpoint(
+        request, "/oauth/introspect", _body_params, _introspect, write=False
+    )
+
+
+async def _introspect(request: Request, params: Params, uow: Store) -> Response:
+    facts = await introspection.introspect(
+        params, request.headers.get("authorization"), services(request).token_context(uow)
+    )
+    return JSONResponse(facts, headers=NO_STORE)
+
+
+async def token_info(request: Request) -> Response:
+    """Doorkeeper's token info: what the Bearer token in the request is, for its holder."""
+    svc = services(request)
+    async with svc.db.unit(write=False) as uow:
+        try:
+            token = await bearer.authenticate(
+                bearer.token_from_header(request.headers.get("authorization")),
+                uow.tokens,
+                svc.clock,
+            )
+        except OAuthError as error:
+            return bearer_error(error)
+    now = svc.clock.now()
+    body = {
+        "resource_owner_id": token.owner.user_id
+        if token.owner.type == "user"
+        else token.owner.company_id,
+        "resource_owner_type": token.owner.type,
+        "company_id": token.owner.company_id,
+        "scope": list(token.scopes),
+        "expires_in": None if token.expires_at is None else token.expires_at - now,
+        "application": {"uid": token.client_id},
+        "created_at": token.created_at,
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+async def _token_params(request: Request) -> dict[str, list[str]]:
+    params = multi_params(request.query_params.multi_items())
+    return await _form_params(request, params)
+
+
+async def _body_params(request: Request) -> dict[str, list[str]]:
+    """RFC 7009 §2.1, RFC 7662 §2.1: POST with a form body; nothing in the URL."""
+    if request.url.query:
+        raise InvalidRequest(
+            "send the parameters in the POST body (application/x-www-form-urlencoded), "
+            "not in the URL."
+        )
+    return await _form_params(request, {})
+
+
+async def _form_params(request: Request, params: dict[str, list[str]]) -> dict[str, list[str]]:
+    if params and not services(request).settings.token_query_parameters:
+        # RFC 6749 §2.3.1: the client secret "MUST NOT be included in the request URI".
+        raise InvalidRequest(
+            "send the token request's parameters in the POST body "
+            "(application/x-www-form-urlencoded), not in the URL."
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if body:
+        if content_type != FORM_CONTENT_TYPE:
+            raise InvalidRequest(
+                f"the token request body must be {FORM_CONTENT_TYPE} (RFC 6749 §3.2)."
+            )
+        # The standard library's parser: python-multipart (Starlette's ``request.form()``) cost
+        # more than the rest of the request's parsing . Percent-escapes that
+        # do not decode to UTF-8 are malformed, not guessed at.
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest("the request body is not valid form encoding.") from exc
+        for key, value in pairs:
+            params.setdefault(key, []).append(value)
+    return params
+
+
+def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
+    """The client id a request claims (HTTP Basic or body), for throttling its failures."""
+
+    def first(name: str) -> str | None:
+        values = params.get(name)
+        return values[0] if values else None
+
+    try:
+        claimed = clients.from_request(
+            request.headers.get("authorization"), first("client_id"), first("client_secret")
+        ).client_id
+    except OAuthError:
+        return None
+    return claimed[:200] if claimed else None
+
+
+async def _throttled(request: Request, client_key: str | None) -> Response | None:
+    """429 while a client id has failed authentication too often (RFC 6749 §10.10)."""
+    if client_key is None:
+        return None
+    refusal = await services(request).throttle.client_auth_refusal(client_key)
+    if refusal is None:
+        return None
+    return JSONResponse(
+        {
+            "error": "too_many_requests",
+            "error_description": "too many failed client authentications; retry after "
+            f"{refusal.retry_after} seconds.",
+        },
+        status_code=429,
+        headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
+    )
+
+
+async def _client_error(
+    request: Request, endpoint: str, client_key: str | None, error: OAuthError
+) -> Response:
+    """The one answer to an OAuth error at a client endpoint: count it by RFC code, count a
+    failed client authentication for the throttle and the audit trail, then RFC 6749 §5.2
+    JSON. Runs after the request's unit of work."""
+    OAUTH_ERRORS.labels(endpoint, error.error).inc()
+    response = json_error(error)
+    if client_key is not None and error.error == "invalid_client":
+        await services(request).throttle.client_auth_failed(client_key)
+        # Written once the response is sent, in a unit of its own.
+        response.background = BackgroundTask(_audit_client_failure, request, endpoint, client_key)
+    return response
+
+
+async def _audit_client_failure(request: Request, endpoint: str, client_id: str) -> None:
+    """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
+    a security event for the admins of the company that owns it (never the secret presented).
+    An unknown client id belongs to no company: it is only counted (metrics, throttle)."""
+    async with services(request).db.unit() as uow:
+        application = await uow.applications.by_client_id(client_id)
+        if application is None:
+            return
+        await audit(
+            request,
+            uow,
+            "client.authentication_failed",
+            company_id=application.company_id,
+            application_id=application.id,
+            endpoint=endpoint,
+        )
+
+
+# Plain Starlette routes, in the order of their traffic: each handler takes only the request,
+# and FastAPI's per-route machinery (dependency solving, its own wrapping) cost about 100 µs a
+# request on the token endpoint. None of them is in the OpenAPI description.
+routes = [
+    Route("/oauth/token", token, methods=["POST"]),
+    Route("/oauth/introspect", introspect, methods=["POST"]),
+    Route("/oauth/token/info", token_info, methods=["GET"]),
+    Route("/oauth/revoke", revoke, methods=["POST"]),
+]
