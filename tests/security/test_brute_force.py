@@ -173,3 +173,33 @@ def test_the_window_passes_and_the_owner_gets_in(world: World, tmp_path) -> None
         assert http.post("/oauth/introspect", data=data, auth=basic(world.app)).status_code == 429
         time.sleep(4.2)
         assert http.post("/oauth/introspect", data=data, auth=basic(world.app)).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_failed_client_authentication_is_counted_once_the_unit_of_work_is_over(
+    world: World, endpoint: str
+) -> None:
+    """The throttle's count (a Redis round trip when Redis is configured) never runs inside
+    the request's transaction: on SQLite that would hold the write lock across the network.
+    The probe opens a writing unit of its own while it counts: were the request's unit still
+    open, SQLite's writer queue would make it wait for that unit, which waits for it."""
+    import asyncio
+
+    app = create_app(world.settings)
+    services = app.state.services
+    counted: list[str] = []
+    count = services.throttle.client_auth_failed
+
+    async def probe(client_key: str) -> None:
+        async with asyncio.timeout(5):
+            async with services.db.unit() as uow:
+                await uow.accounts.company(world.company_a)
+        counted.append(client_key)
+        await count(client_key)
+
+    services.throttle.client_auth_failed = probe
+    data = {"grant_type": "authorization_code", "code": "x", "token": "x"}
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        response = client.post(endpoint, data=data, auth=basic(world.app, "wrong"))
+    assert response.status_code == 401, response.text
+    assert counted == [world.app.client_id]
