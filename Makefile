@@ -30,6 +30,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The whole suite twice: on SQLite (the embedded default), then on PostgreSQL.
 test: install browser-deps lint

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -23,6 +22,7 @@ from . import __version__
 from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
 from .observability import RequestLogging, configure_logging, metrics_body
+from .services import Services
 from .settings import Settings
 from .store.database import open_database
 from .store.errors import Unavailable
@@ -38,7 +38,7 @@ from .web import (
     metadata,
 )
 from .web import api_keys as api_keys_page
-from .web.services import TEMPLATES_DIR, Services
+from .web.pages import templates as page_templates
 
 log = logging.getLogger("grantly")
 
@@ -311,7 +311,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     db = open_database(settings.database_url, settings.database_pool_size)
-    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     throttle = Throttle(
         settings.redis_url,
         sign_in_per_account=settings.sign_in_limit_per_account,
@@ -323,7 +322,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         settings=settings,
         db=db,
         clock=clock or SystemClock(),
-        templates=templates,
+        templates=page_templates(),
         throttle=throttle,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from argon2 import PasswordHasher
@@ -40,7 +41,5 @@ def _verify_bounded(password_hash: str | None, password: str) -> bool:
 
 
 async def verify_password_async(password_hash: str | None, password: str) -> bool:
-    """Verify off the event loop, at most four at a time per process."""
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_verify_bounded, password_hash, password)
+    """Verify off the event loop (in a worker thread), at most four at a time per process."""
+    return await asyncio.to_thread(_verify_bounded, password_hash, password)

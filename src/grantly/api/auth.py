@@ -6,8 +6,8 @@ from starlette.requests import Request
 
 from ..oauth import bearer
 from ..oauth.models import AccessToken
+from ..services import services
 from ..store.unit import Store
-from ..web.services import services
 
 
 async def access_token(request: Request, uow: Store) -> AccessToken:

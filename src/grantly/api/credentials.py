@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ..web.responses import NO_STORE
+from ..http import NO_STORE
 from .pagination import CURSOR_PATTERN, decode_cursor, encode_cursor, page_size
 from .principal import Principal
 from .problems import ERROR_RESPONSES

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Body, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..http import NO_STORE
+from ..services import services
 from ..store.errors import Conflict
 from ..store.people import Employee as EmployeeRecord
 from ..store.people import EmployeeFilter, PageRequest, People
-from ..web.responses import NO_STORE
-from ..web.services import services
 from .pagination import CURSOR_PATTERN, decode_cursor, encode_cursor, page_size
 from .principal import Principal
 from .problems import (

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..http import NO_STORE, bearer_error
 from ..oauth.errors import OAuthError
 from ..observability import Route
-from ..web.responses import NO_STORE, bearer_error
-from ..web.services import services
+from ..services import services
 from .principal import authenticate
 
 router = APIRouter(prefix="/api/v1")

@@ -16,8 +16,8 @@ from ..oauth.bearer import require_scope
 from ..oauth.errors import InvalidRequest, InvalidToken
 from ..oauth.models import User
 from ..oauth.secrets import digest
+from ..services import services
 from ..store.unit import Store
-from ..web.services import services
 from .auth import access_token
 
 CredentialKind = Literal["user_token", "company_token", "api_key"]

@@ -2,7 +2,7 @@
 §5.2 uses (``error``, ``error_description``), never cached.
 
 Credential errors (missing, invalid, expired token; insufficient scope) are RFC 6750 §3
-challenges and go through ``web.responses.bearer_error`` instead.
+challenges and go through ``grantly.http.bearer_error`` instead.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
+from ..http import NO_STORE
 from ..oauth.errors import OAuthError
-from ..web.responses import NO_STORE
 
 
 class ValidationIssue(BaseModel):

@@ -26,10 +26,10 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..http import bearer_error
 from ..oauth.errors import OAuthError
+from ..services import services
 from ..store.unit import Store
-from ..web.responses import bearer_error
-from ..web.services import services
 from .principal import API_KEY_HEADER, Principal, authenticate
 from .problems import ApiProblem, forbidden, from_validation_error
 

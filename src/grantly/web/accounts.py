@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..passwords import hash_password, needs_rehash, verify_password_async
+from ..services import services
 from . import sessions
+from .pages import render, signed_in_user
 from .responses import error_page
-from .services import services, signed_in_user
 
 router = APIRouter()
 
@@ -25,7 +26,7 @@ async def home(request: Request) -> Response:
         if user is None:
             return RedirectResponse("/login", status_code=303)
         company = await uow.accounts.company(user.company_id)
-    return svc.render(request, "home.html", company=company)
+    return render(request, "home.html", company=company)
 
 
 @router.get("/login", include_in_schema=False)
@@ -35,7 +36,7 @@ async def login_form(request: Request) -> Response:
     async with svc.db.unit(write=False) as uow:
         if await signed_in_user(request, uow) is not None:
             return RedirectResponse(next_path, status_code=303)
-    return svc.render(request, "login.html", next_path=next_path, email="", failed=False)
+    return render(request, "login.html", next_path=next_path, email="", failed=False)
 
 
 @router.post("/login", include_in_schema=False)
@@ -74,7 +75,7 @@ async def login(request: Request) -> Response:
     valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
         await svc.throttle.sign_in_failed(email, address)
-        return svc.render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
+        return render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     new_hash = None
     if password_hash and needs_rehash(password_hash):
         new_hash = await run_in_threadpool(hash_password, password)

@@ -8,12 +8,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..api.keys import InvalidApiKeyName, create_api_key
+from ..http import NO_STORE
 from ..oauth.models import User
+from ..services import services
 from ..store.unit import Store
 from . import sessions
 from .guards import admin_or_refusal, checked_form, form_id
-from .responses import NO_STORE, error_page
-from .services import audit, services
+from .pages import audit, render
+from .responses import error_page
 
 router = APIRouter(prefix="/api_keys")
 
@@ -41,9 +43,7 @@ async def _index(
     status: int = 200,
 ) -> Response:
     keys = await uow.api_keys.for_company(user.company_id)
-    return services(request).render(
-        request, "api_keys/index.html", status, api_keys=keys, name=name, problem=problem
-    )
+    return render(request, "api_keys/index.html", status, api_keys=keys, name=name, problem=problem)
 
 
 @router.get("", include_in_schema=False)
@@ -80,7 +80,7 @@ async def create(request: Request) -> Response:
             hint=created.api_key.hint,
         )
     sessions.mark_done(request, form_id(form), "/api_keys")
-    response = svc.render(
+    response = render(
         request, "api_keys/created.html", 201, api_key=created.api_key, key=created.key
     )
     response.headers.update(NO_STORE)

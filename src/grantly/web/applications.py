@@ -10,16 +10,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .. import admin
+from ..http import NO_STORE
 from ..oauth.models import Application, User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..oauth.registration import ApplicationDraft, RegistrationError, validate
+from ..services import services
 from ..store.consents import Consent
 from ..store.unit import Store
 from . import sessions
 from .authorization import dashboard_authorization
 from .guards import admin_or_refusal, checked_form, form_id
-from .responses import NO_STORE, error_page
-from .services import audit, services
+from .pages import audit, render
+from .responses import error_page
 
 router = APIRouter(prefix="/oauth/applications")
 
@@ -80,7 +82,7 @@ def _show(
     status: int = 200,
     company_grants: list[Consent] | None = None,
 ) -> Response:
-    response = services(request).render(
+    response = render(
         request,
         "applications/show.html",
         status,
@@ -104,7 +106,7 @@ def _form(
     status: int = 200,
 ) -> Response:
     svc = services(request)
-    return svc.render(
+    return render(
         request,
         "applications/form.html",
         status,
@@ -153,7 +155,7 @@ async def index(request: Request) -> Response:
         if isinstance(user, Response):
             return user
         applications = await uow.applications.for_company(user.company_id)
-    return svc.render(request, "applications/index.html", applications=applications)
+    return render(request, "applications/index.html", applications=applications)
 
 
 @router.get("/new", include_in_schema=False)

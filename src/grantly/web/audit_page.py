@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..services import services
+from .pages import render, signed_in_user
 from .responses import error_page
-from .services import services, signed_in_user
 
 router = APIRouter()
 
@@ -29,4 +30,4 @@ async def audit_trail(request: Request) -> Response:
                 403,
             )
         events = await uow.audit.recent(user.company_id, limit=200)
-    return svc.render(request, "audit.html", events=events)
+    return render(request, "audit.html", events=events)

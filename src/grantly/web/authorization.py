@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..http import NO_STORE, multi_params
 from ..oauth import authorize as authz
 from ..oauth import pkce
 from ..oauth.errors import AccessDenied, OAuthError
@@ -20,16 +21,11 @@ from ..observability import (
     AUTHORIZATIONS,
     Route,
 )
+from ..services import services
 from ..store.unit import Store
 from . import sessions
-from .responses import (
-    NO_STORE,
-    authorization_error,
-    error_page,
-    leaving_page,
-    multi_params,
-)
-from .services import audit, services, signed_in_user
+from .pages import audit, render, signed_in_user
+from .responses import authorization_error, error_page, leaving_page
 
 # Form fields of the consent form that are Grantly's own, not authorization parameters.
 _CONSENT_FIELDS = {sessions.CSRF_FIELD, sessions.FORM_ID_FIELD, "decision", "show_code"}
@@ -170,11 +166,10 @@ async def consent_page(
     *,
     show_code: bool,
 ) -> Response:
-    svc = services(request)
     accounts = uow.accounts
     owner_company = await accounts.company(auth.application.company_id)
     user_company = await accounts.company(user.company_id)
-    response = svc.render(
+    response = render(
         request,
         "consent.html",
         auth=auth,
@@ -260,7 +255,7 @@ def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> 
     curl = f"curl -X POST {shlex.quote(svc.settings.issuer + '/oauth/token')}" + "".join(
         f" \\\n  --data-urlencode {shlex.quote(f'{name}={value}')}" for name, value in fields
     )
-    response = svc.render(
+    response = render(
         request,
         "code.html",
         auth=auth,

@@ -23,14 +23,15 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..http import NO_STORE, bearer_error, json_error, multi_params
 from ..oauth import bearer, clients, introspection, revocation
 from ..oauth.errors import InvalidRequest, OAuthError
 from ..oauth.params import Params
 from ..oauth.token import token_request
 from ..observability import OAUTH_ERRORS, TOKENS_ISSUED, TOKENS_REFRESHED, TOKENS_REVOKED, Route
+from ..services import services
 from ..store.unit import Store
-from .responses import NO_STORE, bearer_error, json_error, multi_params
-from .services import audit, services
+from .pages import audit
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

@@ -10,11 +10,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..oauth.models import User
+from ..services import services
 from ..store.consents import Consent
 from ..store.unit import Store
 from . import sessions
+from .pages import audit, render, signed_in_user
 from .responses import error_page
-from .services import audit, services, signed_in_user
 
 router = APIRouter(prefix="/oauth/authorized_applications")
 
@@ -43,7 +44,7 @@ async def index(request: Request) -> Response:
         consents = uow.consents
         mine = await consents.of_user(user.id)
         company = await consents.company_grants(user.company_id) if user.admin else []
-    return svc.render(request, "authorized_applications.html", mine=mine, company=company)
+    return render(request, "authorized_applications.html", mine=mine, company=company)
 
 
 @router.post("/{consent_id:int}/revoke", include_in_schema=False)

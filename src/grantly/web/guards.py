@@ -11,8 +11,8 @@ from starlette.responses import RedirectResponse, Response
 from ..oauth.models import User
 from ..store.unit import Store
 from . import sessions
+from .pages import signed_in_user
 from .responses import error_page
-from .services import signed_in_user
 
 
 async def admin_or_refusal(

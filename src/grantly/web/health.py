@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..observability import Route
-from .services import services
+from ..services import services
 
 
 async def healthz(_request: Request) -> JSONResponse:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from ..oauth import pkce
 from ..oauth.clients import AUTH_METHODS
 from ..oauth.token import GRANTS
-from .services import services
+from ..services import services
 
 router = APIRouter()
 

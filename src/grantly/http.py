@@ -1,0 +1,48 @@
+"""The protocol's answers over HTTP, shared by the pages (``web``) and the resource API
+(``api``): RFC 6749 §5.2 error JSON, RFC 6750 §3 Bearer challenges, and the no-store headers
+of everything that carries a credential."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from starlette.responses import JSONResponse
+
+from .oauth.bearer import MissingToken
+from .oauth.errors import OAuthError
+from .observability import OAUTH_ERRORS
+
+# RFC 6749 §5.1: token responses, and everything else that carries a credential, are not cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def multi_params(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in items:
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def json_error(error: OAuthError) -> JSONResponse:
+    """RFC 6749 §5.2 body. A 401 carries WWW-Authenticate (§5.2: "MUST include")."""
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="grantly"'
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def bearer_error(error: OAuthError, scope: str | None = None) -> JSONResponse:
+    """RFC 6750 §3: the challenge names the error (and, for ``insufficient_scope``, the scope
+    needed); a request with no credentials gets a bare challenge and no error code (§3.1)."""
+    OAUTH_ERRORS.labels("resource", error.error).inc()
+    challenge = 'Bearer realm="grantly"'
+    headers = dict(NO_STORE)
+    if isinstance(error, MissingToken):
+        body: dict[str, str] = {"error_description": error.public_description}
+    else:
+        body = error.body()
+        challenge += f', error="{error.error}", error_description="{body["error_description"]}"'
+        if scope is not None and error.error == "insufficient_scope":
+            challenge += f', scope="{scope}"'
+    headers["WWW-Authenticate"] = challenge
+    return JSONResponse(body, status_code=error.status, headers=headers)

@@ -1,0 +1,57 @@
+"""What every request handler needs, built once by ``create_app`` and kept on ``app.state``:
+the settings, the database, the clock, the throttle and the pages' templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+
+from .oauth.authorize import AuthorizationPolicy
+from .oauth.clock import Clock
+from .oauth.grants.common import TokenContext, TokenPolicy
+from .settings import Settings
+from .store.database import Database
+from .store.unit import Store
+from .throttle import Throttle
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    templates: Jinja2Templates
+    throttle: Throttle
+
+    @property
+    def server_scopes(self) -> tuple[str, ...]:
+        return self.settings.scope_names
+
+    def authorization_policy(self) -> AuthorizationPolicy:
+        return AuthorizationPolicy(
+            server_scopes=self.server_scopes,
+            allow_plain_pkce=self.settings.allow_plain_pkce,
+            max_parameter_length=self.settings.max_parameter_length,
+        )
+
+    def token_context(self, uow: Store) -> TokenContext:
+        return TokenContext(
+            applications=uow.applications,
+            codes=uow.codes,
+            tokens=uow.tokens,
+            clock=self.clock,
+            policy=TokenPolicy(
+                access_token_lifetime=self.settings.access_token_lifetime,
+                refresh_token_lifetime=self.settings.refresh_token_lifetime,
+                refresh_token_grace_period=self.settings.refresh_token_grace_period,
+                server_scopes=self.server_scopes,
+                max_parameter_length=self.settings.max_parameter_length,
+            ),
+        )
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
