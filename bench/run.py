@@ -62,6 +62,8 @@ POSTGRES_DB = "grantly_bench"
 PASSWORD = "bench-password-0123"
 
 OPERATIONS = ("noop", "token_code", "token_refresh", "introspect", "resource", "authorize")
+# Targets without a consent page to render.
+FLOORLESS = ("oidc-provider", "floor-sqlite", "floor-postgresql")
 BACKENDS = ("sqlite", "postgresql")
 # What each operation consumes: a fresh value per request, or nothing.
 CONSUMES = {"token_code": "code", "token_refresh": "refresh_token"}
@@ -98,6 +100,7 @@ class Target:
     authorize_query: str | None = None
     paths: dict[str, str] = field(default_factory=dict)
     version: str | None = None
+    database_url: str | None = None  # Grantly's: the floor probe runs on the same database
 
 
 def log(options: Options, message: str) -> None:
@@ -380,6 +383,7 @@ def grantly_server(
             mint=mint,
             cookie=cookie,
             authorize_query=query,
+            database_url=url,
         )
         check(target)
         yield target
@@ -389,6 +393,39 @@ def grantly_server(
         if backend == "postgresql":
             with contextlib.suppress(subprocess.CalledProcessError):
                 psql(f"DROP DATABASE IF EXISTS {database_name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def floor_server(options: Options, grantly_target: Target, workdir: Path) -> Iterator[Target]:
+    """The floor probe (bench/floor.py) on the database of ``grantly_target``: the same stack,
+    tables and writes, no OAuth logic. Its inputs are minted as Grantly's are."""
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    label = grantly_target.name.removeprefix("grantly-")
+    log_file = (workdir / f"server-floor-{label}.log").open("wb")
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "--factory"]
+    command += ["floor:create_app", "--host", HOST, "--port", str(port), "--workers", "2"]
+    command += ["--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "FLOOR_DATABASE_URL": grantly_target.database_url or ""},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_up(base + "/healthz", process)
+        target = Target(
+            name=f"floor-{label}",
+            base=base,
+            basic=grantly_target.basic,
+            access_token=grantly_target.access_token,
+            mint=grantly_target.mint,
+        )
+        check(target)
+        yield target
+    finally:
+        stop(process)
 
 
 def add_token_rows(url: str, company_id: int, app_id: int, rows: int) -> None:
@@ -687,6 +724,38 @@ def write_report(results: dict) -> None:
             *[f"- {line}" for line in invalid],
             "",
         ]
+    floor_names = [n for n in targets if n.startswith("floor-")]
+    if floor_names:
+        backends = [n.removeprefix("floor-") for n in floor_names]
+        lines += [
+            "## Against the floor probe",
+            "",
+            "The floor (`bench/floor.py`) is the same stack with no OAuth logic: uvicorn with 2 "
+            "workers and Starlette routes, on the same database as the Grantly target beside it "
+            "(same tables, indexes and writes: the client looked up, the code or refresh token "
+            "used with a conditional UPDATE ... RETURNING, the new tokens and the audit row, "
+            "digests of fresh random values). On SQLite it runs Grantly's own store (group "
+            "commit); on PostgreSQL each operation is one statement (data-modifying `WITH`s), "
+            "one round trip. Ratios are Grantly's requests/s over the floor's, in the same run; "
+            "the issue's target is 0.8 or more for every hot operation.",
+            "",
+            "| operation | "
+            + " | ".join(f"floor {b} | grantly {b} | ratio" for b in backends)
+            + " |",
+            "|---|" + "---:|---:|---:|" * len(backends),
+        ]
+        for op in OPERATIONS:
+            if op == "authorize":
+                continue
+            row = f"| {op} |"
+            for b in backends:
+                f, g = targets[f"floor-{b}"].get(op), targets.get(f"grantly-{b}", {}).get(op)
+                if f is None or g is None:
+                    row += " - | - | - |"
+                else:
+                    row += f" {f['rps']:,.0f} | {g['rps']:,.0f} | {g['rps'] / f['rps']:.2f} |"
+            lines.append(row)
+        lines.append("")
     if "oidc-provider" in targets:
         peer = targets["oidc-provider"]
         names = [n for n in targets if n != "oidc-provider"]
@@ -903,6 +972,9 @@ def main(argv: list[str]) -> int:
         if options.rows:
             plans[f"grantly-{backend}-{options.rows}rows"] = (backend, options.rows)
     names = list(plans)
+    # The floor probe of each backend, on that backend's (ordinary) database.
+    floors = {f"floor-{backend}": f"grantly-{backend}" for backend in options.backends}
+    names += list(floors)
     if options.with_peer:
         names.append("oidc-provider")
     workdir = Path(tempfile.mkdtemp(prefix="grantly-bench-"))
@@ -918,6 +990,8 @@ def main(argv: list[str]) -> int:
                 log(options, f"== starting {name}")
                 if name == "oidc-provider":
                     server = peer_server(options, workdir)
+                elif name in floors:
+                    server = floor_server(options, targets[floors[name]], workdir)
                 else:
                     backend, rows = plans[name]
                     server = grantly_server(options, backend, workdir, rows)
@@ -927,8 +1001,8 @@ def main(argv: list[str]) -> int:
                 results["targets"][name] = {}
             for op in options.ops:
                 for name, target in targets.items():
-                    if name == "oidc-provider" and op == "authorize":
-                        continue  # the peer's consent is an interaction flow of its own
+                    if name in FLOORLESS and op == "authorize":
+                        continue  # the peer's consent is an interaction; the floor has none
                     log(options, f"== {op} on {name}")
                     op_started = time.monotonic()
                     results["targets"][name][op] = run_operation(options, target, op, workdir)

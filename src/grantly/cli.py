@@ -14,13 +14,11 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
-from urllib.parse import urlencode
 
 import typer
 
 from . import admin
 from .oauth.clock import SystemClock
-from .oauth.redirect_uris import OUT_OF_BAND
 from .oauth.registration import RegistrationError, validate
 from .observability import configure_logging
 from .passwords import hash_password
@@ -291,13 +289,6 @@ def tokens_prune(
     )
 
 
-DEMO_COMPANY = "Acme Demo"
-DEMO_ADMIN = ("admin@acme.example", "demo-admin-password", "Ada Admin")
-DEMO_EMPLOYEE = ("employee@acme.example", "demo-employee-password", "Eve Employee")
-DEMO_APP = "Demo integration"
-DEMO_REDIRECT_URIS = (OUT_OF_BAND, "http://127.0.0.1:8765/callback")
-
-
 @app.command()
 def demo(
     serve_after: Annotated[
@@ -317,64 +308,9 @@ def demo(
             2,
         )
 
-    async def work(uow: Store) -> dict[str, Any]:
-        accounts = uow.accounts
-        now = SystemClock().now()
-        company = await accounts.company_by_name(DEMO_COMPANY)
-        if company is None:
-            company = await accounts.create_company(DEMO_COMPANY, now)
-        people = {}
-        for key, (email, password, display, is_admin) in {
-            "admin": (*DEMO_ADMIN, True),
-            "employee": (*DEMO_EMPLOYEE, False),
-        }.items():
-            found = await accounts.user_with_password_hash(email)
-            if found is None:
-                await accounts.create_user(
-                    company_id=company.id,
-                    email=email,
-                    name=display,
-                    password_hash=hash_password(password),
-                    admin=is_admin,
-                    now=now,
-                )
-            people[key] = {"email": email, "password": password}
-        existing = [a for a in await uow.applications.for_company(company.id) if a.name == DEMO_APP]
-        if existing:
-            application = existing[0]
-            # Only a digest of the secret is kept, so a rerun issues a fresh one to print.
-            secret = await admin.regenerate_secret(uow, application, now)
-        else:
-            draft = validate(
-                name=DEMO_APP,
-                redirect_uris=DEMO_REDIRECT_URIS,
-                confidential=True,
-                scopes=settings.scope_names,
-                server_scopes=settings.scope_names,
-            )
-            created = await admin.create_application(uow, company.id, draft, now)
-            application, secret = created.application, created.client_secret
-        query = {
-            "client_id": application.client_id,
-            "redirect_uri": OUT_OF_BAND,
-            "response_type": "code",
-            "scope": " ".join(application.scopes),
-            "state": "demo",
-        }
-        return {
-            "company": {"id": company.id, "name": company.name},
-            **people,
-            "application": {
-                "client_id": application.client_id,
-                "client_secret": secret,
-                "redirect_uris": list(application.redirect_uris),
-            },
-            "authorize_url": f"{settings.issuer}/oauth/authorize?{urlencode(query)}",
-            "company_authorize_url": f"{settings.issuer}/oauth/authorize?"
-            + urlencode(query | {"resource_owner_type": "company"}),
-        }
+    from . import demo as seeding
 
-    data = _run(settings, work)
+    data = _run(settings, lambda uow: seeding.seed(uow, settings, SystemClock().now()))
     human = "\n".join(
         [
             "",
