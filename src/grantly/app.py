@@ -6,17 +6,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
 
 from . import __version__
 from .api import credentials, employees, me
@@ -25,7 +20,6 @@ from .observability import RequestLogging, configure_logging, metrics_body
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
-from .store.errors import Unavailable
 from .throttle import Throttle
 from .web import (
     accounts,
@@ -33,280 +27,14 @@ from .web import (
     audit_page,
     authorization,
     client_endpoints,
+    errors,
     grants,
     health,
     metadata,
+    middleware,
 )
 from .web import api_keys as api_keys_page
 from .web.pages import templates as page_templates
-
-log = logging.getLogger("grantly")
-
-SECURITY_HEADERS = [
-    # Consent must not be clickjacked (RFC 9700 §4.16): no page of ours may be framed.
-    (b"x-frame-options", b"DENY"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    # Pages carry codes and client ids in their URLs: never leak them in a Referer.
-    (b"referrer-policy", b"no-referrer"),
-]
-
-
-# /api/docs is Swagger UI, which FastAPI loads from a CDN with an inline bootstrap script.
-DOCS_CSP = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' https://cdn.jsdelivr.net; "
-    b"img-src 'self' data: https://fastapi.tiangolo.com; "
-    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-
-
-class SecurityHeaders:
-    """Adds the headers above to every response, keeping any a handler set itself; HSTS when
-    Grantly is served over https."""
-
-    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
-        self.app = app
-        self.headers = list(SECURITY_HEADERS)
-        if hsts:
-            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        docs = scope["path"] == "/api/docs"
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                headers = list(message.get("headers", []))
-                for name, value in self.headers:
-                    if name not in present:
-                        if docs and name == b"content-security-policy":
-                            value = DOCS_CSP
-                        headers.append((name, value))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-# Endpoints a browser application (a single-page app, a public client with PKCE) calls from its
-# own origin. They authenticate with the client's credentials or a Bearer token, never with a
-# cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
-# endpoint, RFC 7009's revocation, RFC 8414's metadata, the resource API). The dashboard, the
-# authorization endpoint and introspection (a resource server's back channel) get no CORS.
-CORS_PATHS = ("/oauth/token", "/oauth/revoke", "/.well-known/oauth-authorization-server", "/api/")
-CORS_EXCLUDED = ("/api/docs",)
-
-
-class CorsForClients:
-    """Starlette's ``CORSMiddleware``, applied only to the endpoints browser clients call."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT"],
-            allow_headers=["Authorization", "Content-Type", "x-api-key"],
-            expose_headers=["WWW-Authenticate", "Retry-After"],
-            max_age=600,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith(CORS_PATHS) and not path.startswith(CORS_EXCLUDED):
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-
-# Endpoints that never use the signed-in person's session: clients and resource servers call
-# them with their own credentials. Reading the session cookie (and re-signing it into every
-# response) is for the pages.
-SESSIONLESS_PATHS = frozenset(
-    (
-        "/oauth/token",
-        "/oauth/token/info",
-        "/oauth/introspect",
-        "/oauth/revoke",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    )
-)
-SESSIONLESS_PREFIXES = ("/api/", "/.well-known/")
-
-
-class SessionsForPages:
-    """Starlette's ``SessionMiddleware``, skipped on the endpoints above."""
-
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        self.app = app
-        self.sessions = SessionMiddleware(app, **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if path in SESSIONLESS_PATHS or path.startswith(SESSIONLESS_PREFIXES):
-            await self.app(scope, receive, send)
-        else:
-            await self.sessions(scope, receive, send)
-
-
-class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` with 413, whether or not they declare their
-    length, before any handler reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await self._reject(scope, receive, send)
-                    return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge()
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._reject(scope, receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "error": "invalid_request",
-                "error_description": f"the request body is larger than {self.max_bytes} bytes.",
-            },
-            status_code=413,
-        )
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _wants_json(request: Request) -> bool:
-    path = request.url.path
-    return path.startswith("/api/") or path in (
-        "/oauth/token",
-        "/oauth/revoke",
-        "/oauth/introspect",
-        "/oauth/token/info",
-    )
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    from .web.responses import error_page
-
-    assert isinstance(exc, StarletteHTTPException)
-    headers = dict(exc.headers or {})  # e.g. 405's Allow (RFC 9110 §15.5.6)
-    if exc.status_code == 405:
-        headers["Allow"] = _allowed_methods(request)
-    if _wants_json(request):
-        return JSONResponse(
-            {
-                "error": "not_found" if exc.status_code == 404 else "invalid_request",
-                "error_description": str(exc.detail),
-            },
-            status_code=exc.status_code,
-            headers=headers,
-        )
-    titles = {404: "Page not found", 405: "Method not allowed"}
-    return error_page(
-        request,
-        titles.get(exc.status_code, "Request not accepted"),
-        str(exc.detail),
-        exc.status_code,
-        headers=headers,
-    )
-
-
-def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path. Starlette's own 405 names only the first
-    route that matched the path, and one path may be served by several (GET and PUT)."""
-    from starlette.routing import Match
-
-    allowed = []
-    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
-        scope = dict(request.scope, method=method)
-        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.append(method)
-    return ", ".join(allowed)
-
-
-async def _unavailable(request: Request, exc: Exception) -> Response:
-    """The database cannot be reached: 503 with Retry-After, in the right form. Nothing was
-    changed (the transaction did not commit); the pool reconnects by itself once it is back."""
-    from .web.responses import error_page
-
-    log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
-    headers = {"Retry-After": "5"}
-    if _wants_json(request):
-        return JSONResponse(
-            {
-                "error": "temporarily_unavailable",
-                "error_description": "the service cannot reach its database; retry shortly.",
-            },
-            status_code=503,
-            headers=headers,
-        )
-    return error_page(
-        request,
-        "Grantly is briefly unavailable",
-        "It cannot reach its database right now. Nothing was changed; try again in a moment.",
-        503,
-        headers=headers,
-    )
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    """Never a stack trace to the outside: a generic answer in the right form."""
-    from .web.responses import error_page
-
-    if isinstance(exc, Unavailable):
-        return await _unavailable(request, exc)
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    if _wants_json(request):
-        return JSONResponse(
-            {"error": "server_error", "error_description": "an unexpected error occurred."},
-            status_code=500,
-        )
-    return error_page(
-        request,
-        "Something went wrong",
-        "An unexpected error occurred. Nothing was changed; please try again.",
-        500,
-    )
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -343,11 +71,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         middleware=[
             Middleware(RequestLogging),
-            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
-            Middleware(CorsForClients),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(middleware.SecurityHeaders, hsts=settings.secure_cookies),
+            Middleware(middleware.CorsForClients),
+            Middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes),
             Middleware(
-                SessionsForPages,
+                middleware.SessionsForPages,
                 secret_key=settings.resolved_secret_key(),
                 session_cookie="grantly_session",
                 max_age=settings.session_lifetime,
@@ -356,8 +84,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             ),
         ],
         exception_handlers={
-            StarletteHTTPException: _http_exception,
-            Exception: _unexpected,
+            StarletteHTTPException: errors.http_exception,
+            Exception: errors.unexpected,
         },
     )
     app.state.services = services

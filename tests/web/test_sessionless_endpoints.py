@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from grantly.app import SessionsForPages
+from grantly.web.middleware import SessionsForPages
 from tests.conftest import World, exchange, obtain_code
 
 

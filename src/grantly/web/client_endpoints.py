@@ -276,6 +276,12 @@ async def _audit_client_failure(request: Request, endpoint: str, client_id: str)
         )
 
 
+# Browser applications (single-page apps, public clients with PKCE) call these from their own
+# origin, with the client's credentials, never a cookie: any origin may, without credentials
+# (RFC 6749 §3.2's token endpoint, RFC 7009's revocation). Introspection is a resource server's
+# back channel, and token info a holder's check: no CORS (web/middleware.py).
+CORS = ("/oauth/token", "/oauth/revoke")
+
 # Plain Starlette routes, in the order of their traffic: each handler takes only the request,
 # and FastAPI's per-route machinery (dependency solving, its own wrapping) cost about 100 µs a
 # request on the token endpoint. None of them is in the OpenAPI description.

@@ -1,0 +1,105 @@
+"""The answers to what no handler answered: unknown paths and methods (404, 405), a database
+that cannot be reached (503 with Retry-After), and anything unexpected (500, logged, never a
+stack trace outside). JSON for clients and the API, a page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..store.errors import Unavailable
+from . import client_endpoints
+from .responses import error_page
+
+log = logging.getLogger("grantly")
+
+# The endpoints that answer JSON whatever the path's error (besides everything under /api/).
+JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in JSON_PATHS
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})  # e.g. 405's Allow (RFC 9110 §15.5.6)
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "error": "not_found" if exc.status_code == 404 else "invalid_request",
+                "error_description": str(exc.detail),
+            },
+            status_code=exc.status_code,
+            headers=headers,
+        )
+    titles = {404: "Page not found", 405: "Method not allowed"}
+    return error_page(
+        request,
+        titles.get(exc.status_code, "Request not accepted"),
+        str(exc.detail),
+        exc.status_code,
+        headers=headers,
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own 405 names only the first
+    route that matched the path, and one path may be served by several (GET and PUT)."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = dict(request.scope, method=method)
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot be reached: 503 with Retry-After, in the right form. Nothing was
+    changed (the transaction did not commit); the pool reconnects by itself once it is back."""
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    headers = {"Retry-After": "5"}
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the service cannot reach its database; retry shortly.",
+            },
+            status_code=503,
+            headers=headers,
+        )
+    return error_page(
+        request,
+        "Grantly is briefly unavailable",
+        "It cannot reach its database right now. Nothing was changed; try again in a moment.",
+        503,
+        headers=headers,
+    )
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Never a stack trace to the outside: a generic answer in the right form."""
+    if isinstance(exc, Unavailable):
+        return await _unavailable(request, exc)
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    if _wants_json(request):
+        return JSONResponse(
+            {"error": "server_error", "error_description": "an unexpected error occurred."},
+            status_code=500,
+        )
+    return error_page(
+        request,
+        "Something went wrong",
+        "An unexpected error occurred. Nothing was changed; please try again.",
+        500,
+    )

@@ -1,0 +1,179 @@
+"""The ASGI middleware of every request: security headers, CORS for the endpoints browser
+clients call, the body limit, and the pages' session cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import client_endpoints, health
+
+SECURITY_HEADERS = [
+    # Consent must not be clickjacked (RFC 9700 §4.16): no page of ours may be framed.
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    # Pages carry codes and client ids in their URLs: never leak them in a Referer.
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+# /api/docs is Swagger UI, which FastAPI loads from a CDN with an inline bootstrap script.
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' https://cdn.jsdelivr.net; "
+    b"img-src 'self' data: https://fastapi.tiangolo.com; "
+    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response, keeping any a handler set itself; HSTS when
+    Grantly is served over https."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+        self.app = app
+        self.headers = list(SECURITY_HEADERS)
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        docs = scope["path"] == "/api/docs"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                for name, value in self.headers:
+                    if name not in present:
+                        if docs and name == b"content-security-policy":
+                            value = DOCS_CSP
+                        headers.append((name, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# Endpoints a browser application (a single-page app, a public client with PKCE) calls from its
+# own origin. They authenticate with the client's credentials or a Bearer token, never with a
+# cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
+# endpoint, RFC 7009's revocation, RFC 8414's metadata, the resource API). The dashboard, the
+# authorization endpoint and introspection (a resource server's back channel) get no CORS.
+CORS_PATHS = (
+    *(route.path for route in client_endpoints.routes if route.path in client_endpoints.CORS),
+    "/.well-known/oauth-authorization-server",
+    "/api/",
+)
+CORS_EXCLUDED = ("/api/docs",)
+
+
+class CorsForClients:
+    """Starlette's ``CORSMiddleware``, applied only to the endpoints browser clients call."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key"],
+            expose_headers=["WWW-Authenticate", "Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(CORS_PATHS) and not path.startswith(CORS_EXCLUDED):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+# Endpoints that never use the signed-in person's session: clients and resource servers call
+# them with their own credentials. Reading the session cookie (and re-signing it into every
+# response) is for the pages.
+SESSIONLESS_PATHS = frozenset(
+    route.path for route in (*client_endpoints.routes, *health.routes)
+) | {"/metrics"}
+SESSIONLESS_PREFIXES = ("/api/", "/.well-known/")
+
+
+class SessionsForPages:
+    """Starlette's ``SessionMiddleware``, skipped on the endpoints above."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        self.sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path in SESSIONLESS_PATHS or path.startswith(SESSIONLESS_PREFIXES):
+            await self.app(scope, receive, send)
+        else:
+            await self.sessions(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` with 413, whether or not they declare their
+    length, before any handler reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.max_bytes + 1
+                if declared > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": "invalid_request",
+                "error_description": f"the request body is larger than {self.max_bytes} bytes.",
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
