@@ -17,27 +17,27 @@ from tests.conftest import World, exchange, obtain_code
 _LOCAL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 BUDGETS = {
-    # client, consume code (and its user's active), access token, refresh token, audit event
+    # the client read with its code (and the person's active flag); the code used, the access
+    # token, the refresh token and the audit event, as one guarded step (``Transaction.guarded``)
     "code exchange": 5,
-    # client, refresh token (and its user's active), rotate, access token, refresh token, audit
-    "refresh": 6,
-    # client, access token (joined with its application and user)
-    "introspection": 2,
-    # access token (joined with its application and user)
+    # the client read with its refresh token; the rotation, the new pair and the audit event
+    "refresh": 5,
+    # the client read with the access token (joined with its application and user)
+    "introspection": 1,
+    # the access token (joined with its application and user)
     "bearer validation": 1,
     # GET /api/v1/me: the same one statement brings the person and the company's name
     "resource request": 1,
 }
 
-# The inserts a request makes last (its tokens, its audit event) go in one statement
-# (``insert_later``), and a refresh first locks its grant's anchor row (SQLite's writer lock
-# already serializes them: see ``Tokens.lock_family``).
+# Round trips: a unit whose only write is one guarded step needs no transaction (one
+# statement is atomic): no BEGIN, no COMMIT.
 POSTGRESQL_BUDGETS = {
     **BUDGETS,
-    # BEGIN, client, consume code, access + refresh token + audit event, COMMIT
-    "code exchange": 5,
-    # BEGIN, client, refresh token, lock the family, rotate, the three inserts, COMMIT
-    "refresh": 7,
+    # the client with its code; the guarded step as one statement of data-modifying WITHs
+    "code exchange": 2,
+    # the client with its refresh token; the guarded step (the family lock inside it)
+    "refresh": 2,
 }
 
 

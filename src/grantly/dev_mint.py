@@ -13,7 +13,7 @@ UPDATE (``consume_many``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .oauth import authorize as authz
@@ -21,7 +21,7 @@ from .oauth.clock import Clock
 from .oauth.errors import OAuthError
 from .oauth.grants import authorization_code
 from .oauth.grants.common import TokenContext, TokenPolicy
-from .oauth.models import AuthorizationCode, NewAuthorizationCode, NewTokens, User
+from .oauth.models import Application, AuthorizationCode, NewAuthorizationCode, NewTokens, User
 from .oauth.params import ParamReader
 from .oauth.secrets import digest
 from .store.tokens import AuthorizationCodes, Tokens
@@ -32,12 +32,16 @@ KINDS = ("code", "refresh_token", "access_token")
 
 class _BatchedCodes:
     """``AuthorizationCodeStore``: codes are saved in one batch; the codes of a batch are
-    consumed by one conditional UPDATE, then each grant is handed its record."""
+    consumed by one conditional UPDATE beforehand, then each grant is handed its record as it
+    was before that UPDATE, and its ``redeem`` (already done) queues the tokens."""
 
-    def __init__(self, codes: AuthorizationCodes) -> None:
+    def __init__(self, codes: AuthorizationCodes, tokens: Tokens, application: Application):
         self.codes = codes
+        self.tokens = tokens
+        self.application = application
         self.saved: list[NewAuthorizationCode] = []
         self.consumed: dict[str, AuthorizationCode] = {}
+        self.issued: list[NewTokens] = []
 
     async def save(self, code: NewAuthorizationCode) -> None:
         self.saved.append(code)
@@ -49,31 +53,20 @@ class _BatchedCodes:
     async def consume_all(self, digests: list[str], application_id: int, now: int) -> None:
         self.consumed = await self.codes.consume_many(digests, application_id, now)
 
-    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
+    async def client_with_code(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AuthorizationCode | None]:
         record = self.consumed.pop(digest, None)
-        return record if record is not None and record.application_id == application_id else None
+        return self.application, (replace(record, consumed_at=None) if record else None)
 
-    async def find(self, digest: str) -> AuthorizationCode | None:
-        return await self.codes.find(digest)
+    async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
+        if tokens is not None:
+            self.issued.append(tokens)
+        return True
 
-
-class _BatchedTokens:
-    """``TokenStore``: issuances are written in one batch per table; the rest is the
-    repository's."""
-
-    def __init__(self, tokens: Tokens) -> None:
-        self.tokens = tokens
-        self.issued: list[NewTokens] = []
-
-    async def issue(self, tokens: NewTokens) -> None:
-        self.issued.append(tokens)
-
-    async def flush(self) -> None:
+    async def flush_tokens(self) -> None:
         await self.tokens.issue_many(self.issued)
         self.issued = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.tokens, name)
 
 
 @dataclass(frozen=True)
@@ -93,7 +86,7 @@ async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
     auth = await authz.validate(request.params, uow.applications, request.authorization_policy)
     if request.kind != "code" and auth.code_challenge is None and auth.application.public:
         raise OAuthError("a public application needs PKCE: mint codes for it, not tokens.")
-    codes = _BatchedCodes(uow.codes)
+    codes = _BatchedCodes(uow.codes, uow.tokens, auth.application)
     minted = [
         await authz.issue_code(auth, request.user, codes, request.clock, request.code_lifetime)
         for _ in range(n)
@@ -103,11 +96,10 @@ async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
         return minted
 
     await codes.consume_all([digest(c) for c in minted], auth.application.id, request.clock.now())
-    tokens = _BatchedTokens(uow.tokens)
     context = TokenContext(
         applications=uow.applications,
         codes=codes,
-        tokens=tokens,  # type: ignore[arg-type]
+        tokens=uow.tokens,
         clock=request.clock,
         policy=request.token_policy,
     )
@@ -121,14 +113,17 @@ async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
         exchange = {"code": [code], "grant_type": ["authorization_code"]}
         if auth.redirect_uri_in_request:
             exchange["redirect_uri"] = [auth.redirect_uri]
-        response = await authorization_code.exchange(
+        _, record = await codes.client_with_code(auth.application.client_id, digest(code))
+        # The client is the application the request was validated for (no secret here).
+        response = await authorization_code.redeem(
             ParamReader(exchange, request.token_policy.max_parameter_length),
             auth.application,
+            record,
             context,
         )
         value = pick(response)
         if value is None:
             raise OAuthError("this grant has no refresh token (company tokens have none).")
         values.append(value)
-    await tokens.flush()
+    await codes.flush_tokens()
     return values

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from .oauth.authorize import AuthorizationPolicy
 from .oauth.clock import Clock
-from .oauth.grants.common import TokenContext, TokenPolicy
+from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
 from .settings import Settings
 from .store.database import Database
 from .store.unit import Store
@@ -36,7 +36,7 @@ class Services:
             max_parameter_length=self.settings.max_parameter_length,
         )
 
-    def token_context(self, uow: Store) -> TokenContext:
+    def token_context(self, uow: Store, on_issue: IssuanceHook | None = None) -> TokenContext:
         return TokenContext(
             applications=uow.applications,
             codes=uow.codes,
@@ -49,6 +49,7 @@ class Services:
                 server_scopes=self.server_scopes,
                 max_parameter_length=self.settings.max_parameter_length,
             ),
+            on_issue=on_issue,
         )
 
 

@@ -156,8 +156,30 @@ class MemoryAuthorizationCodes:
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         await _round_trip()
+        return self._record(digest)
+
+    def _record(self, digest: str) -> AuthorizationCode | None:
         row = self.db.codes.get(digest)
         return None if row is None else row.record(self.db.user_is_active(row.code.owner.user_id))
+
+    async def client_with_code(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AuthorizationCode | None]:
+        await _round_trip()
+        application = self.db.applications.get(client_id)
+        if application is None:  # the SQL store reads the code joined to the client's row
+            return None, None
+        return application, self._record(digest)
+
+    async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
+        await _round_trip()
+        row = next((r for r in self.db.codes.values() if r.id == code_id), None)
+        if row is None or row.consumed_at is not None:
+            return False
+        if tokens is not None:
+            _store_tokens(self.db, tokens)
+        row.consumed_at = now
+        return True
 
 
 class MemoryTokens:
@@ -168,33 +190,13 @@ class MemoryTokens:
 
     async def issue(self, tokens: NewTokens) -> None:
         await _round_trip()
-        if tokens.access_digest in self.db.access_tokens:
-            raise ValueError("UNIQUE constraint failed: access_tokens.digest")
-        self.db.access_tokens[tokens.access_digest] = _AccessRow(
-            id=self.db.next_id(),
-            application_id=tokens.application_id,
-            owner=tokens.owner,
-            scopes=tokens.scopes,
-            family_id=tokens.family_id,
-            created_at=tokens.created_at,
-            expires_at=tokens.access_expires_at,
-        )
-        if tokens.refresh_digest is not None:
-            assert tokens.refresh_expires_at is not None
-            if tokens.refresh_digest in self.db.refresh_tokens:
-                raise ValueError("UNIQUE constraint failed: refresh_tokens.digest")
-            self.db.refresh_tokens[tokens.refresh_digest] = _RefreshRow(
-                id=self.db.next_id(),
-                application_id=tokens.application_id,
-                owner=tokens.owner,
-                scopes=tokens.refresh_scopes,
-                family_id=tokens.family_id,
-                created_at=tokens.created_at,
-                expires_at=tokens.refresh_expires_at,
-            )
+        _store_tokens(self.db, tokens)
 
     async def refresh_token(self, digest: str) -> RefreshTokenRecord | None:
         await _round_trip()
+        return self._refresh_record(digest)
+
+    def _refresh_record(self, digest: str) -> RefreshTokenRecord | None:
         row = self.db.refresh_tokens.get(digest)
         if row is None:
             return None
@@ -210,13 +212,34 @@ class MemoryTokens:
             owner_active=self.db.user_is_active(row.owner.user_id),
         )
 
-    async def rotate(self, refresh_token_id: int, now: int) -> bool:
+    async def rotate(
+        self, refresh_token_id: int, family_id: int, now: int, successor: NewTokens
+    ) -> bool:
         await _round_trip()
         for row in self.db.refresh_tokens.values():
             if row.id == refresh_token_id and row.rotated_at is None and row.revoked_at is None:
+                _store_tokens(self.db, successor)
                 row.rotated_at = now
                 return True
         return False
+
+    async def client_with_refresh_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, RefreshTokenRecord | None]:
+        await _round_trip()
+        application = self.db.applications.get(client_id)
+        if application is None:
+            return None, None
+        return application, self._refresh_record(digest)
+
+    async def client_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AccessToken | None]:
+        await _round_trip()
+        application = self.db.applications.get(client_id)
+        if application is None:
+            return None, None
+        return application, self._access_record(digest)
 
     async def lock_family(self, family_id: int) -> None:
         # One statement runs to completion without yielding here, so there is nothing to order.
@@ -258,6 +281,9 @@ class MemoryTokens:
 
     async def access_token(self, digest: str) -> AccessToken | None:
         await _round_trip()
+        return self._access_record(digest)
+
+    def _access_record(self, digest: str) -> AccessToken | None:
         row = self.db.access_tokens.get(digest)
         if row is None:
             return None
@@ -278,4 +304,32 @@ class MemoryTokens:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             user_active=user_active,
+        )
+
+
+def _store_tokens(db: Database, tokens: NewTokens) -> None:
+    """The rows of one issuance (unique digests, as the SQL store's indexes make them)."""
+    if tokens.access_digest in db.access_tokens:
+        raise ValueError("UNIQUE constraint failed: access_tokens.digest")
+    db.access_tokens[tokens.access_digest] = _AccessRow(
+        id=db.next_id(),
+        application_id=tokens.application_id,
+        owner=tokens.owner,
+        scopes=tokens.scopes,
+        family_id=tokens.family_id,
+        created_at=tokens.created_at,
+        expires_at=tokens.access_expires_at,
+    )
+    if tokens.refresh_digest is not None:
+        assert tokens.refresh_expires_at is not None
+        if tokens.refresh_digest in db.refresh_tokens:
+            raise ValueError("UNIQUE constraint failed: refresh_tokens.digest")
+        db.refresh_tokens[tokens.refresh_digest] = _RefreshRow(
+            id=db.next_id(),
+            application_id=tokens.application_id,
+            owner=tokens.owner,
+            scopes=tokens.refresh_scopes,
+            family_id=tokens.family_id,
+            created_at=tokens.created_at,
+            expires_at=tokens.refresh_expires_at,
         )

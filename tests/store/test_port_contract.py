@@ -38,6 +38,10 @@ class Ports:
     codes: AuthorizationCodeStore
     tokens: TokenStore
 
+    async def code(self, store: Store, digest: str) -> Any:
+        _, record = await self.codes.client_with_code(store.client_id, digest)
+        return record
+
 
 @dataclass
 class Store:
@@ -51,6 +55,8 @@ class Store:
     other_application_id: int
     company_id: int
     user_id: int
+    client_id: str
+    other_client_id: str
 
 
 def _memory_store() -> Store:
@@ -65,7 +71,7 @@ def _memory_store() -> Store:
     def run(work: Callable[[Ports], Awaitable[Any]]) -> Any:
         return asyncio.run(work(ports))
 
-    return Store("memory", run, db.deactivate, 1, 2, 1, 10)
+    return Store("memory", run, db.deactivate, 1, 2, 1, 10, "one", "two")
 
 
 def _sql_store(world: World) -> Store:
@@ -99,6 +105,8 @@ def _sql_store(world: World) -> Store:
         world.other_app.id,
         world.company_a,
         world.employee.id,
+        world.app.client_id,
+        world.other_app.client_id,
     )
 
 
@@ -151,58 +159,76 @@ def _grant(store: Store) -> tuple[int, NewTokens]:
 
     async def work(ports: Ports) -> tuple[int, NewTokens]:
         await ports.codes.save(code)
-        record = await ports.codes.consume(code.digest, store.application_id, NOW)
-        assert record is not None
+        record = await ports.code(store, code.digest)
         tokens = _tokens(store, record.id)
-        await ports.tokens.issue(tokens)
+        assert await ports.codes.redeem(record.id, NOW, tokens)
         return record.id, tokens
 
     result: tuple[int, NewTokens] = store.run(work)
     return result
 
 
-def test_a_code_is_consumed_exactly_once_and_stays_findable(store: Store) -> None:
+def test_a_code_is_read_with_its_client_and_redeemed_exactly_once(store: Store) -> None:
     code = _code(store)
 
     async def work(ports: Ports) -> tuple[Any, ...]:
         await ports.codes.save(code)
-        first = await ports.codes.consume(code.digest, store.application_id, NOW)
-        second = await ports.codes.consume(code.digest, store.application_id, NOW + 1)
-        found = await ports.codes.find(code.digest)
-        return first, second, found
+        application, before = await ports.codes.client_with_code(store.client_id, code.digest)
+        first, second = _tokens(store, before.id), _tokens(store, before.id)
+        redeemed = await ports.codes.redeem(before.id, NOW, first)
+        again = await ports.codes.redeem(before.id, NOW + 1, second)
+        after = await ports.code(store, code.digest)
+        return (
+            application,
+            before,
+            redeemed,
+            again,
+            after,
+            await ports.tokens.access_token(first.access_digest),
+            await ports.tokens.access_token(second.access_digest),
+        )
 
-    first, second, found = store.run(work)
-    assert first is not None and second is None
-    assert (first.owner, first.scopes, first.redirect_uri) == (
+    application, before, redeemed, again, after, first, second = store.run(work)
+    assert application.id == store.application_id
+    assert (before.owner, before.scopes, before.redirect_uri) == (
         code.owner,
         code.scopes,
         code.redirect_uri,
     )
-    assert first.redirect_uri_in_request is True and first.owner_active is True
-    assert found is not None and found.id == first.id and found.consumed_at == NOW
+    assert before.consumed_at is None and before.redirect_uri_in_request is True
+    assert before.owner_active is True
+    assert (redeemed, again) == (True, False)
+    assert after.consumed_at == NOW
+    assert first is not None and second is None  # the loser's tokens were never stored
 
 
-def test_another_application_cannot_consume_a_code_nor_burn_it(store: Store) -> None:
+def test_a_code_is_read_whichever_client_asks_and_an_unknown_client_reads_nothing(
+    store: Store,
+) -> None:
     code = _code(store)
 
     async def work(ports: Ports) -> tuple[Any, ...]:
         await ports.codes.save(code)
-        stolen = await ports.codes.consume(code.digest, store.other_application_id, NOW)
-        mine = await ports.codes.consume(code.digest, store.application_id, NOW)
-        return stolen, mine
+        other, seen = await ports.codes.client_with_code(store.other_client_id, code.digest)
+        unknown = await ports.codes.client_with_code("no-such-client", code.digest)
+        return other, seen, unknown, await ports.code(store, "no-such-code")
 
-    stolen, mine = store.run(work)
-    assert stolen is None and mine is not None
+    other, seen, unknown, missing = store.run(work)
+    assert other.id == store.other_application_id
+    assert seen.application_id == store.application_id  # the core refuses it, unburnt
+    assert unknown == (None, None) and missing is None
 
 
-def test_an_unknown_code_is_neither_consumed_nor_found(store: Store) -> None:
+def test_a_burnt_code_is_used_without_tokens(store: Store) -> None:
+    code = _code(store)
+
     async def work(ports: Ports) -> tuple[Any, ...]:
-        return (
-            await ports.codes.consume("no-such-code", store.application_id, NOW),
-            await ports.codes.find("no-such-code"),
-        )
+        await ports.codes.save(code)
+        record = await ports.code(store, code.digest)
+        burnt = await ports.codes.redeem(record.id, NOW, None)
+        return burnt, await ports.codes.redeem(record.id, NOW, _tokens(store, record.id))
 
-    assert store.run(work) == (None, None)
+    assert store.run(work) == (True, False)
 
 
 def test_records_say_whether_the_person_who_authorized_is_still_active(store: Store) -> None:
@@ -212,14 +238,17 @@ def test_records_say_whether_the_person_who_authorized_is_still_active(store: St
     store.deactivate(store.user_id)
 
     async def work(ports: Ports) -> tuple[Any, ...]:
-        found = await ports.codes.find(code.digest)
-        consumed = await ports.codes.consume(code.digest, store.application_id, NOW)
-        refresh = await ports.tokens.refresh_token(tokens.refresh_digest or "")
-        access = await ports.tokens.access_token(tokens.access_digest)
-        return found, consumed, refresh, access
+        found = await ports.code(store, code.digest)
+        _, refresh = await ports.tokens.client_with_refresh_token(
+            store.client_id, tokens.refresh_digest or ""
+        )
+        _, access = await ports.tokens.client_with_access_token(
+            store.client_id, tokens.access_digest
+        )
+        return found, refresh, access
 
-    found, consumed, refresh, access = store.run(work)
-    assert (found.owner_active, consumed.owner_active, refresh.owner_active) == (False,) * 3
+    found, refresh, access = store.run(work)
+    assert (found.owner_active, refresh.owner_active) == (False, False)
     assert access.user_active is False and not access.is_active(NOW)
 
 
@@ -251,17 +280,27 @@ def test_issued_tokens_are_found_by_digest_as_issued(store: Store) -> None:
     assert (refresh.revoked_at, refresh.rotated_at, refresh.owner_active) == (None, None, True)
 
 
-def test_a_refresh_token_rotates_exactly_once(store: Store) -> None:
-    _, tokens = _grant(store)
+def test_a_refresh_token_rotates_exactly_once_with_its_successor(store: Store) -> None:
+    family, tokens = _grant(store)
+    winner, loser = _tokens(store, family), _tokens(store, family)
 
     async def work(ports: Ports) -> tuple[Any, ...]:
-        record = await ports.tokens.refresh_token(tokens.refresh_digest or "")
-        first = await ports.tokens.rotate(record.id, NOW + 5)
-        second = await ports.tokens.rotate(record.id, NOW + 6)
+        application, record = await ports.tokens.client_with_refresh_token(
+            store.client_id, tokens.refresh_digest or ""
+        )
+        assert application.id == store.application_id
+        first = await ports.tokens.rotate(record.id, family, NOW + 5, winner)
+        second = await ports.tokens.rotate(record.id, family, NOW + 6, loser)
         after = await ports.tokens.refresh_token(tokens.refresh_digest or "")
-        return first, second, after.rotated_at
+        return (
+            first,
+            second,
+            after.rotated_at,
+            await ports.tokens.refresh_token(winner.refresh_digest or "") is not None,
+            await ports.tokens.refresh_token(loser.refresh_digest or "") is not None,
+        )
 
-    assert store.run(work) == (True, False, NOW + 5)
+    assert store.run(work) == (True, False, NOW + 5, True, False)
 
 
 def test_revoking_a_family_revokes_its_tokens_only_and_can_keep_one(store: Store) -> None:
@@ -283,7 +322,10 @@ def test_revoking_a_family_revokes_its_tokens_only_and_can_keep_one(store: Store
                 await ports.tokens.refresh_token(issued.refresh_digest or "")
             ).revoked_at
         seen["rotate revoked"] = await ports.tokens.rotate(
-            (await ports.tokens.refresh_token(first.refresh_digest or "")).id, NOW + 10
+            (await ports.tokens.refresh_token(first.refresh_digest or "")).id,
+            family,
+            NOW + 10,
+            _tokens(store, family),
         )
         return seen
 
@@ -304,11 +346,10 @@ def test_a_used_successor_is_known(store: Store) -> None:
 
     async def work(ports: Ports) -> tuple[bool, bool]:
         record = await ports.tokens.refresh_token(first.refresh_digest or "")
-        await ports.tokens.rotate(record.id, NOW + 1)
-        await ports.tokens.issue(second)
+        await ports.tokens.rotate(record.id, family, NOW + 1, second)
         before = await ports.tokens.successor_used(family, record.id)
         successor = await ports.tokens.refresh_token(second.refresh_digest or "")
-        await ports.tokens.rotate(successor.id, NOW + 2)
+        await ports.tokens.rotate(successor.id, family, NOW + 2, _tokens(store, family))
         return before, await ports.tokens.successor_used(family, record.id)
 
     assert store.run(work) == (False, True)

@@ -64,17 +64,24 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
 async def authenticate(
     credentials: ClientCredentials, applications: ApplicationStore
 ) -> Application:
-    """Return the authenticated application or raise ``invalid_client`` (RFC 6749 §5.2).
+    """Return the authenticated application or raise ``invalid_client`` (RFC 6749 §5.2)."""
+    return verify(credentials, await applications.by_client_id(claimed_id(credentials)))
 
-    The same answer is given for an unknown client and a wrong secret, so the endpoint does
-    not tell which client ids exist.
-    """
+
+def claimed_id(credentials: ClientCredentials) -> str:
+    """The client_id the request claims; ``invalid_client`` when it claims none."""
     if credentials.client_id is None:
         raise InvalidClient(
             "client authentication is missing: send client_id and client_secret with HTTP "
             "Basic or in the body."
         )
-    application = await applications.by_client_id(credentials.client_id)
+    return credentials.client_id
+
+
+def verify(credentials: ClientCredentials, application: Application | None) -> Application:
+    """RFC 6749 §2.3.1, §3.2.1: the application the credentials name, if they authenticate
+    it; else ``invalid_client``. The same answer is given for an unknown client and a wrong
+    secret, so the endpoint does not tell which client ids exist."""
     if application is None:
         raise InvalidClient("client authentication failed: unknown client or wrong secret.")
     if application.confidential:

@@ -53,19 +53,25 @@ async def introspect(
     )
     token = reader.require("token")
     hint = reader.get("token_type_hint")
-    application = await clients.authenticate(credentials, context.applications)
+    token_digest = digest(token)
+    access: AccessToken | None = None
+    if hint == "refresh_token":
+        application = await clients.authenticate(credentials, context.applications)
+        order = ("refresh_token", "access_token")
+    else:
+        # The usual question (an access token): the client and the token in one read.
+        found, access = await tokens.client_with_access_token(
+            clients.claimed_id(credentials), token_digest
+        )
+        application = clients.verify(credentials, found)
+        order = ("access_token", "refresh_token")
     if not application.confidential:
         raise InvalidClient("only confidential applications may introspect tokens.")
     now = context.clock.now()
-    token_digest = digest(token)
-    order = (
-        ("refresh_token", "access_token")
-        if hint == "refresh_token"
-        else ("access_token", "refresh_token")
-    )
     for kind in order:
         if kind == "access_token":
-            access = await tokens.access_token(token_digest)
+            if access is None and hint == "refresh_token":
+                access = await tokens.access_token(token_digest)
             if access is None:
                 continue
             if access.is_active(now) and _visible_to(

@@ -1,9 +1,11 @@
 """What the protocol core needs from storage: small async Protocols, one per concern.
 
 Everything is keyed by the digest of the secret, so storage never sees a raw code or token.
-The operations the RFCs need exactly-once for are single atomic calls: ``consume`` (a code is
-redeemed at most once, RFC 6749 §4.1.2) and ``rotate`` (a refresh token is used at most once,
-RFC 9700 §4.14.2).
+A token request reads its client and the credential it presents together (``client_with_*``:
+one read), and writes what it decided in one atomic step whose condition is the RFCs'
+exactly-once rule: ``redeem`` (a code is used at most once, RFC 6749 §4.1.2) and ``rotate``
+(a refresh token is used at most once, RFC 9700 §4.14.2). The new tokens are stored by that
+same step, only if it succeeds, so that of many racing requests exactly one gets tokens.
 """
 
 from __future__ import annotations
@@ -21,29 +23,50 @@ class ApplicationStore(Protocol):
 class AuthorizationCodeStore(Protocol):
     async def save(self, code: NewAuthorizationCode) -> None: ...
 
-    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
-        """Mark the code used and return it; None when it is unknown, already used, or was
-        issued to another application (which then cannot burn it)."""
+    async def client_with_code(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AuthorizationCode | None]:
+        """The application of this client_id and the code of this digest (used or not,
+        whichever client it was issued to), read together."""
         ...
 
-    async def find(self, digest: str) -> AuthorizationCode | None:
-        """The code, used or not (to recognise a replay)."""
+    async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
+        """Mark the code used, if it is still unused, and only then store ``tokens`` (none:
+        only burn it), as one atomic step; False when another request used it first."""
         ...
 
 
 class TokenStore(Protocol):
     async def issue(self, tokens: NewTokens) -> None: ...
 
+    async def client_with_refresh_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, RefreshTokenRecord | None]:
+        """The application of this client_id and the refresh token of this digest (whichever
+        client it was issued to), read together."""
+        ...
+
+    async def client_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AccessToken | None]:
+        """The application of this client_id and the access token of this digest, read
+        together (introspection)."""
+        ...
+
     async def refresh_token(self, digest: str) -> RefreshTokenRecord | None: ...
 
-    async def rotate(self, refresh_token_id: int, now: int) -> bool:
-        """Mark a refresh token as used; False when another request already did."""
+    async def rotate(
+        self, refresh_token_id: int, family_id: int, now: int, successor: NewTokens
+    ) -> bool:
+        """Mark a refresh token used, if it is neither used nor revoked, and only then store
+        its ``successor`` tokens, as one atomic step taken under the family lock (see
+        ``lock_family``); False when another request used it first or it was revoked."""
         ...
 
     async def lock_family(self, family_id: int) -> None:
         """Until the end of the transaction, make every other request that changes this grant's
         tokens (rotation, family revocation) wait: one lock taken first gives all of them one
-        order, so they cannot deadlock."""
+        order, so they cannot deadlock, and a revocation sees every token rotated before it."""
         ...
 
     async def successor_used(self, family_id: int, refresh_token_id: int) -> bool:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from . import clients
+from .clients import ClientCredentials
 from .errors import UnsupportedGrantType, shown
 from .grants import authorization_code, refresh_token
 from .grants.common import TokenContext
-from .models import Application, TokenResponse
+from .models import TokenResponse
 from .params import ParamReader, Params
 
-Grant = Callable[[ParamReader, Application, TokenContext], Awaitable[TokenResponse]]
+# A grant authenticates the client itself, with the credentials of the request: it reads the
+# client with the code or refresh token presented, in one round trip (``ports``).
+Grant = Callable[[ParamReader, ClientCredentials, TokenContext], Awaitable[TokenResponse]]
 
 GRANTS: dict[str, Grant] = {
     "authorization_code": authorization_code.exchange,
@@ -33,5 +36,4 @@ async def token_request(
         raise UnsupportedGrantType(
             f"grant_type '{shown(grant_type)}' is not supported; use one of: {', '.join(GRANTS)}."
         )
-    application = await clients.authenticate(credentials, context.applications)
-    return await grant(reader, application, context)
+    return await grant(reader, credentials, context)

@@ -435,25 +435,17 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
+        """A writing unit opens its transaction before its first statement that changes or
+        locks rows (``PostgresTransaction``), and commits it at the end."""
         async with self._connection() as connection:
             tx = PostgresTransaction(connection, self.dialect, self.observers, write)
-            if not write:
-                yield Store(tx)
-                return
-            transaction = connection.transaction()
-            self._observe("BEGIN")
-            await _translating(transaction.start())
             try:
                 yield Store(tx)
-                await tx.flush()
+                await tx.finish()
             except BaseException:
-                tx.discard()
-                self._observe("ROLLBACK")
                 with suppress(Exception):
-                    await transaction.rollback()
+                    await tx.abort()
                 raise
-            self._observe("COMMIT")
-            await _translating(transaction.commit())
 
     def long_read(self) -> Any:
         return self.unit(write=False)
@@ -468,16 +460,6 @@ class PostgresDatabase(Database):
             await pool.close()
         elif pool is not None:
             pool.terminate()
-
-
-async def _translating(awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except Exception as error:
-        mapped = translated(error)
-        if mapped is None:
-            raise
-        raise mapped from error
 
 
 _SELECT_ONE = Query(select(literal(1)))

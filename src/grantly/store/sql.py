@@ -10,6 +10,7 @@ dialect and set of parameter names; one built on the fly is compiled where it ru
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,12 +19,13 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.expression import ClauseElement
 
 Processor = Callable[[Any], Any] | None
+_LOCKING = re.compile(r"\bFOR (NO KEY )?UPDATE\b|\bFOR (KEY )?SHARE\b")
 
 
 class Compiled:
     """One statement's SQL for one dialect, its parameters in order, and its row shape."""
 
-    __slots__ = ("binds", "defaults", "names", "results", "row", "sql")
+    __slots__ = ("binds", "defaults", "names", "results", "row", "sql", "writes")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Sequence[str]) -> None:
         compiled = statement.compile(
@@ -33,6 +35,15 @@ class Compiled:
             compile_kwargs={"render_postcompile": True},
         )
         self.sql: str = compiled.string
+        # Whether it changes rows or locks them: on PostgreSQL such a statement opens the
+        # unit's transaction (``PostgresTransaction``); reads before it run without one.
+        self.writes: bool = bool(
+            compiled.isinsert
+            or compiled.isupdate
+            or compiled.isdelete
+            or _LOCKING.search(self.sql)
+            or not self.sql.lstrip().upper().startswith(("SELECT", "WITH"))
+        )
         self.names: list[str] = list(compiled.positiontup or [])
         # The values written into the statement itself (``id == 3``, ``coalesce(x, true)``).
         given = dict.fromkeys(keys)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, true, update
 
 from ..oauth.models import (
     AccessToken,
+    Application,
     AuthorizationCode,
     NewAuthorizationCode,
     NewTokens,
@@ -33,12 +34,11 @@ _OWNER_ACTIVE_OF_CODE = (
     .where(t.users.c.id == t.authorization_codes.c.user_id)
     .scalar_subquery()
 )
-_REFRESH_TOKEN_BY_DIGEST = Query(
-    select(t.refresh_tokens, _OWNER_ACTIVE_OF_REFRESH_TOKEN.label("owner_active")).where(
-        t.refresh_tokens.c.digest == bindparam("digest")
-    )
-)
-_ACCESS_TOKEN_BY_DIGEST = Query(
+_REFRESH_TOKEN_SELECT = select(
+    t.refresh_tokens, _OWNER_ACTIVE_OF_REFRESH_TOKEN.label("owner_active")
+).where(t.refresh_tokens.c.digest == bindparam("digest"))
+_REFRESH_TOKEN_BY_DIGEST = Query(_REFRESH_TOKEN_SELECT)
+_ACCESS_TOKEN_SELECT = (
     select(
         t.access_tokens,
         t.applications.c.client_id,
@@ -58,6 +58,7 @@ _ACCESS_TOKEN_BY_DIGEST = Query(
     )
     .where(t.access_tokens.c.digest == bindparam("digest"))
 )
+_ACCESS_TOKEN_BY_DIGEST = Query(_ACCESS_TOKEN_SELECT)
 _CONSUME_CODE = Query(
     update(t.authorization_codes)
     .where(
@@ -68,10 +69,49 @@ _CONSUME_CODE = Query(
     .values(consumed_at=bindparam("now"))
     .returning(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
 )
-_FIND_CODE = Query(
-    select(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active")).where(
-        t.authorization_codes.c.digest == bindparam("digest")
+_CODE_SELECT = select(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active")).where(
+    t.authorization_codes.c.digest == bindparam("digest")
+)
+_FIND_CODE = Query(_CODE_SELECT)
+
+
+def _with_client(credential: Any, name: str) -> Query:
+    """The application of ``client_id`` (its columns prefixed ``app_``) with the credential
+    that ``credential`` selects by ``digest``, or NULLs: one read for both (``ports``)."""
+    found = credential.subquery(name)
+    client = t.applications.alias("client")
+    return Query(
+        select(*[column.label(f"app_{column.name}") for column in client.c], found)
+        .select_from(client.outerjoin(found, true()))
+        .where(client.c.client_id == bindparam("client_id"))
     )
+
+
+_CLIENT_WITH_CODE = _with_client(_CODE_SELECT, "code")
+_CLIENT_WITH_REFRESH_TOKEN = _with_client(_REFRESH_TOKEN_SELECT, "refresh_token")
+_CLIENT_WITH_ACCESS_TOKEN = _with_client(_ACCESS_TOKEN_SELECT, "access_token")
+# The exactly-once steps: each changes its row only if it is still unused (``guarded``).
+_REDEEM = Query(
+    update(t.authorization_codes)
+    .where(
+        t.authorization_codes.c.id == bindparam("code_id"),
+        t.authorization_codes.c.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"))
+    .returning(t.authorization_codes.c.id)
+)
+# The family's anchor (the code row) is locked first, in the same statement, as revocations
+# lock it (``lock_family``): the uncorrelated subquery runs before the refresh token's row is
+# taken. It counts, rather than tests, the anchor: a pruned code still lets the grant rotate.
+_FAMILY_ANCHOR = (
+    select(func.count())
+    .select_from(
+        select(t.authorization_codes.c.id)
+        .where(t.authorization_codes.c.id == bindparam("anchor_id"))
+        .with_for_update()
+        .subquery()
+    )
+    .scalar_subquery()
 )
 _ROTATE = Query(
     update(t.refresh_tokens)
@@ -79,8 +119,20 @@ _ROTATE = Query(
         t.refresh_tokens.c.id == bindparam("refresh_token_id"),
         t.refresh_tokens.c.rotated_at.is_(None),
         t.refresh_tokens.c.revoked_at.is_(None),
+        _FAMILY_ANCHOR >= 0,
     )
     .values(rotated_at=bindparam("now"))
+    .returning(t.refresh_tokens.c.id)
+)
+_ROTATE_SQLITE = Query(
+    update(t.refresh_tokens)
+    .where(
+        t.refresh_tokens.c.id == bindparam("refresh_token_id"),
+        t.refresh_tokens.c.rotated_at.is_(None),
+        t.refresh_tokens.c.revoked_at.is_(None),
+    )
+    .values(rotated_at=bindparam("now"))
+    .returning(t.refresh_tokens.c.id)
 )
 _INSERT_CODE = Query(insert(t.authorization_codes))
 _INSERT_ACCESS_TOKEN = Query(insert(t.access_tokens))
@@ -171,11 +223,25 @@ class AuthorizationCodes:
         return {row.digest: self._code(row) for row in found}
 
     async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
+        """Mark the code used and return it, if it is unused and was issued to this
+        application (``grantly dev mint`` and the tests; token requests ``redeem``)."""
         row = await self.tx.first(
             _CONSUME_CODE,
             {"code_digest": digest, "code_application_id": application_id, "now": now},
         )
         return self._code(row) if row else None
+
+    async def client_with_code(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AuthorizationCode | None]:
+        row = await self.tx.first(_CLIENT_WITH_CODE, {"client_id": client_id, "digest": digest})
+        if row is None:
+            return None, None
+        return _client(row), (self._code(row) if row.id is not None else None)
+
+    async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
+        inserts = _token_inserts(tokens) if tokens is not None else []
+        return await self.tx.guarded(_REDEEM, {"code_id": code_id, "now": now}, inserts)
 
     async def find(self, digest: str) -> AuthorizationCode | None:
         row = await self.tx.first(_FIND_CODE, {"digest": digest})
@@ -205,12 +271,10 @@ class Tokens:
         self.tx = tx
 
     async def issue(self, tokens: NewTokens) -> None:
-        access, refresh = token_rows(tokens)
         # Queued: sent with the unit's next statement or before its COMMIT (with the audit
         # event, usually), in one round trip on PostgreSQL.
-        self.tx.insert_later(_INSERT_ACCESS_TOKEN, access)
-        if refresh is not None:
-            self.tx.insert_later(_INSERT_REFRESH_TOKEN, refresh)
+        for statement, row in _token_inserts(tokens):
+            self.tx.insert_later(statement, row)
 
     async def issue_many(self, issued: list[NewTokens]) -> None:
         """Many issuances in one batch per table (``grantly dev mint``)."""
@@ -222,30 +286,48 @@ class Tokens:
 
     async def refresh_token(self, digest: str) -> RefreshToken | None:
         row = await self.tx.first(_REFRESH_TOKEN_BY_DIGEST, {"digest": digest})
-        if row is None:
-            return None
-        return RefreshToken(
-            id=row.id,
-            application_id=row.application_id,
-            owner=rows.owner(row),
-            scopes=rows.scopes(row.scopes),
-            family_id=row.family_id,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            rotated_at=row.rotated_at,
-            owner_active=bool(row.owner_active),
-        )
+        return _refresh_token(row) if row is not None else None
 
-    async def rotate(self, refresh_token_id: int, now: int) -> bool:
-        changed = await self.tx.execute(_ROTATE, {"refresh_token_id": refresh_token_id, "now": now})
-        return changed == 1
+    async def access_token(self, digest: str) -> AccessToken | None:
+        row = await self.tx.first(_ACCESS_TOKEN_BY_DIGEST, {"digest": digest})
+        return _access_token(row) if row is not None else None
+
+    async def client_with_refresh_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, RefreshToken | None]:
+        row = await self.tx.first(
+            _CLIENT_WITH_REFRESH_TOKEN, {"client_id": client_id, "digest": digest}
+        )
+        if row is None:
+            return None, None
+        return _client(row), (_refresh_token(row) if row.id is not None else None)
+
+    async def client_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[Application | None, AccessToken | None]:
+        row = await self.tx.first(
+            _CLIENT_WITH_ACCESS_TOKEN, {"client_id": client_id, "digest": digest}
+        )
+        if row is None:
+            return None, None
+        return _client(row), (_access_token(row) if row.id is not None else None)
+
+    async def rotate(
+        self, refresh_token_id: int, family_id: int, now: int, successor: NewTokens
+    ) -> bool:
+        if self.tx.backend == "sqlite":
+            # A writing transaction holds the whole database from BEGIN IMMEDIATE: no lock.
+            guard, params = _ROTATE_SQLITE, {"refresh_token_id": refresh_token_id, "now": now}
+        else:
+            guard = _ROTATE
+            params = {"refresh_token_id": refresh_token_id, "now": now, "anchor_id": family_id}
+        return await self.tx.guarded(guard, params, _token_inserts(successor))
 
     async def lock_family(self, family_id: int) -> None:
         # Everything that changes a family's tokens first locks its anchor, the authorization
-        # code row (PostgreSQL FOR UPDATE), so all of them take their row locks in one order.
-        # Without it a rotation waiting on the refresh token row and a revocation holding the
-        # anchor deadlocked (40P01, seen in the cross-process race test). SQLite needs no lock:
-        # a writing transaction holds the whole database from BEGIN IMMEDIATE.
+        # code row (PostgreSQL FOR UPDATE), so all of them take their row locks in one order,
+        # and a revocation waits for a rotation to commit, then sees its new tokens. SQLite
+        # needs no lock: a writing transaction holds the whole database from BEGIN IMMEDIATE.
         if self.tx.backend == "sqlite":
             return
         await self.tx.rows(_LOCK_FAMILY, {"family_id": family_id})
@@ -296,29 +378,65 @@ class Tokens:
             .values(revoked_at=now)
         )
 
-    async def access_token(self, digest: str) -> AccessToken | None:
-        row = await self.tx.first(_ACCESS_TOKEN_BY_DIGEST, {"digest": digest})
-        if row is None:
-            return None
-        return AccessToken(
-            id=row.id,
-            application_id=row.application_id,
-            client_id=row.client_id,
-            owner=rows.owner(row),
-            scopes=rows.scopes(row.scopes),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            user_active=bool(row.user_active),
-            user=User(
-                id=row.user_id,
-                company_id=row.company_id,
-                email=row.user_email,
-                name=row.user_name,
-                admin=bool(row.user_admin),
-                active=bool(row.user_active),
-            )
-            if row.user_email is not None
-            else None,
-            company_name=row.company_name,
+
+def _token_inserts(tokens: NewTokens) -> list[tuple[Query, dict[str, Any]]]:
+    access, refresh = token_rows(tokens)
+    inserts = [(_INSERT_ACCESS_TOKEN, access)]
+    if refresh is not None:
+        inserts.append((_INSERT_REFRESH_TOKEN, refresh))
+    return inserts
+
+
+class _Prefixed:
+    """A row's columns named ``<prefix><name>``, read as ``name``."""
+
+    __slots__ = ("prefix", "row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self.row, self.prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.row, self.prefix + name)
+
+
+def _client(row: Any) -> Application:
+    return rows.application(_Prefixed(row, "app_"))
+
+
+def _refresh_token(row: Any) -> RefreshToken:
+    return RefreshToken(
+        id=row.id,
+        application_id=row.application_id,
+        owner=rows.owner(row),
+        scopes=rows.scopes(row.scopes),
+        family_id=row.family_id,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        rotated_at=row.rotated_at,
+        owner_active=bool(row.owner_active),
+    )
+
+
+def _access_token(row: Any) -> AccessToken:
+    return AccessToken(
+        id=row.id,
+        application_id=row.application_id,
+        client_id=row.client_id,
+        owner=rows.owner(row),
+        scopes=rows.scopes(row.scopes),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        user_active=bool(row.user_active),
+        user=User(
+            id=row.user_id,
+            company_id=row.company_id,
+            email=row.user_email,
+            name=row.user_name,
+            admin=bool(row.user_admin),
+            active=bool(row.user_active),
         )
+        if row.user_email is not None
+        else None,
+        company_name=row.company_name,
+    )

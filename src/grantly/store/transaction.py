@@ -7,6 +7,16 @@ others queued meanwhile; on PostgreSQL they go as one statement of data-modifyin
 so that the rows a request writes last (its tokens, its audit event) cost one round trip. A
 later statement sees them (they are sent first); a failing one fails the unit, which is rolled
 back; a rollback drops them.
+
+``guarded`` is the atomic step of the exactly-once rules (a code redeemed, a refresh token
+rotated): an UPDATE whose condition is the rule, and the inserts that may happen only if it
+holds (the new tokens, and the unit's queued inserts: its audit event), as one statement on
+PostgreSQL.
+
+On PostgreSQL a writing unit opens its transaction (BEGIN) only before its first statement
+that changes or locks rows; reads before it run without one. A unit whose only writes are
+its queued inserts or one guarded step needs no transaction at all: a single statement is
+atomic by itself, so a code exchange is two round trips (its reads, its write).
 """
 
 from __future__ import annotations
@@ -44,7 +54,9 @@ class Transaction(ABC):
 
     async def rows(self, statement: Statement, params: Mapping[str, Any] = _NO_PARAMS) -> list[Any]:
         compiled = compiled_for(statement, self.dialect, params)
-        raw, _ = await self._send(compiled.sql, compiled.values(params), fetch=True)
+        raw, _ = await self._send(
+            compiled.sql, compiled.values(params), fetch=True, writes=compiled.writes
+        )
         return compiled.rows(raw)
 
     async def first(self, statement: Statement, params: Mapping[str, Any] = _NO_PARAMS) -> Any:
@@ -58,7 +70,9 @@ class Transaction(ABC):
     async def execute(self, statement: Statement, params: Mapping[str, Any] = _NO_PARAMS) -> int:
         """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
         compiled = compiled_for(statement, self.dialect, params)
-        _, count = await self._send(compiled.sql, compiled.values(params), fetch=False)
+        _, count = await self._send(
+            compiled.sql, compiled.values(params), fetch=False, writes=compiled.writes
+        )
         return count
 
     async def execute_many(self, statement: Query, params: Sequence[Mapping[str, Any]]) -> None:
@@ -91,10 +105,59 @@ class Transaction(ABC):
             pending, self._later = self._later, []
             await self._send_later(pending)
 
+    async def guarded(
+        self,
+        guard: Query,
+        guard_params: Mapping[str, Any],
+        inserts: Sequence[tuple[Query, Mapping[str, Any]]],
+    ) -> bool:
+        """Run the UPDATE ``guard``; only if it changes a row are ``inserts`` and the unit's
+        queued inserts written too, all as one atomic step. False (and nothing written, the
+        queued inserts dropped) when it changes no row."""
+        assert self.write, "a guarded write needs a writing unit of work"
+        compiled = guard.compiled(self.dialect, guard_params)
+        parts = [(compiled, compiled.values(guard_params))]
+        parts += self._later
+        self._later = []
+        for statement, params in inserts:
+            inserted = statement.compiled(self.dialect, params)
+            parts.append((inserted, inserted.values(params)))
+        try:
+            return await self._send_guarded(parts)
+        except Exception as error:
+            mapped = translated(error)
+            if mapped is None:
+                raise
+            raise mapped from error
+
+    async def _send_guarded(self, parts: list[tuple[Compiled, list[Any]]]) -> bool:
+        (guard, values), *inserts = parts
+        for observe in self._observers:
+            observe(guard.sql)
+        changed, _ = await self._run(guard.sql, values, fetch=True)  # its RETURNING rows
+        if len(changed) != 1:
+            return False
+        for compiled, insert_values in inserts:
+            await self._send(compiled.sql, insert_values, fetch=False)
+        return True
+
+    async def finish(self) -> None:
+        """The unit's end: what is queued is sent (and, on PostgreSQL, the transaction
+        committed)."""
+        await self.flush()
+
+    async def abort(self) -> None:
+        """The unit failed: what is queued is dropped (and the transaction rolled back)."""
+        self.discard()
+
     def discard(self) -> None:
         self._later.clear()
 
-    async def _send(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
+    async def _send(
+        self, sql: str, values: list[Any], fetch: bool, writes: bool = True
+    ) -> tuple[list[Any], int]:
+        if writes:
+            await self._before_write()
         if self._later:
             await self.flush()
         for observe in self._observers:
@@ -110,6 +173,10 @@ class Transaction(ABC):
     async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
         for compiled, values in pending:
             await self._send(compiled.sql, values, fetch=False)
+
+    @abstractmethod
+    async def _before_write(self) -> None:
+        """Called before a statement that changes or locks rows (PostgreSQL: BEGIN)."""
 
     @abstractmethod
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]: ...
@@ -138,6 +205,9 @@ class SQLiteTransaction(Transaction):
             return (cursor.fetchall() if fetch else []), cursor.rowcount
         finally:
             cursor.close()
+
+    async def _before_write(self) -> None:
+        """SQLite's writing units hold the write lock from BEGIN IMMEDIATE (the group's)."""
 
     async def _run_many(self, sql: str, values: list[list[Any]]) -> None:
         self.connection.executemany(sql, values).close()
@@ -171,6 +241,40 @@ class PostgresTransaction(Transaction):
     ) -> None:
         super().__init__(dialect, observers, write)
         self.connection = connection
+        self._transaction: Any = None  # asyncpg's, once a statement needed one
+
+    async def _before_write(self) -> None:
+        if self.write and self._transaction is None:
+            self._transaction = self.connection.transaction()
+            for observe in self._observers:
+                observe("BEGIN")
+            await _translating(self._transaction.start())
+
+    async def finish(self) -> None:
+        # Without a transaction, only queued inserts, if any: one statement, atomic by itself.
+        await self.flush()
+        if self._transaction is not None:
+            for observe in self._observers:
+                observe("COMMIT")
+            await _translating(self._transaction.commit())
+
+    async def abort(self) -> None:
+        self.discard()
+        if self._transaction is not None:
+            for observe in self._observers:
+                observe("ROLLBACK")
+            await self._transaction.rollback()
+
+    async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
+        sql = _combined(tuple(compiled for compiled, _ in pending))
+        values = [value for _, values in pending for value in values]
+        await self._send(sql, values, fetch=False, writes=False)
+
+    async def _send_guarded(self, parts: list[tuple[Compiled, list[Any]]]) -> bool:
+        sql = _guarded(tuple(compiled for compiled, _ in parts))
+        values = [value for _, values in parts for value in values]
+        rows, _ = await self._send(sql, values, fetch=True, writes=False)
+        return bool(rows and rows[0][0] == 1)
 
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
         if fetch:
@@ -179,11 +283,8 @@ class PostgresTransaction(Transaction):
         return [], _rowcount(status)
 
     async def _run_many(self, sql: str, values: list[list[Any]]) -> None:
+        await self._before_write()
         await self.connection.executemany(sql, values)
-
-    async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
-        sql = _combined(tuple(compiled for compiled, _ in pending))
-        await self._send(sql, [value for _, values in pending for value in values], fetch=False)
 
 
 def _rowcount(status: str) -> int:
@@ -194,6 +295,8 @@ def _rowcount(status: str) -> int:
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _COMBINED: dict[tuple[Compiled, ...], str] = {}
+_GUARDED: dict[tuple[Compiled, ...], str] = {}
+_VALUES = re.compile(r"^(INSERT INTO .+? \(.+?\)) VALUES \((.+)\)(?: RETURNING .+)?$", re.S)
 
 
 def _combined(statements: tuple[Compiled, ...]) -> str:
@@ -204,13 +307,50 @@ def _combined(statements: tuple[Compiled, ...]) -> str:
     sql = _COMBINED.get(statements)
     if sql is not None:
         return sql
-    parts, offset = [], 0
-    for compiled in statements:
-        parts.append(_PLACEHOLDER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", compiled.sql))
-        offset += len(compiled.names)
-    *first, last = parts
+    *first, last = _numbered(statements)
     sql = last
     if first:
         sql = "WITH " + ", ".join(f"d{i} AS ({part})" for i, part in enumerate(first)) + " " + last
     _COMBINED[statements] = sql
     return sql
+
+
+def _numbered(statements: tuple[Compiled, ...]) -> list[str]:
+    """Each statement's SQL with its placeholders ($1, $2, ...) numbered on from the previous
+    one's, so that they can be sent as one statement with all their values in order."""
+    parts, offset = [], 0
+    for compiled in statements:
+        parts.append(_PLACEHOLDER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", compiled.sql))
+        offset += len(compiled.names)
+    return parts
+
+
+def _guarded(statements: tuple[Compiled, ...]) -> str:
+    """``WITH g AS (UPDATE ... RETURNING ...), d0 AS (INSERT ... SELECT ... WHERE EXISTS g)
+    ... SELECT count(*) FROM g``: every insert happens only if the UPDATE changed a row; one
+    statement, so all of it or nothing. Each sequence of statements is combined once."""
+    sql = _GUARDED.get(statements)
+    if sql is not None:
+        return sql
+    guard, *inserts = _numbered(statements)
+    parts = [f"g AS ({guard})"]
+    for i, insert in enumerate(inserts):
+        match = _VALUES.match(insert)
+        assert match, "an INSERT ... VALUES statement"
+        columns, values = match.groups()
+        # Compiled Core statements, their values bound parameters: nothing here comes from a
+        # request.
+        parts.append(f"d{i} AS ({columns} SELECT {values} WHERE EXISTS (SELECT 1 FROM g))")  # noqa: S608
+    sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM g"  # noqa: S608
+    _GUARDED[statements] = sql
+    return sql
+
+
+async def _translating(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except Exception as error:
+        mapped = translated(error)
+        if mapped is None:
+            raise
+        raise mapped from error

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from ..http import NO_STORE, bearer_error, json_error, multi_params
 from ..oauth import bearer, clients, introspection, revocation
 from ..oauth.errors import InvalidRequest, OAuthError
+from ..oauth.models import TokenResponse
 from ..oauth.params import Params
 from ..oauth.token import token_request
 from ..observability import OAUTH_ERRORS, TOKENS_ISSUED, TOKENS_REFRESHED, TOKENS_REVOKED, Route
@@ -78,16 +79,11 @@ async def token(request: Request) -> Response:
 
 
 async def _token(request: Request, params: Params, uow: Store) -> Response:
-    svc = services(request)
-    result = await token_request(
-        params, request.headers.get("authorization"), svc.token_context(uow)
-    )
-    if result.owner is not None:
-        refreshed = params.get("grant_type") == ["refresh_token"]
-        if refreshed:
-            TOKENS_REFRESHED.inc()
-        else:
-            TOKENS_ISSUED.labels(result.owner.type).inc()
+    refreshed = params.get("grant_type") == ["refresh_token"]
+
+    async def issued(result: TokenResponse) -> None:
+        # Before the tokens are stored, in their unit: written with them, or not at all.
+        assert result.owner is not None
         await audit(
             request,
             uow,
@@ -99,6 +95,14 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
             scope=" ".join(result.scopes),
             **({"grace_retry": True} if result.grace_retry else {}),
         )
+
+    context = services(request).token_context(uow, on_issue=issued)
+    result = await token_request(params, request.headers.get("authorization"), context)
+    if result.owner is not None:
+        if refreshed:
+            TOKENS_REFRESHED.inc()
+        else:
+            TOKENS_ISSUED.labels(result.owner.type).inc()
     return JSONResponse(result.body(), headers=NO_STORE)
 
 

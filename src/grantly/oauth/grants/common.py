@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .. import clients
+from ..clients import ClientCredentials
 from ..clock import Clock
+from ..errors import OAuthError
 from ..models import Application, NewTokens, ResourceOwner, TokenResponse
+from ..params import ParamReader
 from ..ports import ApplicationStore, AuthorizationCodeStore, TokenStore
 from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
 
@@ -21,6 +26,12 @@ class TokenPolicy:
     max_parameter_length: int = 2048
 
 
+# Called with each token response before its tokens are stored, in the same unit of work (the
+# web layer records the audit event there, so that it is written with the tokens, or not at
+# all when a racing request won).
+IssuanceHook = Callable[[TokenResponse], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class TokenContext:
     applications: ApplicationStore
@@ -28,18 +39,21 @@ class TokenContext:
     tokens: TokenStore
     clock: Clock
     policy: TokenPolicy
+    on_issue: IssuanceHook | None = None
 
 
-async def mint(
+async def prepare(
     context: TokenContext,
     application: Application,
     owner: ResourceOwner,
     scopes: tuple[str, ...],
     family_id: int,
     refresh_scopes: tuple[str, ...] | None = None,
-) -> TokenResponse:
-    """Create, store (as digests) and return a fresh access token, plus a refresh token for
-    user tokens (RFC 6749 §5.1). A company token has neither expiry nor refresh token, and
+    grace_retry: bool = False,
+) -> tuple[NewTokens, TokenResponse]:
+    """A fresh access token, plus a refresh token for user tokens (RFC 6749 §5.1), as the
+    digests to store and the response to send; the caller stores them (``redeem``,
+    ``rotate`` or ``issue``). A company token has neither expiry nor refresh token, and
     replaces the application's previous company token for that company (Factorial's rule)."""
     now = context.clock.now()
     application_id = application.id
@@ -51,23 +65,21 @@ async def mint(
     else:
         expires_in = application.access_token_lifetime or context.policy.access_token_lifetime
         refresh_token = new_secret(REFRESH_TOKEN_PREFIX)
-    await context.tokens.issue(
-        NewTokens(
-            application_id=application_id,
-            owner=owner,
-            scopes=scopes,
-            created_at=now,
-            access_digest=digest(access_token),
-            access_expires_at=None if expires_in is None else now + expires_in,
-            refresh_digest=None if refresh_token is None else digest(refresh_token),
-            refresh_expires_at=(
-                None if refresh_token is None else now + context.policy.refresh_token_lifetime
-            ),
-            family_id=family_id,
-            refresh_scopes=refresh_scopes if refresh_scopes is not None else scopes,
-        )
+    tokens = NewTokens(
+        application_id=application_id,
+        owner=owner,
+        scopes=scopes,
+        created_at=now,
+        access_digest=digest(access_token),
+        access_expires_at=None if expires_in is None else now + expires_in,
+        refresh_digest=None if refresh_token is None else digest(refresh_token),
+        refresh_expires_at=(
+            None if refresh_token is None else now + context.policy.refresh_token_lifetime
+        ),
+        family_id=family_id,
+        refresh_scopes=refresh_scopes if refresh_scopes is not None else scopes,
     )
-    return TokenResponse(
+    response = TokenResponse(
         access_token=access_token,
         scopes=scopes,
         created_at=now,
@@ -75,7 +87,28 @@ async def mint(
         refresh_token=refresh_token,
         application_id=application_id,
         owner=owner,
+        grace_retry=grace_retry,
     )
+    if context.on_issue is not None:
+        await context.on_issue(response)
+    return tokens, response
+
+
+async def presented(
+    params: ParamReader, name: str, credentials: ClientCredentials, context: TokenContext
+) -> str:
+    """The credential a grant presents (``code``, ``refresh_token``). When it is missing or
+    malformed, the client is authenticated first: a client that fails authentication learns
+    nothing else about its request (RFC 6749 §5.2 ``invalid_client`` comes first)."""
+    try:
+        value = params.get(name)
+    except OAuthError:
+        await clients.authenticate(credentials, context.applications)
+        raise
+    if value is None:
+        await clients.authenticate(credentials, context.applications)
+        return params.require(name)
+    return value
 
 
 def owner_still_entitled(owner: ResourceOwner, owner_active: bool) -> bool:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from .. import clients
 from .. import scopes as scope_rules
+from ..clients import ClientCredentials
 from ..errors import InvalidGrant, InvalidScope, SecurityEvent, shown
 from ..models import Application, RefreshToken, TokenResponse
 from ..params import ParamReader
 from ..secrets import digest
-from .common import TokenContext, mint, owner_still_entitled
+from .common import TokenContext, owner_still_entitled, prepare, presented
 
 
 async def refresh(
-    params: ParamReader, application: Application, context: TokenContext
+    params: ParamReader, credentials: ClientCredentials, context: TokenContext
 ) -> TokenResponse:
     """Trade a refresh token for a new access token and a new refresh token.
 
@@ -24,11 +24,13 @@ async def refresh(
     default) and its successor was never used: a client that lost the response to its refresh
     may retry it and gets a new pair, which replaces the lost one.
     """
-    presented = params.require("refresh_token")
-    requested = scope_rules.parse(params.get("scope"))
+    token = await presented(params, "refresh_token", credentials, context)
     now = context.clock.now()
-
-    record = await context.tokens.refresh_token(digest(presented))
+    application, record = await context.tokens.client_with_refresh_token(
+        clients.claimed_id(credentials), digest(token)
+    )
+    application = clients.verify(credentials, application)
+    requested = scope_rules.parse(params.get("scope"))
     if record is None or record.application_id != application.id:
         raise InvalidGrant("the refresh token is invalid.")
     if record.revoked_at is not None:
@@ -50,16 +52,19 @@ async def refresh(
         granted = record.scopes
     if not owner_still_entitled(record.owner, record.owner_active):
         raise InvalidGrant("the user who authorized this grant is no longer active.")
-    # RFC 9700 §4.14.2 under concurrency: rotations and revocations of one grant queue on one
-    # lock, so a reuse racing a rotation is detected rather than deadlocked.
-    await context.tokens.lock_family(record.family_id)
-    if record.rotated_at is None and await context.tokens.rotate(record.id, now):
-        return await mint(
+    if record.rotated_at is None:
+        # RFC 9700 §4.14.2 under concurrency: the rotation and its new tokens are one atomic
+        # step under the grant's lock, which revocations take too, so a reuse racing a
+        # rotation is detected, and a revocation misses none of the rotation's tokens.
+        successor, response = await prepare(
             context, application, record.owner, granted, record.family_id, record.scopes
         )
+        if await context.tokens.rotate(record.id, record.family_id, now, successor):
+            return response
+    await context.tokens.lock_family(record.family_id)
     # Rotated before: by an earlier request (a retry within the grace period, since later
     # reuses were refused above) or by a request racing this one (RFC 9700 §4.14.2).
-    current = await context.tokens.refresh_token(digest(presented))
+    current = await context.tokens.refresh_token(digest(token))
     if current is None or current.revoked_at is not None:
         raise InvalidGrant("the refresh token was revoked.")
     if (
@@ -73,10 +78,17 @@ async def refresh(
         # The presented token stays as it is, rotated: presented again after the period, it is
         # a reuse that revokes the retried pair too.
         await context.tokens.revoke_family(record.family_id, now, keep=record.id)
-        response = await mint(
-            context, application, record.owner, granted, record.family_id, record.scopes
+        successor, response = await prepare(
+            context,
+            application,
+            record.owner,
+            granted,
+            record.family_id,
+            record.scopes,
+            grace_retry=True,
         )
-        return replace(response, grace_retry=True)
+        await context.tokens.issue(successor)
+        return response
     await context.tokens.revoke_family(record.family_id, now)
     raise _reused(application, record, "reused concurrently")
 
