@@ -48,7 +48,7 @@ HOST = "127.0.0.1"  # only loopback addresses receive traffic
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Grantly reaches a PostgreSQL on the same machine over its Unix socket when there is one, as a
-# deployment on one host would: TCP over loopback cost a third more per request (issue 6).
+# deployment on one host would: TCP over loopback cost a third more per request (profiled).
 POSTGRES_SOCKET_DIR = Path("/var/run/postgresql")
 
 

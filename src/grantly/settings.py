@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     env: Literal["production", "development", "test"] = "production"
     data_dir: Path = Field(default=Path(".grantly"))
     database_url: str = "sqlite:///grantly.db"
-    # Connections each worker keeps open per pool (reads, writes); unset: 32 on SQLite, 16 on
-    # PostgreSQL. A pool opens up to a quarter more under load and closes them after.
+    # PostgreSQL: the most connections each worker opens (asyncpg's pool); unset: 16. SQLite
+    # has no pool (one connection for reads, one for writes per worker).
     database_pool_size: int | None = Field(default=None, gt=0, le=200)
     issuer: str = "http://127.0.0.1:8000"
     secret_key: str | None = None

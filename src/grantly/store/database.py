@@ -95,7 +95,7 @@ def open_database(url: str, pool_size: int | None = None) -> Database:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return SQLiteDatabase(parsed.database or ":memory:", pool_size)
+        return SQLiteDatabase(parsed.database or ":memory:")
     if backend == "postgresql":
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         return PostgresDatabase(dsn, pool_size)
@@ -112,10 +112,10 @@ class SQLiteDatabase(Database):
 
     dialect = sqlite_dialect()
 
-    def __init__(self, path: str, pool_size: int | None = None) -> None:
+    def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
-        self.max_group = MAX_GROUP if pool_size is None else max(1, min(pool_size, MAX_GROUP))
+        self.max_group = MAX_GROUP  # no pool: one connection for reads, one for writes
         self._reader: sqlite3.Connection | None = None
         self._group = _WriterGroup(self)
 

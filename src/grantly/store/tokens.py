@@ -59,20 +59,9 @@ _ACCESS_TOKEN_SELECT = (
     .where(t.access_tokens.c.digest == bindparam("digest"))
 )
 _ACCESS_TOKEN_BY_DIGEST = Query(_ACCESS_TOKEN_SELECT)
-_CONSUME_CODE = Query(
-    update(t.authorization_codes)
-    .where(
-        t.authorization_codes.c.digest == bindparam("code_digest"),
-        t.authorization_codes.c.application_id == bindparam("code_application_id"),
-        t.authorization_codes.c.consumed_at.is_(None),
-    )
-    .values(consumed_at=bindparam("now"))
-    .returning(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active"))
-)
 _CODE_SELECT = select(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_active")).where(
     t.authorization_codes.c.digest == bindparam("digest")
 )
-_FIND_CODE = Query(_CODE_SELECT)
 
 
 def _with_client(credential: Any, name: str) -> Query:
@@ -222,15 +211,6 @@ class AuthorizationCodes:
         )
         return {row.digest: self._code(row) for row in found}
 
-    async def consume(self, digest: str, application_id: int, now: int) -> AuthorizationCode | None:
-        """Mark the code used and return it, if it is unused and was issued to this
-        application (``grantly dev mint`` and the tests; token requests ``redeem``)."""
-        row = await self.tx.first(
-            _CONSUME_CODE,
-            {"code_digest": digest, "code_application_id": application_id, "now": now},
-        )
-        return self._code(row) if row else None
-
     async def client_with_code(
         self, client_id: str, digest: str
     ) -> tuple[Application | None, AuthorizationCode | None]:
@@ -242,10 +222,6 @@ class AuthorizationCodes:
     async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
         inserts = _token_inserts(tokens) if tokens is not None else []
         return await self.tx.guarded(_REDEEM, {"code_id": code_id, "now": now}, inserts)
-
-    async def find(self, digest: str) -> AuthorizationCode | None:
-        row = await self.tx.first(_FIND_CODE, {"digest": digest})
-        return self._code(row) if row else None
 
     @staticmethod
     def _code(row: Any) -> AuthorizationCode:
