@@ -59,3 +59,32 @@ def test_prune_prints_a_human_summary(world: World) -> None:
     result = CliRunner().invoke(cli, ["tokens", "prune"], env=env)
     assert result.exit_code == 0
     assert "removed 0 rows older than 30 days" in result.stdout
+
+
+def test_prune_keeps_an_old_code_whose_grant_is_still_refreshed(world: World) -> None:
+    """A used code is its grant's anchor, which every change to the grant's tokens locks
+    first: a grant refreshed for longer than the retention period keeps its code."""
+    now = int(time.time())
+    refresh_token = _tokens_at(world, now - 40 * 86400)["refresh_token"]
+    for days_ago in (36, 31):  # each within the week the previous refresh token lives
+        with TestClient(
+            create_app(world.settings, clock=FrozenClock(now - days_ago * 86400)),
+            base_url="http://127.0.0.1:8000",
+        ) as http:
+            refreshed = http.post(
+                "/oauth/token",
+                auth=(world.app.client_id, world.app.client_secret or ""),
+                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            )
+        assert refreshed.status_code == 200, refreshed.text
+        refresh_token = refreshed.json()["refresh_token"]
+    env = {
+        "GRANTLY_DATABASE_URL": world.settings.database_url,
+        "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+    }
+    result = CliRunner().invoke(
+        cli, ["tokens", "prune", "--retention-days", "30", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["removed"]["authorization_codes"] == 0
+    assert _count(world, "authorization_codes") == 1

@@ -164,3 +164,31 @@ def test_a_long_read_leaves_the_event_loop_serving(world: World) -> None:
     total, ticks_during = asyncio.run(main())
     assert total == 3_000_000
     assert ticks_during > 10
+
+
+@pytest.mark.parametrize("value", [2**63, "a\x00b"])
+def test_a_value_the_database_cannot_hold_is_an_invalid_value(world: World, value: object) -> None:
+    """An integer beyond the column's range, a NUL character (PostgreSQL): the request's
+    fault, answered 400, not a 500 nor the 503 of an unavailable database."""
+    from sqlalchemy import Integer, String, bindparam, literal_column
+
+    from grantly.store.errors import InvalidValue
+
+    kind = Integer() if isinstance(value, int) else String()
+    query = select(literal_column("1")).where(
+        bindparam("v", type_=kind) == bindparam("v", type_=kind)
+    )
+
+    async def main() -> None:
+        db = open_database(world.settings.database_url)
+        try:
+            async with db.unit(write=False) as uow:
+                await uow.tx.first(query, {"v": value})
+        finally:
+            await db.close()
+
+    if not ON_POSTGRESQL and isinstance(value, str):
+        asyncio.run(main())  # SQLite stores a NUL inside a string as it is
+        return
+    with pytest.raises(InvalidValue):
+        asyncio.run(main())

@@ -178,3 +178,41 @@ def test_a_writer_cancelled_while_the_group_gathers_still_closes_it(tmp_path: Pa
 
     asyncio.run(main())
     assert _stored(path) == [7, 8]
+
+
+def test_a_writer_cancelled_while_it_waits_for_the_group_does_not_leave_it_open(
+    tmp_path: Path,
+) -> None:
+    """The last member let go of the lock for a writer queued behind it, which was cancelled
+    before it could take it: nobody is left to commit the group, yet its members wait for
+    that commit. It is committed in their stead."""
+    path = _database(tmp_path)
+
+    async def main() -> str:
+        db = open_database(f"sqlite:///{path}")
+        go = asyncio.Event()
+
+        async def first() -> str:
+            async with db.unit() as uow:
+                await uow.tx.execute(text("INSERT INTO t VALUES (1, 1)"))
+                await go.wait()
+            return "committed"
+
+        async def queued() -> None:
+            async with db.unit() as uow:
+                await uow.tx.execute(text("INSERT INTO t VALUES (2, 1)"))
+
+        try:
+            running = asyncio.create_task(first())
+            await asyncio.sleep(0.01)
+            waiting = asyncio.create_task(queued())
+            await asyncio.sleep(0.01)
+            go.set()
+            await asyncio.sleep(0)  # the first lets go of the lock; the second is woken...
+            waiting.cancel()  # ...and cancelled before it runs
+            return await asyncio.wait_for(running, 5)
+        finally:
+            await db.close()
+
+    assert asyncio.run(main()) == "committed"
+    assert _stored(path) == [1]

@@ -118,3 +118,20 @@ def test_a_read_unit_refuses_to_queue_an_insert(world: World) -> None:
                 uow.tx.insert_later(_INSERT_COMPANY, _company("Later never"))
 
     _run(world, work)
+
+
+def test_queued_inserts_sent_ahead_of_a_read_are_still_rolled_back_with_the_unit(
+    world: World,
+) -> None:
+    """On PostgreSQL a unit that has only read opens no transaction; its queued inserts are
+    its writes, so sending them ahead of a read opens it, and a failure drops them."""
+
+    async def work(db: Database, _statements: list[str]) -> set[str]:
+        with pytest.raises(RuntimeError):
+            async with db.unit() as uow:
+                uow.tx.insert_later(_INSERT_COMPANY, _company("Later read past"))
+                assert [row.name for row in await uow.tx.rows(_NAMES)] == ["Later read past"]
+                raise RuntimeError("the request failed after reading")
+        return await _stored(db)
+
+    assert _run(world, work) == set()

@@ -59,6 +59,7 @@ def test_a_bearer_error_challenge_is_exposed_to_a_browser_app(client: TestClient
     ("path", "method"),
     [
         ("/oauth/introspect", "POST"),
+        ("/oauth/token/info", "GET"),  # a holder's own check, not a browser app's call
         ("/oauth/authorize", "GET"),
         ("/oauth/applications", "GET"),
         ("/login", "POST"),

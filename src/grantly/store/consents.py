@@ -166,7 +166,19 @@ class Consents:
         return self._consent(row) if row else None
 
     async def revoke(self, consent: Consent, now: int) -> None:
-        """Withdraw a grant: the consent and every token it produced stop now."""
+        """Withdraw a grant: the consent and every token it produced stop now. The codes go
+        first: they are the grants' anchors, which every change to a grant's tokens locks
+        before the tokens (``Tokens.lock_family``), so a rotation racing this waits, then
+        finds its refresh token revoked."""
+        codes = t.authorization_codes
+        code_condition = and_(
+            codes.c.application_id == consent.application_id,
+            codes.c.owner_type == consent.owner.type,
+            codes.c.company_id == consent.owner.company_id,
+        )
+        if consent.owner.type == "user":
+            code_condition = and_(code_condition, codes.c.user_id == consent.owner.user_id)
+        await self.tx.execute(delete(codes).where(code_condition))
         await self.tx.execute(
             update(t.consents).where(t.consents.c.id == consent.id).values(revoked_at=now)
         )
@@ -180,12 +192,3 @@ class Consents:
             if consent.owner.type == "user":
                 condition = and_(condition, table.c.user_id == consent.owner.user_id)
             await self.tx.execute(update(table).where(condition).values(revoked_at=now))
-        codes = t.authorization_codes
-        code_condition = and_(
-            codes.c.application_id == consent.application_id,
-            codes.c.owner_type == consent.owner.type,
-            codes.c.company_id == consent.owner.company_id,
-        )
-        if consent.owner.type == "user":
-            code_condition = and_(code_condition, codes.c.user_id == consent.owner.user_id)
-        await self.tx.execute(delete(codes).where(code_condition))

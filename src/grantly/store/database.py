@@ -216,6 +216,7 @@ class _WriterGroup:
         self.committed: asyncio.Future[None] | None = None
         self.members = 0
         self.broken: BaseException | None = None  # a savepoint that could not be closed
+        self._closer: asyncio.Task[None] | None = None  # kept: a task nobody references may go
 
     def close(self) -> None:
         """The database's close: the writer goes, and the queue starts anew (an event loop
@@ -275,6 +276,10 @@ class _WriterGroup:
             await self.lock.acquire()
         except BaseException:
             self.queued -= 1
+            # Cancelled while the last member let go of the lock for it: the group is open
+            # with nobody left to commit it, and its members wait. Commit it in their stead.
+            if self.open and self.queued == 0 and not self.lock.locked():
+                self._closer = asyncio.get_running_loop().create_task(self._close_abandoned())
             raise
         try:
             if not self.open:
@@ -319,6 +324,12 @@ class _WriterGroup:
             if cancelled:
                 raise asyncio.CancelledError
         await asyncio.shield(committed)
+
+    async def _close_abandoned(self) -> None:
+        async with self.lock:
+            if self.open and self.queued == 0:
+                with suppress(Exception):  # the members receive the outcome themselves
+                    self._end()
 
     def _savepoint(self, writer: sqlite3.Connection, sql: str) -> None:
         try:
@@ -376,14 +387,20 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-# How long a unit waits for a free connection, or for a new one to open, before a 503.
-ACQUIRE_TIMEOUT = 10.0
+# How long opening a new connection may take before a 503.
 CONNECT_TIMEOUT = 5.0
 
 
 class PostgresDatabase(Database):
     """PostgreSQL through asyncpg's pool. A worker keeps up to ``pool_size`` connections
-    (default 16); PostgreSQL counts them against ``max_connections``."""
+    (default 16); PostgreSQL counts them against ``max_connections``.
+
+    A connection a unit leaves clean (no transaction, not closed) waits for the next unit in
+    ``_idle`` rather than going back to asyncpg's pool: a pool's release and acquire cost two
+    tasks and a timer, more than the indexed read a Bearer call then makes (measured
+    in-process: 347 -> ... us per request). It goes back to the pool whenever a unit is waiting
+    there for one, so none waits while a connection sits idle here. A dead connection takes
+    the idle ones with it (after a database restart each would otherwise fail one request)."""
 
     dialect = postgresql_dialect()
 
@@ -394,6 +411,8 @@ class PostgresDatabase(Database):
         self._pool: asyncpg.Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
+        self._idle: list[asyncpg.Connection] = []
+        self._waiting = 0  # units waiting in the pool's acquire
 
     async def _ready_pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -402,7 +421,7 @@ class PostgresDatabase(Database):
         if self._opening is None or self._pool_loop is not loop:
             # A pool belongs to one event loop (a test's client may start a new one).
             self._opening = asyncio.Lock()
-            self._pool, self._pool_loop = None, loop
+            self._pool, self._pool_loop, self._idle = None, loop, []
         async with self._opening:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
@@ -417,21 +436,35 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         pool = await self._ready_pool()
-        try:
-            connection = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
-        except Exception as error:
-            raise (translated(error) or Unavailable(type(error).__name__)) from error
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            self._waiting += 1
+            try:
+                connection = await pool.acquire()
+            except Exception as error:
+                raise (translated(error) or Unavailable(type(error).__name__)) from error
+            finally:
+                self._waiting -= 1
+        clean = False
         try:
             yield connection
+            clean = not (connection.is_closed() or connection.is_in_transaction())
         except BaseException as error:
             if is_dead_connection(error):
-                # Never handed out again (asyncpg may have let go of it already).
-                with suppress(Exception):
-                    connection.terminate()
+                # Never handed out again (asyncpg may have let go of it already), nor the
+                # idle ones: the database most likely went away under all of them.
+                for dead in [connection, *self._idle]:
+                    with suppress(Exception):
+                        dead.terminate()
+                self._idle.clear()
             raise
         finally:
-            with suppress(Exception):
-                await pool.release(connection)
+            if clean and not self._waiting:
+                self._idle.append(connection)
+            else:
+                with suppress(Exception):
+                    await pool.release(connection)
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
@@ -456,7 +489,11 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        idle, self._idle = self._idle, []
         if pool is not None and self._pool_loop is asyncio.get_running_loop():
+            for connection in idle:
+                with suppress(Exception):
+                    await pool.release(connection)
             await pool.close()
         elif pool is not None:
             pool.terminate()

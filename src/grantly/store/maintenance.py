@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, select
 
 from . import tables as t
 from .database import Database
@@ -30,7 +30,25 @@ def prunable(cutoff: int) -> dict[str, tuple[Table, ColumnElement[bool]]]:
             r,
             or_(r.c.expires_at < cutoff, r.c.revoked_at < cutoff, r.c.rotated_at < cutoff),
         ),
-        "authorization_codes": (c, c.c.expires_at < cutoff),
+        # A used code is its grant's anchor (the row every change to the grant's tokens locks
+        # first, ``Tokens.lock_family``): kept while a token of the grant can still be used.
+        "authorization_codes": (
+            c,
+            and_(
+                c.c.expires_at < cutoff,
+                ~exists().where(
+                    a.c.family_id == c.c.id,
+                    a.c.revoked_at.is_(None),
+                    or_(a.c.expires_at.is_(None), a.c.expires_at >= cutoff),
+                ),
+                ~exists().where(
+                    r.c.family_id == c.c.id,
+                    r.c.revoked_at.is_(None),
+                    r.c.rotated_at.is_(None),
+                    r.c.expires_at >= cutoff,
+                ),
+            ),
+        ),
         "user_sessions": (s, s.c.expires_at < cutoff),
     }
 

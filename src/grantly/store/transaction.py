@@ -80,6 +80,7 @@ class Transaction(ABC):
         if not params:
             return
         compiled = statement.compiled(self.dialect, params[0])
+        await self._before_write()
         if self._later:
             await self.flush()
         for observe in self._observers:
@@ -156,7 +157,8 @@ class Transaction(ABC):
     async def _send(
         self, sql: str, values: list[Any], fetch: bool, writes: bool = True
     ) -> tuple[list[Any], int]:
-        if writes:
+        if writes or self._later:
+            # Queued inserts are the unit's writes too: they are sent inside its transaction.
             await self._before_write()
         if self._later:
             await self.flush()

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import Unavailable
+from ..store.errors import InvalidValue, Unavailable
 from . import client_endpoints
 from .responses import error_page
 
@@ -91,6 +91,8 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     """Never a stack trace to the outside: a generic answer in the right form."""
     if isinstance(exc, Unavailable):
         return await _unavailable(request, exc)
+    if isinstance(exc, InvalidValue):
+        return _invalid_value(request)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if _wants_json(request):
         return JSONResponse(
@@ -102,4 +104,23 @@ async def unexpected(request: Request, exc: Exception) -> Response:
         "Something went wrong",
         "An unexpected error occurred. Nothing was changed; please try again.",
         500,
+    )
+
+
+def _invalid_value(request: Request) -> Response:
+    """A value of the request the database cannot hold (a number beyond its range, a NUL
+    character): 400 in the right form; nothing was changed."""
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "error": "invalid_request",
+                "error_description": "a value in the request is out of range or malformed.",
+            },
+            status_code=400,
+        )
+    return error_page(
+        request,
+        "Request not accepted",
+        "A value in the request is out of range or malformed. Nothing was changed.",
+        400,
     )

@@ -72,11 +72,8 @@ class SecurityHeaders:
 # cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
 # endpoint, RFC 7009's revocation, RFC 8414's metadata, the resource API). The dashboard, the
 # authorization endpoint and introspection (a resource server's back channel) get no CORS.
-CORS_PATHS = (
-    *(route.path for route in client_endpoints.routes if route.path in client_endpoints.CORS),
-    "/.well-known/oauth-authorization-server",
-    "/api/",
-)
+CORS_PATHS = frozenset((*client_endpoints.CORS, "/.well-known/oauth-authorization-server"))
+CORS_PREFIXES = ("/api/",)
 CORS_EXCLUDED = ("/api/docs",)
 
 
@@ -97,7 +94,9 @@ class CorsForClients:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith(CORS_PATHS) and not path.startswith(CORS_EXCLUDED):
+        if (path in CORS_PATHS or path.startswith(CORS_PREFIXES)) and not path.startswith(
+            CORS_EXCLUDED
+        ):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -61,6 +61,10 @@ async def prepare(
     if owner.type == "company":
         expires_in = None
         refresh_token = None
+        # The grant's lock first, as every change to a grant's tokens takes it (``ports``):
+        # revoking the older company tokens before it, while a replay of the same code holds
+        # it and waits on those tokens, deadlocked.
+        await context.tokens.lock_family(family_id)
         await context.tokens.revoke_company_tokens(application_id, owner.company_id, now)
     else:
         expires_in = application.access_token_lifetime or context.policy.access_token_lifetime
