@@ -192,3 +192,30 @@ def test_a_value_the_database_cannot_hold_is_an_invalid_value(world: World, valu
         return
     with pytest.raises(InvalidValue):
         asyncio.run(main())
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite keeps no pool")
+def test_a_unit_waiting_for_the_pool_gets_the_connection_another_unit_leaves(
+    world: World,
+) -> None:
+    """Connections are kept for the next unit, but never while a unit waits in the pool for
+    one: with a pool of one, the second of two concurrent units gets the first's."""
+
+    async def main() -> list[str]:
+        db = open_database(world.settings.database_url, pool_size=1)
+        seen: list[str] = []
+
+        async def read(name: str) -> None:
+            async with db.unit(write=False) as uow:
+                company = await uow.accounts.company(world.company_a)
+                await asyncio.sleep(0.05)  # the other unit queues in the pool meanwhile
+                seen.append(f"{name}:{company.name if company else None}")
+
+        try:
+            await asyncio.wait_for(asyncio.gather(read("first"), read("second")), 10)
+            await asyncio.wait_for(read("third"), 10)  # and the kept one serves the next
+        finally:
+            await db.close()
+        return seen
+
+    assert asyncio.run(main()) == ["first:Acme", "second:Acme", "third:Acme"]
