@@ -7,7 +7,8 @@ the database, not the process, decides which of several racing requests wins (RF
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, select, true, update
 
@@ -24,6 +25,8 @@ from . import rows
 from . import tables as t
 from .sql import Query
 from .transaction import Transaction
+
+T = TypeVar("T")
 
 # The user's ``active`` comes with a code or a refresh token (the grants check it): one statement.
 _OWNER_ACTIVE_OF_REFRESH_TOKEN = (
@@ -214,10 +217,7 @@ class AuthorizationCodes:
     async def client_with_code(
         self, client_id: str, digest: str
     ) -> tuple[Application | None, AuthorizationCode | None]:
-        row = await self.tx.first(_CLIENT_WITH_CODE, {"client_id": client_id, "digest": digest})
-        if row is None:
-            return None, None
-        return _client(row), (self._code(row) if row.id is not None else None)
+        return await _with_client_read(self.tx, _CLIENT_WITH_CODE, client_id, digest, self._code)
 
     async def redeem(self, code_id: int, now: int, tokens: NewTokens | None) -> bool:
         inserts = _token_inserts(tokens) if tokens is not None else []
@@ -271,22 +271,16 @@ class Tokens:
     async def client_with_refresh_token(
         self, client_id: str, digest: str
     ) -> tuple[Application | None, RefreshToken | None]:
-        row = await self.tx.first(
-            _CLIENT_WITH_REFRESH_TOKEN, {"client_id": client_id, "digest": digest}
+        return await _with_client_read(
+            self.tx, _CLIENT_WITH_REFRESH_TOKEN, client_id, digest, _refresh_token
         )
-        if row is None:
-            return None, None
-        return _client(row), (_refresh_token(row) if row.id is not None else None)
 
     async def client_with_access_token(
         self, client_id: str, digest: str
     ) -> tuple[Application | None, AccessToken | None]:
-        row = await self.tx.first(
-            _CLIENT_WITH_ACCESS_TOKEN, {"client_id": client_id, "digest": digest}
+        return await _with_client_read(
+            self.tx, _CLIENT_WITH_ACCESS_TOKEN, client_id, digest, _access_token
         )
-        if row is None:
-            return None, None
-        return _client(row), (_access_token(row) if row.id is not None else None)
 
     async def rotate(
         self, refresh_token_id: int, family_id: int, now: int, successor: NewTokens
@@ -375,8 +369,14 @@ class _Prefixed:
         return getattr(self.row, self.prefix + name)
 
 
-def _client(row: Any) -> Application:
-    return rows.application(_Prefixed(row, "app_"))
+async def _with_client_read(
+    tx: Transaction, query: Query, client_id: str, digest: str, build: Callable[[Any], T]
+) -> tuple[Application | None, T | None]:
+    """One read of ``_with_client``'s: (the application, the credential), either None."""
+    row = await tx.first(query, {"client_id": client_id, "digest": digest})
+    if row is None:
+        return None, None
+    return rows.application(_Prefixed(row, "app_")), (build(row) if row.id is not None else None)
 
 
 def _refresh_token(row: Any) -> RefreshToken:

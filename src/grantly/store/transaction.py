@@ -25,7 +25,8 @@ import asyncio
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -85,13 +86,8 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(compiled.sql)
-        try:
+        with _store_errors():
             await self._run_many(compiled.sql, [compiled.values(p) for p in params])
-        except Exception as error:
-            mapped = translated(error)
-            if mapped is None:
-                raise
-            raise mapped from error
 
     def insert_later(self, statement: Query, params: Mapping[str, Any]) -> None:
         """Queue this INSERT: it is sent before the next statement or the COMMIT (see the
@@ -123,13 +119,8 @@ class Transaction(ABC):
         for statement, params in inserts:
             inserted = statement.compiled(self.dialect, params)
             parts.append((inserted, inserted.values(params)))
-        try:
+        with _store_errors():
             return await self._send_guarded(parts)
-        except Exception as error:
-            mapped = translated(error)
-            if mapped is None:
-                raise
-            raise mapped from error
 
     async def _send_guarded(self, parts: list[tuple[Compiled, list[Any]]]) -> bool:
         (guard, values), *inserts = parts
@@ -164,13 +155,8 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(sql)
-        try:
+        with _store_errors():
             return await self._run(sql, values, fetch)
-        except Exception as error:
-            mapped = translated(error)
-            if mapped is None:
-                raise
-            raise mapped from error
 
     async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
         for compiled, values in pending:
@@ -348,11 +334,18 @@ def _guarded(statements: tuple[Compiled, ...]) -> str:
     return sql
 
 
-async def _translating(awaitable: Any) -> Any:
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A driver's error raised inside becomes the store's (``errors.translated``)."""
     try:
-        return await awaitable
+        yield
     except Exception as error:
         mapped = translated(error)
         if mapped is None:
             raise
         raise mapped from error
+
+
+async def _translating(awaitable: Any) -> Any:
+    with _store_errors():
+        return await awaitable
