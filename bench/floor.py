@@ -247,35 +247,35 @@ def _sqlite_app(url: str) -> Starlette:
         now = int(time.time())
         refresh = form.get("grant_type") == "refresh_token"
         body = _tokens("", now)
+        presented = _digest(form.get("refresh_token" if refresh else "code", ""))
         async with db.unit() as uow:
-            application = await uow.applications.by_client_id(client_id)
-            if application is None or not hmac.compare_digest(
-                application.secret_digest or "", _digest(secret)
+            # Grantly's reads and writes: the client with the credential, then one guarded
+            # step that uses the credential and writes the tokens and the audit row.
+            if refresh:
+                application, record = await uow.tokens.client_with_refresh_token(
+                    client_id, presented
+                )
+            else:
+                application, record = await uow.codes.client_with_code(client_id, presented)
+            if (
+                application is None
+                or record is None
+                or not hmac.compare_digest(application.secret_digest or "", _digest(secret))
             ):
                 return NOT_FOUND
-            if refresh:
-                record = await uow.tokens.refresh_token(_digest(form.get("refresh_token", "")))
-                if record is None or not await uow.tokens.rotate(record.id, now):
-                    return NOT_FOUND
-                owner, scopes, family = record.owner, record.scopes, record.family_id
-            else:
-                code = await uow.codes.consume(_digest(form.get("code", "")), application.id, now)
-                if code is None:
-                    return NOT_FOUND
-                owner, scopes, family = code.owner, code.scopes, code.id
-            await uow.tokens.issue(
-                NewTokens(
-                    application_id=application.id,
-                    owner=owner,
-                    scopes=scopes,
-                    created_at=now,
-                    access_digest=_digest(body["access_token"]),
-                    access_expires_at=now + ACCESS_LIFETIME,
-                    refresh_digest=_digest(body["refresh_token"]),
-                    refresh_expires_at=now + REFRESH_LIFETIME,
-                    family_id=family,
-                    refresh_scopes=scopes,
-                )
+            owner, scopes = record.owner, record.scopes
+            family = record.family_id if refresh else record.id
+            tokens = NewTokens(
+                application_id=application.id,
+                owner=owner,
+                scopes=scopes,
+                created_at=now,
+                access_digest=_digest(body["access_token"]),
+                access_expires_at=now + ACCESS_LIFETIME,
+                refresh_digest=_digest(body["refresh_token"]),
+                refresh_expires_at=now + REFRESH_LIFETIME,
+                family_id=family,
+                refresh_scopes=scopes,
             )
             await uow.audit.record(
                 "token.refreshed" if refresh else "token.issued",
@@ -286,6 +286,12 @@ def _sqlite_app(url: str) -> Starlette:
                 ip=request.client.host if request.client else None,
                 scope=" ".join(scopes),
             )
+            if refresh:
+                used = await uow.tokens.rotate(record.id, family, now, tokens)
+            else:
+                used = await uow.codes.redeem(record.id, now, tokens)
+            if not used:
+                return NOT_FOUND
         body["scope"] = " ".join(scopes)
         return JSONResponse(body, headers=NO_STORE)
 

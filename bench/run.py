@@ -480,7 +480,8 @@ def sign_in(base: str, email: str, authorize_query: str) -> str:
 
 
 def check(target: Target) -> None:
-    """One request of each kind by hand, so that a broken setup fails loudly, not as errors."""
+    """A request of each kind by hand (a Bearer call, an introspection, a code exchange), so
+    that a broken setup fails loudly, not as errors."""
     with httpx.Client(base_url=target.base) as http:
         me = http.get(
             target.paths.get("resource", "/api/v1/me"),
@@ -493,6 +494,19 @@ def check(target: Target) -> None:
             headers={"Authorization": target.basic},
         )
         assert facts.status_code == 200 and facts.json()["active"], facts.text
+        codes = Path(tempfile.mkdtemp(prefix="grantly-bench-check-")) / "code.txt"
+        target.mint("code", 1, codes)
+        exchanged = http.post(
+            target.paths.get("token_code", "/oauth/token"),
+            data={
+                "grant_type": "authorization_code",
+                "code": codes.read_text().split()[0],
+                "redirect_uri": REDIRECT_URI,
+            },
+            headers={"Authorization": target.basic},
+        )
+        assert exchanged.status_code == 200, exchanged.text
+        shutil.rmtree(codes.parent, ignore_errors=True)
 
 
 # --- node oidc-provider ----------------------------------------------------------------------
