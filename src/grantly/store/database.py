@@ -291,9 +291,9 @@ class _WriterGroup:
             tx = SQLiteTransaction(writer, self.database.dialect, self.database.observers, True)
             try:
                 yield Store(tx)
-                await tx.flush()
+                await tx.finish()
             except BaseException:
-                tx.discard()
+                await tx.abort()
                 self._savepoint(writer, "ROLLBACK TO grantly_unit")
                 self._savepoint(writer, "RELEASE grantly_unit")
                 raise

@@ -188,6 +188,9 @@ class SQLiteTransaction(Transaction):
         self.connection = connection
 
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
+        return self._execute(sql, values, fetch)
+
+    def _execute(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
         cursor = self.connection.execute(sql, values)
         try:
             return (cursor.fetchall() if fetch else []), cursor.rowcount
@@ -206,14 +209,7 @@ class ThreadedSQLiteTransaction(SQLiteTransaction):
     that the event loop keeps serving while SQLite scans."""
 
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
-        def in_thread() -> tuple[list[Any], int]:
-            cursor = self.connection.execute(sql, values)
-            try:
-                return (cursor.fetchall() if fetch else []), cursor.rowcount
-            finally:
-                cursor.close()
-
-        return await asyncio.to_thread(in_thread)
+        return await asyncio.to_thread(self._execute, sql, values, fetch)
 
 
 class PostgresTransaction(Transaction):
