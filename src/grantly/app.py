@@ -66,6 +66,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # Starlette answers a path with (or without) a trailing slash by a 307 to the other one,
+        # built from the Host header: a client would re-POST its secret to whatever host the
+        # request named (RFC 9700 §4.11, open redirection). Paths are exact; the other is 404.
+        redirect_slashes=False,
         # FastAPI's OpenTelemetry bridge asked OpenTelemetry's global providers (reading the
         # environment) on every request; Grantly's metrics are Prometheus' (observability.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},

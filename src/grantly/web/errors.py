@@ -22,7 +22,7 @@ JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in JSON_PATHS
+    return path.startswith("/api/") or path.rstrip("/") in JSON_PATHS
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

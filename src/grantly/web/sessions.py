@@ -33,6 +33,10 @@ class CsrfError(Exception):
 
 
 def csrf_token(request: Request) -> str:
+    """The session's CSRF token. A page answered on a path without sessions (an error page
+    under ``/.well-known/`` or ``/api/``) has no form to protect: no token."""
+    if "session" not in request.scope:
+        return ""
     token = request.session.get("csrf")
     if not isinstance(token, str):
         token = secrets.token_urlsafe(32)
