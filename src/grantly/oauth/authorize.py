@@ -179,9 +179,13 @@ def consent_required(request: AuthorizationRequest, user: User, remembered: bool
 
     Company tokens always ask an admin. User tokens skip the question only when the application
     says so: "trusted" for the people of the company that registered it, "remember" when the
-    user already allowed the same or wider scopes (``remembered``).
+    user already allowed the same or wider scopes (``remembered``). A public application is
+    always asked about, whatever its row says (RFC 8252 §8.6: any local program can present
+    its client id; registration refuses the other modes for it).
     """
     if request.owner_type == "company" or request.out_of_band:
+        return True
+    if not request.application.confidential:
         return True
     mode = request.application.consent
     if mode == "trusted":

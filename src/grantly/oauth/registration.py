@@ -34,6 +34,14 @@ class ApplicationDraft:
     access_token_lifetime: int | None = None
 
 
+# RFC 8252 §8.6: any program on a device can claim a public client's id, use a loopback
+# redirect and bring its own PKCE challenge; only the person, asked each time, tells them apart.
+PUBLIC_CONSENT_PROBLEM = (
+    "a public application (no client secret) asks for consent every time: any program on "
+    "the device can use its client id (RFC 8252 §8.6), so remember and trusted are for "
+    "confidential applications only."
+)
+
 MIN_ACCESS_TOKEN_LIFETIME = 60
 MAX_ACCESS_TOKEN_LIFETIME = 24 * 3600
 
@@ -51,6 +59,8 @@ def validate(
     problems: list[str] = []
     if consent not in CONSENT_MODES:
         problems.append(f"consent must be one of {', '.join(CONSENT_MODES)}.")
+    elif not confidential and consent != "always":
+        problems.append(PUBLIC_CONSENT_PROBLEM)
     if access_token_lifetime is not None and not (
         MIN_ACCESS_TOKEN_LIFETIME <= access_token_lifetime <= MAX_ACCESS_TOKEN_LIFETIME
     ):
