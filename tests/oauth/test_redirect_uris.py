@@ -225,3 +225,51 @@ def test_the_registered_query_is_kept_exactly_as_written() -> None:
 def test_a_dns_name_is_never_loopback_even_if_it_looks_like_one() -> None:
     assert not uris.is_loopback("http://localhost.attacker.example/cb")
     assert uris.is_loopback("http://127.8.9.10/cb")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://trusted.example@evil.example/cb",
+        "https://user:pass@client.example/cb",
+        "http://127.0.0.1@evil.example/cb",
+    ],
+)
+def test_user_information_in_the_host_is_refused(uri: str) -> None:
+    # RFC 3986 §3.2.1: a person reads trusted.example; the browser goes to evil.example.
+    assert "user information" in refused(uri)
+
+
+@pytest.mark.parametrize("character", ['"', "<", ">", "\\", "^", "`", "{", "|", "}"])
+def test_characters_a_uri_cannot_hold_raw_are_refused(character: str) -> None:
+    message = refused(f"https://client.example/cb?x={character}")
+    assert "RFC 3986" in message and character in message
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:/cb", "http://127.0.0.1:0/cb"])
+def test_an_empty_or_zero_port_is_refused_at_registration(uri: str) -> None:
+    assert "port" in refused(uri, confidential=False)
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        "http://127.0.0.1:0/cb",  # no app listens on port 0
+        "http://127.0.0.1:/cb",  # an empty port
+        "http://127.0.0.1:65536/cb",
+        "http://127.0.0.1:+80/cb",
+        "http://LOCALHOST:5000/cb",  # the host as registered, case included
+        "http://x@127.0.0.1:5000/cb",
+        "HTTP://127.0.0.1:5000/cb",
+    ],
+)
+def test_loopback_port_leeway_needs_a_real_port_and_the_host_as_registered(
+    requested: str,
+) -> None:
+    registered = "http://localhost/cb" if "LOCALHOST" in requested else "http://127.0.0.1/cb"
+    assert not uris.matches(requested, registered, native=True)
+    assert uris.matches(
+        "http://localhost:5000/cb" if "LOCALHOST" in requested else "http://127.0.0.1:5000/cb",
+        registered,
+        native=True,
+    )

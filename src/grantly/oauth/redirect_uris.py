@@ -18,6 +18,11 @@ OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
 RESPONSE_PARAMETERS = {"code", "state", "iss", "error", "error_description", "error_uri"}
 
 
+# RFC 3986 §2: characters that are never part of a URI; raw in a redirect URI they would also
+# be raw in the pages and headers that carry it.
+_NOT_IN_URIS = frozenset('"<>\\^`{|}')
+
+
 class InvalidRedirectUri(ValueError):
     pass
 
@@ -55,9 +60,23 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
         raise InvalidRedirectUri(f"{uri!r} contains white space or control characters.")
     if len(uri) > 2000:
         raise InvalidRedirectUri("a redirect URI may be at most 2000 characters.")
+    scheme = uri.partition(":")[0].lower()
+    if scheme in ("javascript", "data", "file", "vbscript"):
+        raise InvalidRedirectUri(f"the '{scheme}:' scheme cannot be a redirect URI.")
+    if forbidden := sorted(_NOT_IN_URIS.intersection(uri)):
+        raise InvalidRedirectUri(
+            f"{uri!r} contains {' '.join(forbidden)}, which a URI cannot hold unencoded "
+            "(RFC 3986 §2); percent-encode them."
+        )
     parts = _split(uri)
     if parts is None:
         raise InvalidRedirectUri(f"'{uri}' is not a valid URI (malformed host or port).")
+    if "@" in parts.netloc:
+        # https://trusted.example@evil.example/cb reads as trusted.example to a person and
+        # goes to evil.example (RFC 3986 §3.2.1 userinfo; RFC 9700 §4.1.3).
+        raise InvalidRedirectUri(f"'{uri}' has user information (before '@') in its host.")
+    if parts.port == 0 or parts.netloc.endswith(":"):
+        raise InvalidRedirectUri(f"'{uri}' has an empty or zero port.")
     if not parts.scheme:
         raise InvalidRedirectUri(f"'{uri}' is not an absolute URI (RFC 6749 §3.1.2).")
     if "#" in uri:
@@ -80,8 +99,6 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
                 "(RFC 9700 §2.6, RFC 8252 §7.3)."
             )
         return uri
-    if scheme in ("javascript", "data", "file", "vbscript"):
-        raise InvalidRedirectUri(f"the '{scheme}:' scheme cannot be a redirect URI.")
     if confidential:
         raise InvalidRedirectUri(
             f"'{uri}' uses a custom scheme, which only public (native) applications may use "
@@ -95,23 +112,48 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
     return uri
 
 
+def _host_and_port(netloc: str) -> tuple[str, str | None] | None:
+    """The host exactly as written and the port's digits (None when absent), or None when
+    the authority has user information or a port that is empty, zero or not a number."""
+    if "@" in netloc:
+        return None
+    if netloc.startswith("["):
+        host, bracket, rest = netloc.partition("]")
+        host += bracket
+    else:
+        host, colon, port_digits = netloc.partition(":")
+        rest = colon + port_digits
+    if not rest:
+        return host, None
+    port = rest[1:] if rest.startswith(":") else None
+    if not port or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, port
+
+
 def matches(requested: str, registered: str, *, native: bool = False) -> bool:
     """RFC 9700 §4.1.3: exact string comparison, with one exception: for native (public)
     clients, a loopback http redirect URI may differ in its port (RFC 8252 §7.3), because the
-    app listens on whatever port is free when it starts."""
+    app listens on whatever port is free when it starts. Everything else is compared as
+    written, the host's case included; the port must be a real one (1-65535, RFC 8252 §7.3
+    speaks of the port the app listens on). RFC 8252 §8.3 prefers the loopback IP literals
+    (``127.0.0.1``, ``[::1]``) to ``localhost``, which a resolver could send elsewhere."""
     if requested == registered:
         return True
     if not (native and registered.startswith("http://") and is_loopback(registered)):
         return False
     asked, known = _split(requested), _split(registered)
-    if asked is None or known is None or asked.scheme != "http":
+    if asked is None or known is None or not requested.startswith("http://"):
         return False
-    return (asked.hostname, asked.path, asked.query, asked.fragment, asked.username) == (
-        known.hostname,
+    asked_authority = _host_and_port(asked.netloc)
+    known_authority = _host_and_port(known.netloc)
+    if asked_authority is None or known_authority is None:
+        return False
+    return (asked_authority[0], asked.path, asked.query, asked.fragment) == (
+        known_authority[0],
         known.path,
         known.query,
         known.fragment,
-        known.username,
     )
 
 
