@@ -277,7 +277,9 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def client(settings: Settings, world: World, clock: FrozenClock) -> Iterator[TestClient]:
     app = create_app(settings, clock=clock)
-    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as test_client:
+    with TestClient(
+        app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=("127.0.0.1", 50000)
+    ) as test_client:
         yield test_client
 
 

@@ -11,12 +11,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
-from starlette.responses import Response
 
 from . import __version__
 from .api import credentials, employees, me
 from .oauth.clock import Clock, SystemClock
-from .observability import RequestLogging, configure_logging, metrics_body
+from .observability import RequestLogging, configure_logging
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
@@ -31,6 +30,7 @@ from .web import (
     grants,
     health,
     metadata,
+    metrics,
     middleware,
 )
 from .web import api_keys as api_keys_page
@@ -94,11 +94,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     app.state.services = services
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        body, content_type = metrics_body()
-        return Response(body, media_type=content_type)
-
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
     # Routers are matched in order, one by one: the hot paths (health checks, the token
     # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
@@ -107,6 +102,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         *client_endpoints.routes,
         *me.routes,
         *authorization.routes,
+        *metrics.routes,
     ]
     app.include_router(me.router)
     app.include_router(employees.router)

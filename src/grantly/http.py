@@ -6,14 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .oauth.bearer import MissingToken
-from .oauth.errors import OAuthError
+from .oauth.errors import InvalidRequest, OAuthError
 from .observability import OAUTH_ERRORS
 
 # RFC 6749 §5.1: token responses, and everything else that carries a credential, are not cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def authorization(request: Request) -> str | None:
+    """The request's one ``Authorization`` header. Two are refused (RFC 6749 §2.3: one
+    authentication method per request; RFC 6750 §2: a token in one place): which of them a
+    proxy, a framework or Grantly reads would otherwise decide who the request is."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise InvalidRequest("send one Authorization header, not several.")
+    return values[0] if values else None
 
 
 def multi_params(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

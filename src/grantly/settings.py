@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     sign_in_limit_per_account: str = "10/15 minutes"
     sign_in_limit_per_address: str = "50/15 minutes"
     client_auth_limit_per_client: str = "20/minute"
+    # The Bearer token Prometheus sends to /metrics; unset, only loopback peers are answered.
+    metrics_token: SecretStr | None = None
     scopes: str = "read write"
     allow_plain_pkce: bool = False
     token_query_parameters: bool = True

@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..http import NO_STORE, bearer_error, json_error, multi_params
+from ..http import NO_STORE, authorization, bearer_error, json_error, multi_params
 from ..oauth import bearer, clients, introspection, revocation
 from ..oauth.errors import InvalidRequest, OAuthError
 from ..oauth.models import TokenResponse
@@ -97,7 +97,7 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
         )
 
     context = services(request).token_context(uow, on_issue=issued)
-    result = await token_request(params, request.headers.get("authorization"), context)
+    result = await token_request(params, authorization(request), context)
     if result.owner is not None:
         if refreshed:
             TOKENS_REFRESHED.inc()
@@ -113,9 +113,7 @@ async def revoke(request: Request) -> Response:
 
 async def _revoke(request: Request, params: Params, uow: Store) -> Response:
     svc = services(request)
-    revoked = await revocation.revoke(
-        params, request.headers.get("authorization"), svc.token_context(uow)
-    )
+    revoked = await revocation.revoke(params, authorization(request), svc.token_context(uow))
     if revoked.kind is not None:
         TOKENS_REVOKED.labels(revoked.kind).inc()
         await audit(
@@ -140,7 +138,7 @@ async def introspect(request: Request) -> Response:
 
 async def _introspect(request: Request, params: Params, uow: Store) -> Response:
     facts = await introspection.introspect(
-        params, request.headers.get("authorization"), services(request).token_context(uow)
+        params, authorization(request), services(request).token_context(uow)
     )
     return JSONResponse(facts, headers=NO_STORE)
 
@@ -151,7 +149,7 @@ async def token_info(request: Request) -> Response:
     async with svc.db.unit(write=False) as uow:
         try:
             token = await bearer.authenticate(
-                bearer.token_from_header(request.headers.get("authorization")),
+                bearer.token_from_header(authorization(request)),
                 uow.tokens,
                 svc.clock,
             )
@@ -222,7 +220,7 @@ def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
 
     try:
         claimed = clients.from_request(
-            request.headers.get("authorization"), first("client_id"), first("client_secret")
+            authorization(request), first("client_id"), first("client_secret")
         ).client_id
     except OAuthError:
         return None
