@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Annotated, TypeVar, cast
 
 from fastapi import APIRouter, Body, Path, Query
+from pydantic import BeforeValidator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -64,8 +65,20 @@ router = APIRouter(
     tags=["employees"],
 )
 
-EmployeeId = Annotated[int, Path(ge=1, le=MAX_ID, description="The employee's id.")]
-IdList = list[Annotated[int, Query(ge=1, le=MAX_ID)]]
+
+def _digits(value: object) -> object:
+    """An id is written in ASCII digits. Pydantic's lax integers also take "1.0", "1_0" and
+    other scripts' digits: one employee would have many URLs, and a cache or a log would not
+    see them as one."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an id is a whole number written in digits (0-9)")
+    return value
+
+
+EmployeeId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The employee's id."), BeforeValidator(_digits)
+]
+IdList = list[Annotated[int, Query(ge=1, le=MAX_ID), BeforeValidator(_digits)]]
 LIST_LIMIT = 100  # values in one array filter
 
 

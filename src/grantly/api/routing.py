@@ -1,8 +1,9 @@
 """How every resource route runs: dated versions, credentials first, one transaction.
 
 - Factorial versions its API by date in the path (``/api/2026-10-01/resources/...``) and each
-  SDK release sends its own date (docs/factorial-api.md §1.3): any ``YYYY-MM-DD`` segment is
-  accepted and served the same way; anything else is not a path of the API (404).
+  SDK release sends its own date (docs/factorial-api.md §1.3): any date, as ``YYYY-MM-DD``, is
+  accepted and served the same way; anything else (2026-99-99 included) is not a path of the
+  API (404).
 - The credential is judged before the query or the body (RFC 6750 §3.1): a request without a
   valid credential gets 401 whatever else is wrong with it, and a token without the scope
   gets 403 ``insufficient_scope``. GET needs ``read``; every other method ``write``.
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -23,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,8 +36,17 @@ from ..store.unit import Store
 from .principal import API_KEY_HEADER, Principal, authenticate
 from .problems import ApiProblem, forbidden, from_validation_error
 
-# ASCII digits: Python's and Rust's ``\d`` also match other scripts' digits.
-VERSION_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# ASCII digits: Python's and Rust's ``\d`` also match other scripts' digits. Months 01-12,
+# days 01-31; a day its month does not have (2026-02-30) is refused by ``_is_date``.
+VERSION_PATTERN = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+
+
+def _is_date(version: str) -> bool:
+    try:
+        dt.date.fromisoformat(version)
+    except ValueError:
+        return False
+    return True
 
 
 class ApiVersionConvertor(Convertor[str]):
@@ -73,6 +85,8 @@ class ResourceRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def authenticated(request: Request) -> Response:
+            if not _is_date(request.path_params.get("version", "2026-01-01")):
+                raise HTTPException(404, "this is not a path of the API: the version is a date.")
             scope = required_scope(request.method)
             if scope == "write":
                 await request.body()  # before taking the write lock (cached for FastAPI)
