@@ -137,3 +137,23 @@ def test_racing_company_token_exchanges_leave_one_company_token(two_servers) -> 
         ]
     ]
     assert len(active) == 1, f"{len(active)} company tokens are active at once"
+
+
+def test_the_throttle_counts_the_same_on_every_process(two_servers) -> None:
+    """Without Redis the throttle's counters are in the database: failures sent to either
+    process add up (20 wrong secrets per client and address a minute, by default), and the
+    client's correct secret is still served by both."""
+    app = two_servers[0].world.app
+    data = {"grant_type": "refresh_token", "refresh_token": "grt_x"}
+    answers = [
+        httpx.post(
+            f"{two_servers[n % 2].url}/oauth/token", data=data, auth=(app.client_id, "x")
+        ).status_code
+        for n in range(21)
+    ]
+    assert answers == [401] * 20 + [429]
+    for server in two_servers:
+        served = httpx.post(
+            f"{server.url}/oauth/token", data=data, auth=(app.client_id, app.client_secret or "")
+        )
+        assert served.status_code == 400 and served.json()["error"] == "invalid_grant"

@@ -19,7 +19,7 @@ from .observability import RequestLogging, configure_logging
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
-from .throttle import Throttle
+from .throttle import Limits, Throttle
 from .web import (
     accounts,
     applications,
@@ -40,10 +40,17 @@ from .web.pages import templates as page_templates
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     db = open_database(settings.database_url, settings.database_pool_size)
     throttle = Throttle(
-        settings.redis_url,
-        sign_in_per_account=settings.sign_in_limit_per_account,
-        sign_in_per_address=settings.sign_in_limit_per_address,
-        client_auth_per_client=settings.client_auth_limit_per_client,
+        redis_url=settings.redis_url,
+        db=db,
+        secret_key=settings.resolved_secret_key(),
+        limits=Limits(
+            sign_in_per_account_address=settings.sign_in_limit_per_account_address,
+            sign_in_per_address=settings.sign_in_limit_per_address,
+            sign_in_per_account=settings.sign_in_limit_per_account,
+            sign_in_per_device=settings.sign_in_limit_per_device,
+            client_auth_per_client_address=settings.client_auth_limit_per_client_address,
+            client_auth_per_address=settings.client_auth_limit_per_address,
+        ),
         key_prefix=settings.redis_key_prefix,
     )
     services = Services(

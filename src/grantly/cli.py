@@ -263,17 +263,18 @@ def tokens_prune(
 
     settings = _settings()
     migrate.upgrade(settings.async_database_url)
-    cutoff = SystemClock().now() - retention_days * 86400
+    now = SystemClock().now()
+    cutoff = now - retention_days * 86400
 
     async def main() -> dict[str, int]:
         db = open_database(settings.database_url)
         try:
-            total = sum((await maintenance.count(db, cutoff)).values())
+            total = sum((await maintenance.count(db, cutoff, now)).values())
             with typer.progressbar(
                 length=total, label="Pruning", file=sys.stderr, show_pos=True
             ) as bar:
                 return await maintenance.prune(
-                    db, cutoff, batch_size, lambda _table, n: bar.update(n)
+                    db, cutoff, batch_size, lambda _table, n: bar.update(n), now
                 )
         finally:
             await db.close()

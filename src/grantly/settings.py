@@ -61,9 +61,16 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     redis_url: str | None = None
     redis_key_prefix: str = "grantly"
-    sign_in_limit_per_account: str = "10/15 minutes"
+    # Failures counted by the throttle (grantly/throttle.py; SECURITY.md says why nobody can
+    # lock out someone else). Sign-in from a browser the account was not used on: per account
+    # and address, per address, per account; from a known browser: per device only.
+    sign_in_limit_per_account_address: str = "10/15 minutes"
     sign_in_limit_per_address: str = "50/15 minutes"
-    client_auth_limit_per_client: str = "20/minute"
+    sign_in_limit_per_account: str = "30/15 minutes"
+    sign_in_limit_per_device: str = "10/15 minutes"
+    # Client authentication: a correct credential is always served; failures from an address.
+    client_auth_limit_per_client_address: str = "20/minute"
+    client_auth_limit_per_address: str = "100/minute"
     # The Bearer token Prometheus sends to /metrics; unset, only loopback peers are answered.
     metrics_token: SecretStr | None = None
     scopes: str = "read write"
@@ -71,6 +78,21 @@ class Settings(BaseSettings):
     token_query_parameters: bool = True
     max_parameter_length: int = Field(default=2048, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator(
+        "sign_in_limit_per_account_address",
+        "sign_in_limit_per_address",
+        "sign_in_limit_per_account",
+        "sign_in_limit_per_device",
+        "client_auth_limit_per_client_address",
+        "client_auth_limit_per_address",
+    )
+    @classmethod
+    def _is_a_limit(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # "10/15 minutes"; raises ValueError with what is wrong
+        return value
 
     @field_validator("issuer")
     @classmethod

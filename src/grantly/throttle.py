@@ -1,23 +1,44 @@
-"""Throttling of guesses: sign-in attempts per account and per address, and client
-authentication failures per client (RFC 6749 §10.10 on credentials guessing; RFC 9700 §2.5;
-OWASP's authentication guidance). Only failures count, so a person who signs in correctly is
-never slowed down.
+"""Throttling of guesses, built so that nobody can lock out someone else (RFC 6749 §10.10 on
+credentials guessing; RFC 9700 §2.5; OWASP's authentication guidance and its "device cookies"
+for lockouts that only hit untrusted clients). Only failures count, and the counters are keyed
+by what an attacker controls (its address), never only by a public identifier (a client id,
+an email address) that anyone can send.
 
-Counters live in Redis when ``GRANTLY_REDIS_URL`` is set, shared by every process and host;
-otherwise in the process (the same behaviour on one process). The ``limits`` library keeps
-them, with a moving window. If Redis cannot be reached the throttle lets requests through and
-says so in the log: an outage of the counter store must not lock everyone out.
+Client authentication (``client_auth_failed``): a correct client credential is always served.
+Client secrets are 256-bit random values: guessing them is not the threat, denial is. A failed
+authentication counts for its source address and for the pair (client, address); past either
+limit, failures from there are answered 429 instead of 401, and no longer written one by one to
+the audit trail (the limit being reached is, once per window).
+
+Sign-in (``sign_in_refusal`` before the password is checked, ``sign_in_failed`` after a failure):
+- from a browser that signed in to the account before (a signed device cookie naming the
+  account, ``web/accounts.py``): only that device's failures for the account count;
+- from any other browser: failures count per account and address, per address, and per account.
+  Past a limit, attempts are refused (429) without checking the password, so a guessing run
+  learns nothing. The per-account limit stops a botnet spread over many addresses, and it blocks
+  only browsers the account has never been used on: the owner's known browsers still sign in.
+
+Counters live in Redis when ``GRANTLY_REDIS_URL`` is set, otherwise in the database
+(``store/counters.py``): either way every worker and host counts the same, and a restart keeps
+them. The ``limits`` library parses the limits and keeps Redis' counters; each counter is a
+fixed window. If Redis cannot be reached the throttle lets requests through and says so in the
+log: an outage of the counter store must not lock everyone out. Keys are HMACs of what they
+count, so neither store holds an email address or an IP address.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import RedisStorage, Storage
+
+from .store.database import Database
+from .store.errors import StoreError
 
 log = logging.getLogger("grantly.throttle")
 
@@ -25,66 +46,205 @@ log = logging.getLogger("grantly.throttle")
 @dataclass(frozen=True, slots=True)
 class Refusal:
     retry_after: int
+    limit: str  # which limit refused: "account", "account_address", "address", "device" ...
+
+
+class DatabaseStorage(Storage):
+    """A ``limits`` storage on Grantly's database: fixed windows in ``throttle_counters``.
+    Only ``incr``, ``get`` and ``get_expiry`` are used by fixed windows."""
+
+    STORAGE_SCHEME = ["grantly+database"]
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    @property
+    def base_exceptions(self) -> tuple[type[Exception], ...]:
+        return (StoreError,)
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        async with self.db.unit() as uow:
+            return await uow.counters.increment(key, amount, int(expiry), int(time.time()))
+
+    async def get(self, key: str) -> int:
+        async with self.db.unit(write=False) as uow:
+            count, _ = await uow.counters.current(key, int(time.time()))
+        return count
+
+    async def get_expiry(self, key: str) -> float:
+        now = time.time()
+        async with self.db.unit(write=False) as uow:
+            _, expires_at = await uow.counters.current(key, int(now))
+        return float(expires_at) if expires_at is not None else now
+
+    async def check(self) -> bool:
+        await self.db.ping()
+        return True
+
+    async def reset(self) -> int | None:
+        async with self.db.unit() as uow:
+            return await uow.counters.clear()
+
+    async def clear(self, key: str) -> None:
+        async with self.db.unit() as uow:
+            await uow.counters.clear(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits, as ``limits`` strings ("10/15 minutes"), from settings."""
+
+    sign_in_per_account_address: str = "10/15 minutes"
+    sign_in_per_address: str = "50/15 minutes"
+    sign_in_per_account: str = "30/15 minutes"
+    sign_in_per_device: str = "10/15 minutes"
+    client_auth_per_client_address: str = "20/minute"
+    client_auth_per_address: str = "100/minute"
+
+
+Check = tuple[str, RateLimitItem, str]  # (the limit's name, the limit, the key counted)
 
 
 class Throttle:
     def __init__(
         self,
-        redis_url: str | None,
         *,
-        sign_in_per_account: str,
-        sign_in_per_address: str,
-        client_auth_per_client: str,
+        redis_url: str | None,
+        db: Database,
+        secret_key: str,
+        limits: Limits,
         key_prefix: str = "grantly",
     ) -> None:
-        storage: Storage
+        self.storage: Storage
+        self.fails_open = bool(redis_url)
         if redis_url:
             uri = redis_url.replace("redis://", "async+redis://", 1).replace(
                 "rediss://", "async+rediss://", 1
             )
-            storage = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix)
+            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix)
         else:
-            storage = MemoryStorage()
-        self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
-        self.sign_in_per_account = parse(sign_in_per_account)
-        self.sign_in_per_address = parse(sign_in_per_address)
-        self.client_auth_per_client = parse(client_auth_per_client)
+            self.storage = DatabaseStorage(db)
+        self._secret = hashlib.sha256(b"grantly-throttle\0" + secret_key.encode()).digest()
+        self.limits = {name: parse(getattr(limits, name)) for name in Limits.__dataclass_fields__}
 
-    async def _refusal(self, checks: list[tuple[RateLimitItem, str, str]]) -> Refusal | None:
+    # --- keys -------------------------------------------------------------------------
+
+    def digest(self, kind: str, value: str) -> str:
+        """An HMAC of what is counted: the stores never hold the email or the address."""
+        mac = hmac.new(self._secret, f"{kind}\0{value}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def account_key(self, email: str) -> str:
+        """The account an attempt names, as the throttle (and the device cookie) know it:
+        without case or surrounding space, so no spelling escapes its count."""
+        return self.digest("account", email.strip().lower())
+
+    def _key(self, name: str, *parts: str) -> str:
+        return self.limits[name].key_for(name, *parts)
+
+    # --- counting -----------------------------------------------------------------------
+
+    async def _refusal(self, checks: list[Check]) -> Refusal | None:
         try:
-            for limit, kind, key in checks:
-                if not await self.limiter.test(limit, kind, key):
-                    stats = await self.limiter.get_window_stats(limit, kind, key)
-                    return Refusal(max(1, int(stats.reset_time - time.time()) + 1))
-        except Exception as exc:  # the counter store is down: fail open, loudly
-            log.warning("throttle unavailable: %s", type(exc).__name__)
+            for name, limit, key in checks:
+                if await self.storage.get(key) >= limit.amount:
+                    reset = await self.storage.get_expiry(key)
+                    return Refusal(max(1, int(reset - time.time()) + 1), name)
+        except Exception as exc:
+            self._unavailable(exc)
         return None
 
-    async def _hit(self, hits: list[tuple[RateLimitItem, str, str]]) -> None:
+    async def _hit(self, checks: list[Check]) -> tuple[Refusal | None, list[str]]:
+        """Count one failure on each check. The first limit now exceeded (a refusal), and the
+        names of the limits this very failure reached (for the audit trail, once a window)."""
+        refusal: Refusal | None = None
+        reached: list[str] = []
         try:
-            for limit, kind, key in hits:
-                await self.limiter.hit(limit, kind, key)
+            for name, limit, key in checks:
+                count = await self.storage.incr(key, limit.get_expiry())
+                if count == limit.amount:
+                    reached.append(name)
+                if count > limit.amount and refusal is None:
+                    reset = await self.storage.get_expiry(key)
+                    refusal = Refusal(max(1, int(reset - time.time()) + 1), name)
         except Exception as exc:
-            log.warning("throttle unavailable: %s", type(exc).__name__)
+            self._unavailable(exc)
+        return refusal, reached
 
-    def _sign_in(self, account: str, address: str) -> list[tuple[RateLimitItem, str, str]]:
+    def _unavailable(self, exc: Exception) -> None:
+        """Redis down: fail open, loudly. The database down: the request cannot be served
+        anyway, and says so (503), rather than pass unthrottled."""
+        if not self.fails_open:
+            raise exc
+        log.warning("throttle unavailable: %s", type(exc).__name__)
+
+    # --- sign-in ------------------------------------------------------------------------
+
+    def _sign_in(self, email: str, address: str, device: str | None) -> list[Check]:
+        account = self.account_key(email)
+        if device is not None:
+            return [
+                (
+                    "device",
+                    self.limits["sign_in_per_device"],
+                    self._key("sign_in_per_device", account, device),
+                )
+            ]
+        at = self.digest("address", address)
         return [
-            (self.sign_in_per_account, "sign-in-account", account.strip().lower()),
-            (self.sign_in_per_address, "sign-in-address", address),
+            (
+                "account_address",
+                self.limits["sign_in_per_account_address"],
+                self._key("sign_in_per_account_address", account, at),
+            ),
+            ("address", self.limits["sign_in_per_address"], self._key("sign_in_per_address", at)),
+            (
+                "account",
+                self.limits["sign_in_per_account"],
+                self._key("sign_in_per_account", account),
+            ),
         ]
 
-    async def sign_in_refusal(self, account: str, address: str) -> Refusal | None:
-        return await self._refusal(self._sign_in(account, address))
+    async def sign_in_refusal(
+        self, email: str, address: str, device: str | None = None
+    ) -> Refusal | None:
+        """Whether to refuse a sign-in before checking its password. ``device``: the id of a
+        device cookie that names this account, or None for a browser the account has not
+        been used on."""
+        return await self._refusal(self._sign_in(email, address, device))
 
-    async def sign_in_failed(self, account: str, address: str) -> None:
-        await self._hit(self._sign_in(account, address))
+    async def sign_in_failed(
+        self, email: str, address: str, device: str | None = None
+    ) -> list[str]:
+        """Count a failed sign-in; the limits it reached (to record in the audit trail)."""
+        _, reached = await self._hit(self._sign_in(email, address, device))
+        return reached
 
-    async def client_auth_refusal(self, client_id: str) -> Refusal | None:
-        return await self._refusal([(self.client_auth_per_client, "client-auth", client_id)])
+    # --- client authentication ------------------------------------------------------------
 
-    async def client_auth_failed(self, client_id: str) -> None:
-        await self._hit([(self.client_auth_per_client, "client-auth", client_id)])
+    async def client_auth_failed(
+        self, client_id: str, address: str
+    ) -> tuple[Refusal | None, list[str]]:
+        """Count a failed client authentication (RFC 6749 §2.3, §10.10). A refusal when the
+        address, or the address for this client, failed too often: answer 429, not 401."""
+        at = self.digest("address", address)
+        return await self._hit(
+            [
+                (
+                    "client_address",
+                    self.limits["client_auth_per_client_address"],
+                    self._key(
+                        "client_auth_per_client_address", self.digest("client", client_id), at
+                    ),
+                ),
+                (
+                    "address",
+                    self.limits["client_auth_per_address"],
+                    self._key("client_auth_per_address", at),
+                ),
+            ]
+        )
 
     async def ping(self) -> bool:
         return bool(await self.storage.check())

@@ -28,6 +28,8 @@ EVENTS = {
     "code.replayed": "Authorization code replayed (tokens revoked)",
     "refresh_token.reused": "Refresh token reused (grant revoked)",
     "client.authentication_failed": "Client authentication failed",
+    "client.authentication_throttled": "Client authentication throttled (address failed often)",
+    "sign_in.throttled": "Sign-in throttled (too many failed attempts)",
     "application.created": "Application created",
     "application.updated": "Application changed",
     "application.deleted": "Application deleted",

@@ -16,7 +16,9 @@ from . import tables as t
 from .database import Database
 
 
-def prunable(cutoff: int) -> dict[str, tuple[Table, ColumnElement[bool]]]:
+def prunable(cutoff: int, now: int | None = None) -> dict[str, tuple[Table, ColumnElement[bool]]]:
+    """What each table may lose. ``cutoff``: the end of the retention period; ``now``: the
+    throttle's counters go as soon as their window ended (they are not evidence of anything)."""
     a, r, c, s = t.access_tokens, t.refresh_tokens, t.authorization_codes, t.user_sessions
     return {
         "access_tokens": (
@@ -50,14 +52,18 @@ def prunable(cutoff: int) -> dict[str, tuple[Table, ColumnElement[bool]]]:
             ),
         ),
         "user_sessions": (s, s.c.expires_at < cutoff),
+        "throttle_counters": (
+            t.throttle_counters,
+            t.throttle_counters.c.expires_at < (cutoff if now is None else now),
+        ),
     }
 
 
-async def count(db: Database, cutoff: int) -> dict[str, int]:
+async def count(db: Database, cutoff: int, now: int | None = None) -> dict[str, int]:
     """Rows each table would lose; a scan, so off the event loop (``long_read``)."""
     counts = {}
     async with db.long_read() as uow:
-        for name, (table, condition) in prunable(cutoff).items():
+        for name, (table, condition) in prunable(cutoff, now).items():
             counts[name] = int(
                 await uow.tx.scalar(select(func.count()).select_from(table).where(condition)) or 0
             )
@@ -69,26 +75,28 @@ async def prune(
     cutoff: int,
     batch_size: int,
     on_progress: Callable[[str, int], Any],
+    now: int | None = None,
 ) -> dict[str, int]:
     """Delete prunable rows in batches, each batch its own short transaction, so that a large
     prune never holds a lock for long; ``on_progress(table, deleted)`` after each batch. Each
     batch's ids are found by a scan outside the write transaction (``long_read``); the DELETE
     re-checks the condition, so a row that became valid again meanwhile is kept."""
     removed: dict[str, int] = {}
-    for name, (table, condition) in prunable(cutoff).items():
+    for name, (table, condition) in prunable(cutoff, now).items():
         removed[name] = 0
+        (key,) = table.primary_key.columns
         while True:
             async with db.long_read() as uow:
                 ids = [
-                    row.id
+                    row[0]
                     for row in await uow.tx.rows(
-                        select(table.c.id).where(condition).order_by(table.c.id).limit(batch_size)
+                        select(key).where(condition).order_by(key).limit(batch_size)
                     )
                 ]
             if not ids:
                 break
             async with db.unit() as uow:
-                deleted = await uow.tx.execute(delete(table).where(table.c.id.in_(ids), condition))
+                deleted = await uow.tx.execute(delete(table).where(key.in_(ids), condition))
             if deleted <= 0:
                 break  # nothing of the batch was prunable any more
             removed[name] += deleted

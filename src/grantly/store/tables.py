@@ -247,3 +247,15 @@ audit_events = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_audit_events_company_id_created_at", "company_id", "created_at"),
 )
+
+throttle_counters = Table(
+    "throttle_counters",
+    metadata,
+    # Failed sign-ins and client authentications, counted per window when no Redis is
+    # configured (``grantly.throttle``), so every worker and host counts the same. The key is
+    # an HMAC of what is counted (an account, an address, a client): no email or address here.
+    Column("key", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_throttle_counters_expires_at", "expires_at"),
+)

@@ -8,6 +8,7 @@ from .api_keys import ApiKeys
 from .applications import Applications
 from .audit import AuditLog
 from .consents import Consents
+from .counters import Counters
 from .people import People
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
@@ -44,6 +45,10 @@ class Store:
     @cached_property
     def consents(self) -> Consents:
         return Consents(self.tx)
+
+    @cached_property
+    def counters(self) -> Counters:
+        return Counters(self.tx)
 
     @cached_property
     def audit(self) -> AuditLog:

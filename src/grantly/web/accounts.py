@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -12,10 +14,60 @@ from starlette.responses import RedirectResponse, Response
 from ..passwords import hash_password, needs_rehash, verify_password_async
 from ..services import services
 from . import sessions
-from .pages import render, signed_in_user
+from .pages import audit, render, signed_in_user
 from .responses import error_page
 
 router = APIRouter()
+
+# OWASP's device cookies: a browser that signed in to an account is known to it, and a lockout
+# of the account (strangers guessing from everywhere) does not apply to it (grantly/throttle.py).
+DEVICE_COOKIE = "grantly_device"
+DEVICE_LIFETIME = 180 * 24 * 3600
+_DEVICE_ACCOUNTS = 10  # accounts one browser remembers (a shared desk, test accounts)
+
+
+def _devices(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        services(request).settings.resolved_secret_key(), salt="grantly-device"
+    )
+
+
+def _device_cookie(request: Request) -> tuple[str, list[str]] | None:
+    """The browser's device id and the accounts it signed in to, if its cookie is ours."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = _devices(request).loads(raw, max_age=DEVICE_LIFETIME)
+    except BadSignature:
+        return None
+    if not isinstance(value, dict):
+        return None
+    device, accounts = value.get("d"), value.get("a")
+    if not isinstance(device, str) or not isinstance(accounts, list):
+        return None
+    return device, [a for a in accounts if isinstance(a, str)]
+
+
+def known_device(request: Request, account: str) -> str | None:
+    """The device id when this browser signed in to ``account`` before, else None."""
+    cookie = _device_cookie(request)
+    return cookie[0] if cookie and account in cookie[1] else None
+
+
+def remember_device(request: Request, response: Response, account: str) -> None:
+    cookie = _device_cookie(request)
+    device, accounts = cookie if cookie else (secrets.token_urlsafe(16), [])
+    accounts = [account, *(a for a in accounts if a != account)][:_DEVICE_ACCOUNTS]
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _devices(request).dumps({"d": device, "a": accounts}),
+        max_age=DEVICE_LIFETIME,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=services(request).settings.secure_cookies,
+    )
 
 
 @router.get("/", include_in_schema=False)
@@ -57,13 +109,22 @@ async def login(request: Request) -> Response:
             headers={"Refresh": "3; url=/login?" + urlencode({"next": next_path})},
         )
     address = request.client.host if request.client else "unknown"
-    refusal = await svc.throttle.sign_in_refusal(email, address)
+    account = svc.throttle.account_key(email)
+    device = known_device(request, account)
+    refusal = await svc.throttle.sign_in_refusal(email, address, device)
     if refusal is not None:
+        wait = f"Wait {_minutes(refusal.retry_after)}, then try again."
+        if refusal.limit == "account":
+            reason = (
+                "This account had too many failed sign-ins from browsers it was never used "
+                "on. A browser you signed in with before still works; otherwise " + wait
+            )
+        else:
+            reason = "Too many failed sign-ins from here. " + wait
         return error_page(
             request,
             "Too many sign-in attempts",
-            f"Too many failed attempts for this account or from this address. Wait "
-            f"{refusal.retry_after} seconds, then try again.",
+            reason,
             429,
             headers={"Retry-After": str(refusal.retry_after)},
         )
@@ -74,7 +135,20 @@ async def login(request: Request) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
-        await svc.throttle.sign_in_failed(email, address)
+        reached = await svc.throttle.sign_in_failed(email, address, device)
+        if reached and user is not None:
+            # A lockout is a security event for the account's company (never the password).
+            async with svc.db.unit() as uow:
+                for limit in reached:
+                    await audit(
+                        request,
+                        uow,
+                        "sign_in.throttled",
+                        company_id=user.company_id,
+                        actor_user_id=user.id,
+                        limit=limit,
+                        known_browser=device is not None,
+                    )
         return render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     new_hash = None
     if password_hash and needs_rehash(password_hash):
@@ -83,7 +157,15 @@ async def login(request: Request) -> Response:
         if new_hash:
             await uow.accounts.set_password_hash(user.id, new_hash)
         await sessions.sign_in(request, uow, user, svc.settings.session_lifetime)
-    return RedirectResponse(next_path, status_code=303)
+    response = RedirectResponse(next_path, status_code=303)
+    remember_device(request, response, account)
+    return response
+
+
+def _minutes(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"{(seconds + 59) // 60} minutes"
 
 
 @router.post("/logout", include_in_schema=False)

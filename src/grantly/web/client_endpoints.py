@@ -5,13 +5,13 @@
 The first three are one pipeline of steps, in this order (``_client_endpoint``; oidc-provider's
 ``actions/token.js`` reads the same way):
 1. parse the parameters (form body; the token endpoint also takes the query string);
-2. refuse a client id that failed authentication too often (429, RFC 6749 §10.10);
-3. run the protocol core in one unit of work; an ``OAuthError`` is a decision, caught inside
+2. run the protocol core in one unit of work; an ``OAuthError`` is a decision, caught inside
    the unit, so that what the core did before deciding (revoking the grant of a replayed code)
    and the security event it reports are committed with it;
-4. after the unit, count a failed client authentication for the throttle and audit it (a
-   Redis round trip must never hold SQLite's write lock);
-5. answer: the core's result, or RFC 6749 §5.2 JSON.
+3. after the unit, count a failed client authentication for the throttle (by source address,
+   RFC 6749 §10.10; a correct credential is always served, so nobody can lock a client out)
+   and audit it; past the address's limit the failure is answered 429;
+4. answer: the core's result, or RFC 6749 §5.2 JSON.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ async def _client_endpoint(
         params = await parse(request)
     except OAuthError as error:
         return json_error(error)
-    client_key = _client_key(request, params)
-    if (refused := await _throttled(request, client_key)) is not None:
-        return refused
     decision: OAuthError | None = None
     async with services(request).db.unit(write=write) as uow:
         try:
@@ -68,7 +65,7 @@ async def _client_endpoint(
                     application_id=event.application_id,
                 )
     if decision is not None:
-        return await _client_error(request, endpoint, client_key, decision)
+        return await _client_error(request, endpoint, _client_key(request, params), decision)
     return response
 
 
@@ -227,40 +224,40 @@ def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
     return claimed[:200] if claimed else None
 
 
-async def _throttled(request: Request, client_key: str | None) -> Response | None:
-    """429 while a client id has failed authentication too often (RFC 6749 §10.10)."""
-    if client_key is None:
-        return None
-    refusal = await services(request).throttle.client_auth_refusal(client_key)
-    if refusal is None:
-        return None
-    return JSONResponse(
-        {
-            "error": "too_many_requests",
-            "error_description": "too many failed client authentications; retry after "
-            f"{refusal.retry_after} seconds.",
-        },
-        status_code=429,
-        headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
-    )
-
-
 async def _client_error(
     request: Request, endpoint: str, client_key: str | None, error: OAuthError
 ) -> Response:
     """The one answer to an OAuth error at a client endpoint: count it by RFC code, count a
     failed client authentication for the throttle and the audit trail, then RFC 6749 §5.2
-    JSON. Runs after the request's unit of work."""
+    JSON, or 429 once the address failed too often (RFC 6749 §10.10). Runs after the
+    request's unit of work."""
     OAUTH_ERRORS.labels(endpoint, error.error).inc()
+    if client_key is None or error.error != "invalid_client":
+        return json_error(error)
+    address = request.client.host if request.client else "unknown"
+    refusal, reached = await services(request).throttle.client_auth_failed(client_key, address)
+    if refusal is not None:
+        # Throttled failures are not audited one by one: reaching the limit was, once.
+        return JSONResponse(
+            {
+                "error": "too_many_requests",
+                "error_description": "too many failed client authentications from this "
+                f"address; retry after {refusal.retry_after} seconds.",
+            },
+            status_code=429,
+            headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
+        )
     response = json_error(error)
-    if client_key is not None and error.error == "invalid_client":
-        await services(request).throttle.client_auth_failed(client_key)
-        # Written once the response is sent, in a unit of its own.
-        response.background = BackgroundTask(_audit_client_failure, request, endpoint, client_key)
+    # Written once the response is sent, in a unit of its own.
+    response.background = BackgroundTask(
+        _audit_client_failure, request, endpoint, client_key, "client_address" in reached
+    )
     return response
 
 
-async def _audit_client_failure(request: Request, endpoint: str, client_id: str) -> None:
+async def _audit_client_failure(
+    request: Request, endpoint: str, client_id: str, throttled: bool
+) -> None:
     """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
     a security event for the admins of the company that owns it (never the secret presented).
     An unknown client id belongs to no company: it is only counted (metrics, throttle)."""
@@ -276,6 +273,15 @@ async def _audit_client_failure(request: Request, endpoint: str, client_id: str)
             application_id=application.id,
             endpoint=endpoint,
         )
+        if throttled:
+            await audit(
+                request,
+                uow,
+                "client.authentication_throttled",
+                company_id=application.company_id,
+                application_id=application.id,
+                endpoint=endpoint,
+            )
 
 
 # Browser applications (single-page apps, public clients with PKCE) call these from their own
