@@ -114,6 +114,28 @@ def _pg_admin(*statements: str) -> None:
     asyncio.run(main())
 
 
+def run_sql(url: str, statements: list[str]) -> list[list[tuple[object, ...]]]:
+    """Raw SQL on a database by URL (migration tests: rows made before a revision), in one
+    transaction; each statement's rows."""
+
+    async def main() -> list[list[tuple[object, ...]]]:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                results = []
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                    results.append([tuple(r) for r in result] if result.returns_rows else [])
+                return results
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
 def fresh_database_name() -> str:
     return f"grantly_test_{uuid.uuid4().hex[:16]}"
 

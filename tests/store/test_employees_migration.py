@@ -8,18 +8,16 @@ and the downgrade, on whichever backend the suite runs.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from grantly.store.migrate import alembic_config
 from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
+from tests.conftest import run_sql as _run
 
 ROWS = [
     "INSERT INTO companies (id, name, created_at) VALUES (1, 'Acme', 0)",
@@ -35,22 +33,6 @@ ROWS = [
     "INSERT INTO api_keys (company_id, name, digest, hint, created_by, created_at) "
     "VALUES (1, 'Key', 'key-digest', 'gak_abcd', 1, 0)",
 ]
-
-
-def _run(url: str, statements: list[str]) -> list[list[tuple[object, ...]]]:
-    async def main() -> list[list[tuple[object, ...]]]:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                results = []
-                for statement in statements:
-                    result = await connection.execute(text(statement))
-                    results.append([tuple(r) for r in result] if result.returns_rows else [])
-                return results
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
 
 
 @pytest.fixture

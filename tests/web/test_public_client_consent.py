@@ -6,16 +6,14 @@ edited in the database) is asked about anyway; migration 0005 resets such rows."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from grantly import admin
 from grantly.oauth.pkce import new_verifier, s256
@@ -29,6 +27,7 @@ from tests.conftest import (
     consent,
     drop_world,
     make_settings,
+    run_sql,
     sign_in,
 )
 
@@ -155,22 +154,6 @@ def test_the_cli_refuses_trusted_for_a_public_application(tmp_path: Path) -> Non
     assert "RFC 8252" in result.output
 
 
-def _sql(url: str, *statements: str) -> list[list[tuple[object, ...]]]:
-    async def main() -> list[list[tuple[object, ...]]]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as connection:
-                results = []
-                for statement in statements:
-                    result = await connection.execute(text(statement))
-                    results.append([tuple(r) for r in result] if result.returns_rows else [])
-                return results
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
 @pytest.fixture
 def database_at_0004(tmp_path: Path) -> Iterator[str]:
     settings = make_settings(tmp_path)
@@ -191,16 +174,18 @@ def test_migration_0005_sets_public_applications_to_always(database_at_0004: str
         (4, "false", "always"),
         (5, "true", "remember"),
     ]
-    _sql(
+    run_sql(
         database_at_0004,
-        "INSERT INTO companies (id, name, created_at) VALUES (1, 'Acme', 0)",
-        *(
-            "INSERT INTO applications (id, company_id, name, client_id, confidential, "
-            f"redirect_uris, scopes, created_at, updated_at, consent) VALUES ({i}, 1, 'A{i}', "
-            f"'cid{i}', {confidential}, 'https://a.example', 'read', 0, 0, '{mode}')"
-            for i, confidential, mode in rows
-        ),
+        [
+            "INSERT INTO companies (id, name, created_at) VALUES (1, 'Acme', 0)",
+            *(
+                "INSERT INTO applications (id, company_id, name, client_id, confidential, "
+                f"redirect_uris, scopes, created_at, updated_at, consent) VALUES ({i}, 1, 'A{i}', "
+                f"'cid{i}', {confidential}, 'https://a.example', 'read', 0, 0, '{mode}')"
+                for i, confidential, mode in rows
+            ),
+        ],
     )
     command.upgrade(alembic_config(database_at_0004), "head")
-    (after,) = _sql(database_at_0004, "SELECT id, consent FROM applications ORDER BY id")
+    (after,) = run_sql(database_at_0004, ["SELECT id, consent FROM applications ORDER BY id"])
     assert after == [(1, "trusted"), (2, "always"), (3, "always"), (4, "always"), (5, "remember")]
