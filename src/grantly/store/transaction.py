@@ -86,7 +86,7 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(compiled.sql)
-        with _store_errors():
+        with self._store_errors():
             await self._run_many(compiled.sql, [compiled.values(p) for p in params])
 
     def insert_later(self, statement: Query, params: Mapping[str, Any]) -> None:
@@ -119,7 +119,7 @@ class Transaction(ABC):
         for statement, params in inserts:
             inserted = statement.compiled(self.dialect, params)
             parts.append((inserted, inserted.values(params)))
-        with _store_errors():
+        with self._store_errors():
             return await self._send_guarded(parts)
 
     async def _send_guarded(self, parts: list[tuple[Compiled, list[Any]]]) -> bool:
@@ -145,6 +145,25 @@ class Transaction(ABC):
     def discard(self) -> None:
         self._later.clear()
 
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """A driver's error raised inside becomes the store's (``errors.translated``)."""
+        try:
+            yield
+        except Exception as error:
+            mapped = translated(error, closed=self._closed())
+            if mapped is None:
+                raise
+            raise mapped from error
+
+    async def _translating(self, awaitable: Any) -> Any:
+        with self._store_errors():
+            return await awaitable
+
+    def _closed(self) -> bool:
+        """Whether the connection is closed (after an error: the server closed it)."""
+        return False
+
     async def _send(
         self, sql: str, values: list[Any], fetch: bool, writes: bool = True
     ) -> tuple[list[Any], int]:
@@ -155,7 +174,7 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(sql)
-        with _store_errors():
+        with self._store_errors():
             return await self._run(sql, values, fetch)
 
     async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
@@ -227,12 +246,15 @@ class PostgresTransaction(Transaction):
         self.connection = connection
         self._transaction: Any = None  # asyncpg's, once a statement needed one
 
+    def _closed(self) -> bool:
+        return not is_open(self.connection)
+
     async def _before_write(self) -> None:
         if self.write and self._transaction is None:
             self._transaction = self.connection.transaction()
             for observe in self._observers:
                 observe("BEGIN")
-            await _translating(self._transaction.start())
+            await self._translating(self._transaction.start())
 
     async def finish(self) -> None:
         # Without a transaction, only queued inserts, if any: one statement, atomic by itself.
@@ -240,7 +262,7 @@ class PostgresTransaction(Transaction):
         if self._transaction is not None:
             for observe in self._observers:
                 observe("COMMIT")
-            await _translating(self._transaction.commit())
+            await self._translating(self._transaction.commit())
 
     async def abort(self) -> None:
         self.discard()
@@ -269,6 +291,16 @@ class PostgresTransaction(Transaction):
     async def _run_many(self, sql: str, values: list[list[Any]]) -> None:
         await self._before_write()
         await self.connection.executemany(sql, values)
+
+
+def is_open(connection: asyncpg.Connection) -> bool:
+    """Whether an asyncpg connection can still serve. A pool's connection that closed is
+    handed back to its pool by asyncpg itself, and its proxy then refuses every call, even
+    ``is_closed()`` (an ``InterfaceError``): it is closed for us all the same."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _rowcount(status: str) -> int:
@@ -328,20 +360,3 @@ def _guarded(statements: tuple[Compiled, ...]) -> str:
     sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM g"  # noqa: S608
     _GUARDED[statements] = sql
     return sql
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """A driver's error raised inside becomes the store's (``errors.translated``)."""
-    try:
-        yield
-    except Exception as error:
-        mapped = translated(error)
-        if mapped is None:
-            raise
-        raise mapped from error
-
-
-async def _translating(awaitable: Any) -> Any:
-    with _store_errors():
-        return await awaitable
