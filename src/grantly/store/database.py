@@ -27,6 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -480,44 +481,56 @@ class PostgresDatabase(Database):
         finally:
             self._waiting -= 1
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self._ready_pool()
-        connection = await self._take(pool)
-        clean = False
-        try:
-            yield connection
-            clean = is_open(connection) and not connection.is_in_transaction()
-        except BaseException as error:
-            if is_dead_connection(error) or not is_open(connection):
-                # Never handed out again (asyncpg may have let go of it already), nor the
-                # idle ones: the database most likely went away under all of them.
-                with suppress(Exception):
-                    connection.terminate()
-                idle, self._idle = self._idle, []
-                for dead in idle:
-                    await _discard(pool, dead)
-            raise
-        finally:
-            if clean and not self._waiting:
-                self._idle.append(connection)
-            else:
-                with suppress(Exception):
-                    await pool.release(connection)
+    async def _reconnect(self, pool: asyncpg.Pool, dead: asyncpg.Connection) -> asyncpg.Connection:
+        """A new connection for a unit whose connection was found dead before a statement was
+        sent (``PostgresTransaction``): the server ended its sessions a moment ago, so the kept
+        ones and those asyncpg's pool holds are replaced too (``expire_connections``: each is
+        closed when next released, and opened anew when next acquired)."""
+        await _discard(pool, dead)
+        await self._discard_idle(pool)
+        with _connecting():
+            await pool.expire_connections()
+        return await self._take(pool)
+
+    async def _discard_idle(self, pool: asyncpg.Pool) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await _discard(pool, connection)
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
         """A writing unit opens its transaction before its first statement that changes or
         locks rows (``PostgresTransaction``), and commits it at the end."""
-        async with self._connection() as connection:
-            tx = PostgresTransaction(connection, self.dialect, self.observers, write)
-            try:
-                yield Store(tx)
-                await tx.finish()
-            except BaseException:
+        pool = await self._ready_pool()
+        tx = PostgresTransaction(
+            await self._take(pool),
+            self.dialect,
+            self.observers,
+            write,
+            reconnect=partial(self._reconnect, pool),
+        )
+        clean = False
+        try:
+            yield Store(tx)
+            await tx.finish()
+            clean = is_open(tx.connection) and not tx.connection.is_in_transaction()
+        except BaseException as error:
+            with suppress(Exception):
+                await tx.abort()
+            if is_dead_connection(error) or not is_open(tx.connection):
+                # Never handed out again (asyncpg may have let go of it already), nor the
+                # idle ones: the database most likely went away under all of them.
                 with suppress(Exception):
-                    await tx.abort()
-                raise
+                    tx.connection.terminate()
+                await self._discard_idle(pool)
+            raise
+        finally:
+            # The unit's connection: a new one if the first was replaced.
+            if clean and not self._waiting:
+                self._idle.append(tx.connection)
+            else:
+                with suppress(Exception):
+                    await pool.release(tx.connection)
 
     def long_read(self) -> Any:
         return self.unit(write=False)

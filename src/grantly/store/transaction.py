@@ -25,7 +25,7 @@ import asyncio
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -233,7 +233,12 @@ class ThreadedSQLiteTransaction(SQLiteTransaction):
 
 class PostgresTransaction(Transaction):
     """Statements on an asyncpg connection: each is prepared once per connection (asyncpg's
-    statement cache) and sent with its values."""
+    statement cache) and sent with its values.
+
+    A connection found dead before anything was sent on it (the server ended its session a
+    moment ago, and asyncpg has read the server's farewell but not yet the socket's end) is
+    replaced by ``reconnect``, once per unit, and the statement sent on the new one: only while
+    no transaction is open, so that nothing the unit did is lost with the old connection."""
 
     def __init__(
         self,
@@ -241,20 +246,43 @@ class PostgresTransaction(Transaction):
         dialect: Dialect,
         observers: Sequence[Observer],
         write: bool,
+        reconnect: Reconnect | None = None,
     ) -> None:
         super().__init__(dialect, observers, write)
         self.connection = connection
         self._transaction: Any = None  # asyncpg's, once a statement needed one
+        self._reconnect = reconnect
 
     def _closed(self) -> bool:
         return not is_open(self.connection)
 
     async def _before_write(self) -> None:
         if self.write and self._transaction is None:
-            self._transaction = self.connection.transaction()
             for observe in self._observers:
                 observe("BEGIN")
-            await self._translating(self._transaction.start())
+            with self._store_errors():
+                try:
+                    await self._begin()
+                except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+                    await self._replace_unsent(error)
+                    await self._begin()
+
+    async def _begin(self) -> None:
+        transaction = self.connection.transaction()
+        await transaction.start()
+        self._transaction = transaction
+
+    async def _replace_unsent(self, error: Exception) -> None:
+        """Re-raise ``error`` unless it says that nothing was sent on a connection that is
+        dead, and no transaction is open on it; then take a new connection in its place."""
+        if (
+            self._reconnect is None
+            or self._transaction is not None
+            or not _unsent(error, self.connection)
+        ):
+            raise error
+        reconnect, self._reconnect = self._reconnect, None
+        self.connection = await reconnect(self.connection)
 
     async def finish(self) -> None:
         # Without a transaction, only queued inserts, if any: one statement, atomic by itself.
@@ -283,6 +311,15 @@ class PostgresTransaction(Transaction):
         return bool(rows and rows[0][0] == 1)
 
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
+        try:
+            return await self._on_connection(sql, values, fetch)
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+            await self._replace_unsent(error)
+            return await self._on_connection(sql, values, fetch)
+
+    async def _on_connection(
+        self, sql: str, values: list[Any], fetch: bool
+    ) -> tuple[list[Any], int]:
         if fetch:
             return await self.connection.fetch(sql, *values), -1
         status = await self.connection.execute(sql, *values)
@@ -291,6 +328,21 @@ class PostgresTransaction(Transaction):
     async def _run_many(self, sql: str, values: list[list[Any]]) -> None:
         await self._before_write()
         await self.connection.executemany(sql, values)
+
+
+Reconnect = Callable[[asyncpg.Connection], Awaitable[asyncpg.Connection]]
+
+# asyncpg's errors raised as an operation starts, before it writes anything: the protocol is
+# not idle (it has read the server's FATAL message that ends the session), or not connected.
+_UNSENT = ("cannot switch to state", "not connected")
+
+
+def _unsent(error: Exception, connection: asyncpg.Connection) -> bool:
+    if isinstance(error, asyncpg.InterfaceError):
+        # asyncpg checks that the connection is open before it sends anything ("connection is
+        # closed", "released back to the pool"); another InterfaceError is a misuse, a bug.
+        return not is_open(connection)
+    return type(error) is asyncpg.InternalClientError and str(error).startswith(_UNSENT)
 
 
 def is_open(connection: asyncpg.Connection) -> bool:
