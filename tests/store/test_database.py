@@ -581,3 +581,43 @@ def test_sqlite_a_file_that_is_not_a_database_is_unavailable_a_missing_table_a_b
             await db.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="PostgreSQL's read-only transactions")
+def test_a_server_that_takes_no_writes_fails_the_ping_and_the_writes_not_the_reads(
+    world: World,
+) -> None:
+    """As on a standby after a failover (here ``default_transaction_read_only``): a write is
+    ``Unavailable`` (25006), and so is the ping behind /readyz, which must not call ready a
+    process whose every token request would get a 503; reads are served."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(world.settings.database_url).database
+
+    async def main() -> str | None:
+        async with db_admin(world) as admin:
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+        db = open_database(world.settings.database_url)
+        try:
+            with pytest.raises(Unavailable, match="25006"):
+                async with db.unit() as uow:
+                    await uow.accounts.create_company("Written?", 0)
+            with pytest.raises(Unavailable):
+                await db.ping()
+            async with db.unit(write=False) as uow:
+                company = await uow.accounts.company(world.company_a)
+        finally:
+            await db.close()
+        async with db_admin(world) as admin:
+            await admin.execute("SET default_transaction_read_only = off")  # this session's
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        db = open_database(world.settings.database_url)
+        try:
+            await db.ping()
+        finally:
+            await db.close()
+        return company.name if company else None
+
+    assert asyncio.run(main()) == "Acme"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as postgresql_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import make_url
@@ -536,8 +536,13 @@ class PostgresDatabase(Database):
         return self.unit(write=False)
 
     async def ping(self) -> None:
+        """Through the pool, as a request would; ``Unavailable`` too when the server takes no
+        writes (a standby after a failover, ``default_transaction_read_only``), where every
+        request that writes would get a 503."""
         async with self.unit(write=False) as uow:
-            await uow.tx.scalar(_SELECT_ONE)
+            read_only = await uow.tx.scalar(_READ_ONLY)
+        if read_only != "off":
+            raise Unavailable("postgresql: the server takes no writes (transaction_read_only)")
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -573,6 +578,7 @@ def _connecting() -> Iterator[None]:
 
 
 _SELECT_ONE = Query(select(literal(1)))
+_READ_ONLY = Query(select(func.current_setting("transaction_read_only")))
 
 
 __all__ = ["Database", "Transaction", "open_database"]
