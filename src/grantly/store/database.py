@@ -421,9 +421,12 @@ class PostgresDatabase(Database):
 
     Faults of the database: a kept connection the server closed meanwhile (its backend
     terminated, the server restarted, the database dropped) is never handed out: it goes back
-    to the pool, which opens a new one, so the first request after a restart is served. A
-    connection lost under a unit takes the idle ones with it (they most likely went with it).
-    Any error while a connection opens or is awaited is ``Unavailable`` (``errors.connecting``).
+    to the pool, which opens a new one. One whose end is still on its way (asyncpg has read the
+    server's farewell, not yet the socket's end) refuses the unit's statement before sending
+    it, and the unit goes on on a new connection (``_reconnect``). So the first request after a
+    restart is served. A connection lost under a unit takes the idle ones with it (they most
+    likely went with it). Any error while a connection opens or is awaited, for at most
+    ``acquire_timeout``, is ``Unavailable`` (``errors.connecting``).
     """
 
     dialect = postgresql_dialect()
