@@ -1,6 +1,10 @@
 """With PostgreSQL stopped, Grantly answers 503 in the right form and recovers by itself when
 it returns; nothing a client received is lost. Runs its own PostgreSQL server (the machine's
-binaries, a throwaway data directory, a free port) so that stopping it disturbs nothing else."""
+binaries, a throwaway data directory, a free port) so that stopping it disturbs nothing else,
+and so that it can ask for passwords (the machine's trusts every local connection).
+
+The faults that need no server of its own (sessions terminated, the database dropped, the
+connections exhausted, the login revoked) are tests/test_postgresql_faults.py's."""
 
 from __future__ import annotations
 
@@ -10,26 +14,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import (
-    ON_POSTGRESQL,
-    REDIRECT_URI,
-    authorize_params,
-    callback_params,
-    consent,
-    free_port,
-    make_settings,
-    seed,
-    sign_in,
-    start_server,
-    stop_server,
-)
+from tests.conftest import ON_POSTGRESQL, free_port
+from tests.test_postgresql_faults import assert_down, assert_logged, assert_recovered, serve
 
 pytestmark = [
     pytest.mark.live,
@@ -75,14 +66,16 @@ class Postgres:
         _as_postgres(f"{BIN}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
 
-@pytest.fixture
-def own_postgres() -> Iterator[Postgres]:
+@contextlib.contextmanager
+def _own_server(hba: str = "") -> Iterator[Postgres]:
     # Outside pytest's private temp folder: the postgres user must be able to reach it.
     root = Path(tempfile.mkdtemp(prefix="grantly-pgfault-"))
     shutil.chown(root, "postgres")
     os.chmod(root, 0o755)
     server = Postgres(root, free_port())
     _as_postgres(f"{BIN}/initdb", "-D", str(server.data), "-A", "trust", "-U", "postgres")
+    if hba:
+        (server.data / "pg_hba.conf").write_text(hba)
     server.start()
     _as_postgres(
         f"{BIN}/createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "grantly"
@@ -95,55 +88,99 @@ def own_postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for(predicate, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    return False
+@pytest.fixture
+def own_postgres() -> Iterator[Postgres]:
+    with _own_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_with_passwords() -> Iterator[Postgres]:
+    """The superuser trusted, every other role with its password (SCRAM)."""
+    with _own_server(
+        "local all all trust\n"
+        "host all postgres 127.0.0.1/32 trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    ) as server:
+        yield server
 
 
 def test_a_stopped_database_gets_503_and_grantly_recovers_when_it_returns(
     own_postgres: Postgres, tmp_path: Path
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    settings = make_settings(
-        tmp_path,
-        issuer=url,
-        database_url=f"postgresql://postgres@127.0.0.1:{own_postgres.port}/grantly",
-    )
-    world = seed(settings)
-    process = start_server(settings, url, tmp_path / "server.log")
-    try:
-        with httpx.Client(base_url=url) as browser:
-            sign_in(browser, world.admin)
-            code = callback_params(consent(browser, authorize_params(world.app)))["code"]
-        app = world.app
-        token = httpx.post(
-            f"{url}/oauth/token",
-            auth=(app.client_id, app.client_secret or ""),
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        assert httpx.get(f"{url}/api/v1/me", headers=headers).status_code == 200
-
+    """The whole server stopped (connections refused), then started again: 503 in every
+    form while it is down; the same process, untouched, serves the very next request once it
+    is back, and the tokens issued before are still valid."""
+    with serve(f"postgresql://postgres@127.0.0.1:{own_postgres.port}/grantly", tmp_path) as served:
         own_postgres.stop()
-        api = httpx.get(f"{url}/api/v1/me", headers=headers, timeout=30)
-        assert api.status_code == 503
-        assert api.json()["error"] == "temporarily_unavailable"
-        assert api.headers["retry-after"]
-        page = httpx.get(f"{url}/oauth/authorize", params=authorize_params(app), timeout=30)
-        assert page.status_code == 503
-        assert "briefly unavailable" in page.text
-        assert httpx.get(f"{url}/readyz", timeout=30).status_code == 503
-
+        assert_down(served)
         own_postgres.start()
-        # The same process, untouched, serves again; the token issued before is still valid.
-        assert _wait_for(lambda: httpx.get(f"{url}/api/v1/me", headers=headers).status_code == 200)
-        assert httpx.get(f"{url}/readyz").status_code == 200
-    finally:
-        stop_server(process)
+        assert_recovered(served)
+        assert_logged(served)
+        served.pending.settle()
+
+
+def test_a_password_changed_under_a_running_server_gets_503_until_it_is_restored(
+    postgres_with_passwords: Postgres, tmp_path: Path
+) -> None:
+    """The role's password changed (a rotation half done) and its sessions ended: PostgreSQL
+    refuses every new connection (28P01), which is a 503 with the usual form, and the password
+    never reaches the log; once the server's password is valid again, the next request is
+    served and nothing committed is lost."""
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    port = postgres_with_passwords.port
+    password = secrets.token_urlsafe(16)
+
+    def admin(*statements: str) -> None:
+        async def main() -> None:
+            connection = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+            try:
+                for statement in statements:
+                    await connection.execute(statement)
+            finally:
+                await connection.close()
+
+        asyncio.run(main())
+
+    admin(
+        f"CREATE ROLE grantly_app LOGIN PASSWORD '{password}'",
+        "ALTER DATABASE grantly OWNER TO grantly_app",
+        "ALTER SCHEMA public OWNER TO grantly_app",
+    )
+    url = f"postgresql://grantly_app:{password}@127.0.0.1:{port}/grantly"
+    ended = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'grantly_app'"
+    with serve(url, tmp_path) as served:
+        admin(f"ALTER ROLE grantly_app PASSWORD '{secrets.token_urlsafe(16)}'", ended)
+        _wait_for_no_sessions(port)
+        assert_down(served)
+        admin(f"ALTER ROLE grantly_app PASSWORD '{password}'")
+        assert_recovered(served)
+        assert_logged(served)
+        assert password not in served.log.read_text()
+        assert "password authentication failed" in postgres_with_passwords.log.read_text()
+        served.pending.settle()
+
+
+def _wait_for_no_sessions(port: int) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def main() -> None:
+        connection = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        try:
+            for _ in range(500):
+                if not await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'grantly_app'"
+                ):
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            await connection.close()
+        raise AssertionError("the role's sessions did not end")
+
+    asyncio.run(main())

@@ -13,9 +13,10 @@ Two backends, each on its driver directly (SQLAlchemy builds the SQL, ``store.sq
   for writes per process, and group commit for the writers (``_WriterGroup``).
 - ``PostgresDatabase``: an asyncpg pool; statements are prepared once per connection.
 
-Errors of the drivers become the store's own (``store.errors``) in ``Transaction._send`` and
-here, around BEGIN and COMMIT: ``Unavailable`` (a 503) or ``Conflict``. A connection that
-failed that way is discarded; the next unit opens a new one.
+Errors of the drivers become the store's own (``store.errors``): a statement's in
+``Transaction``, BEGIN's and COMMIT's included; opening or awaiting a connection's here.
+``Unavailable`` (a 503), ``Conflict`` or ``InvalidValue`` (a 400); anything else is a bug. A
+connection that was lost is discarded; the next unit opens a new one.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ import asyncio
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as postgresql_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect
 
-from .errors import Unavailable, is_dead_connection, translated
+from .errors import Unavailable, connecting, is_dead_connection, translated
 from .sql import Query
 from .transaction import (
     Observer,
@@ -44,6 +46,7 @@ from .transaction import (
     SQLiteTransaction,
     ThreadedSQLiteTransaction,
     Transaction,
+    is_open,
 )
 from .unit import Store
 
@@ -89,16 +92,28 @@ class Database(ABC):
             observe(sql)
 
 
-def open_database(url: str, pool_size: int | None = None) -> Database:
+def open_database(
+    url: str,
+    pool_size: int | None = None,
+    *,
+    connect_timeout: float | None = None,
+    acquire_timeout: float | None = None,
+) -> Database:
     """The database a SQLAlchemy-style URL names (``sqlite:///path``, ``postgresql://...``;
-    a driver suffix such as ``+aiosqlite`` or ``+asyncpg`` is ignored)."""
+    a driver suffix such as ``+aiosqlite`` or ``+asyncpg`` is ignored). The timeouts are
+    PostgreSQL's (``PostgresDatabase``); unset, ``CONNECT_TIMEOUT`` and ``ACQUIRE_TIMEOUT``."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return SQLiteDatabase(parsed.database or ":memory:")
     if backend == "postgresql":
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresDatabase(dsn, pool_size)
+        return PostgresDatabase(
+            dsn,
+            pool_size,
+            connect_timeout=connect_timeout or CONNECT_TIMEOUT,
+            acquire_timeout=acquire_timeout or ACQUIRE_TIMEOUT,
+        )
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
@@ -387,8 +402,11 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-# How long opening a new connection may take before a 503.
+# How long opening a new connection may take, and how long a unit may wait for one (in the
+# pool's queue, then connecting), before it is ``Unavailable``: a 503 rather than a request
+# that hangs while the database does not answer or every connection is taken.
 CONNECT_TIMEOUT = 5.0
+ACQUIRE_TIMEOUT = 10.0
 
 
 class PostgresDatabase(Database):
@@ -399,16 +417,33 @@ class PostgresDatabase(Database):
     ``_idle`` rather than going back to asyncpg's pool: the pool's release and acquire cost
     tasks and a timer, about as much as the indexed read of a Bearer call (a Bearer call's CPU
     in-process: 347 us through the pool, 270 us kept). It goes back to the pool whenever a
-    unit is waiting there for one, so none waits while a connection sits idle here. A dead
-    connection takes the idle ones with it (after a database restart each would otherwise fail
-    one request)."""
+    unit is waiting there for one, so none waits while a connection sits idle here.
+
+    Faults of the database: a kept connection the server closed meanwhile (its backend
+    terminated, the server restarted, the database dropped) is never handed out: it goes back
+    to the pool, which opens a new one. One whose end is still on its way (asyncpg has read the
+    server's farewell, not yet the socket's end) refuses the unit's statement before sending
+    it, and the unit goes on on a new connection (``_reconnect``). So the first request after a
+    restart is served. A connection lost under a unit takes the idle ones with it (they most
+    likely went with it). Any error while a connection opens or is awaited, for at most
+    ``acquire_timeout``, is ``Unavailable`` (``errors.connecting``).
+    """
 
     dialect = postgresql_dialect()
 
-    def __init__(self, dsn: str, pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        pool_size: int | None = None,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
+    ) -> None:
         super().__init__()
         self.dsn = dsn
         self.pool_size = pool_size or 16
+        self.connect_timeout = connect_timeout
+        self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
@@ -425,68 +460,92 @@ class PostgresDatabase(Database):
             self._pool, self._pool_loop, self._idle = None, loop, []
         async with self._opening:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn,
-                    min_size=0,
-                    max_size=self.pool_size,
-                    connection_class=_Connection,
-                    timeout=CONNECT_TIMEOUT,
-                )
+                with _connecting():
+                    # min_size=0: no connection is opened here; the first unit opens one.
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn,
+                        min_size=0,
+                        max_size=self.pool_size,
+                        connection_class=_Connection,
+                        timeout=self.connect_timeout,
+                    )
         return self._pool
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self._ready_pool()
-        if self._idle:
+    async def _take(self, pool: asyncpg.Pool) -> asyncpg.Connection:
+        while self._idle:
             connection = self._idle.pop()
-        else:
-            self._waiting += 1
-            try:
-                connection = await pool.acquire()
-            except Exception as error:
-                raise (translated(error) or Unavailable(type(error).__name__)) from error
-            finally:
-                self._waiting -= 1
-        clean = False
+            if is_open(connection):
+                return connection
+            await _discard(pool, connection)  # closed while it waited: the pool replaces it
+        self._waiting += 1
         try:
-            yield connection
-            clean = not (connection.is_closed() or connection.is_in_transaction())
-        except BaseException as error:
-            if is_dead_connection(error):
-                # Never handed out again (asyncpg may have let go of it already), nor the
-                # idle ones: the database most likely went away under all of them.
-                for dead in [connection, *self._idle]:
-                    with suppress(Exception):
-                        dead.terminate()
-                self._idle.clear()
-            raise
+            with _connecting():
+                return await pool.acquire(timeout=self.acquire_timeout)
         finally:
-            if clean and not self._waiting:
-                self._idle.append(connection)
-            else:
-                with suppress(Exception):
-                    await pool.release(connection)
+            self._waiting -= 1
+
+    async def _reconnect(self, pool: asyncpg.Pool, dead: asyncpg.Connection) -> asyncpg.Connection:
+        """A new connection for a unit whose connection was found dead before a statement was
+        sent (``PostgresTransaction``): the server ended its sessions a moment ago, so the kept
+        ones and those asyncpg's pool holds are replaced too (``expire_connections``: each is
+        closed when next released, and opened anew when next acquired)."""
+        await _discard(pool, dead)
+        await self._discard_idle(pool)
+        with _connecting():
+            await pool.expire_connections()
+        return await self._take(pool)
+
+    async def _discard_idle(self, pool: asyncpg.Pool) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await _discard(pool, connection)
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Store]:
         """A writing unit opens its transaction before its first statement that changes or
         locks rows (``PostgresTransaction``), and commits it at the end."""
-        async with self._connection() as connection:
-            tx = PostgresTransaction(connection, self.dialect, self.observers, write)
-            try:
-                yield Store(tx)
-                await tx.finish()
-            except BaseException:
+        pool = await self._ready_pool()
+        tx = PostgresTransaction(
+            await self._take(pool),
+            self.dialect,
+            self.observers,
+            write,
+            reconnect=partial(self._reconnect, pool),
+        )
+        clean = False
+        try:
+            yield Store(tx)
+            await tx.finish()
+            clean = is_open(tx.connection) and not tx.connection.is_in_transaction()
+        except BaseException as error:
+            with suppress(Exception):
+                await tx.abort()
+            if is_dead_connection(error) or not is_open(tx.connection):
+                # Never handed out again (asyncpg may have let go of it already), nor the
+                # idle ones: the database most likely went away under all of them.
                 with suppress(Exception):
-                    await tx.abort()
-                raise
+                    tx.connection.terminate()
+                await self._discard_idle(pool)
+            raise
+        finally:
+            # The unit's connection: a new one if the first was replaced.
+            if clean and not self._waiting:
+                self._idle.append(tx.connection)
+            else:
+                with suppress(Exception):
+                    await pool.release(tx.connection)
 
     def long_read(self) -> Any:
         return self.unit(write=False)
 
     async def ping(self) -> None:
+        """Through the pool, as a request would; ``Unavailable`` too when the server takes no
+        writes (a standby after a failover, ``default_transaction_read_only``), where every
+        request that writes would get a 503."""
         async with self.unit(write=False) as uow:
-            await uow.tx.scalar(_SELECT_ONE)
+            read_only = await uow.tx.scalar(_READ_ONLY)
+        if read_only != "off":
+            raise Unavailable("postgresql: the server takes no writes (transaction_read_only)")
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -500,7 +559,29 @@ class PostgresDatabase(Database):
             pool.terminate()
 
 
+async def _discard(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+    """A connection that must not serve again: closed at once, its place back in the pool."""
+    with suppress(Exception):
+        connection.terminate()
+    with suppress(Exception):
+        await pool.release(connection)
+
+
+@contextmanager
+def _connecting() -> Iterator[None]:
+    """Any error of the driver or the network while a connection is opened or awaited is
+    ``Unavailable`` (``errors.connecting``); a bug stays what it is."""
+    try:
+        yield
+    except Exception as error:
+        mapped = connecting(error)
+        if mapped is None:
+            raise
+        raise mapped from error
+
+
 _SELECT_ONE = Query(select(literal(1)))
+_READ_ONLY = Query(select(func.current_setting("transaction_read_only")))
 
 
 __all__ = ["Database", "Transaction", "open_database"]

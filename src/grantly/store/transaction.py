@@ -25,7 +25,7 @@ import asyncio
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -86,7 +86,7 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(compiled.sql)
-        with _store_errors():
+        with self._store_errors():
             await self._run_many(compiled.sql, [compiled.values(p) for p in params])
 
     def insert_later(self, statement: Query, params: Mapping[str, Any]) -> None:
@@ -119,7 +119,7 @@ class Transaction(ABC):
         for statement, params in inserts:
             inserted = statement.compiled(self.dialect, params)
             parts.append((inserted, inserted.values(params)))
-        with _store_errors():
+        with self._store_errors():
             return await self._send_guarded(parts)
 
     async def _send_guarded(self, parts: list[tuple[Compiled, list[Any]]]) -> bool:
@@ -145,6 +145,25 @@ class Transaction(ABC):
     def discard(self) -> None:
         self._later.clear()
 
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """A driver's error raised inside becomes the store's (``errors.translated``)."""
+        try:
+            yield
+        except Exception as error:
+            mapped = translated(error, closed=self._closed())
+            if mapped is None:
+                raise
+            raise mapped from error
+
+    async def _translating(self, awaitable: Any) -> Any:
+        with self._store_errors():
+            return await awaitable
+
+    def _closed(self) -> bool:
+        """Whether the connection is closed (after an error: the server closed it)."""
+        return False
+
     async def _send(
         self, sql: str, values: list[Any], fetch: bool, writes: bool = True
     ) -> tuple[list[Any], int]:
@@ -155,7 +174,7 @@ class Transaction(ABC):
             await self.flush()
         for observe in self._observers:
             observe(sql)
-        with _store_errors():
+        with self._store_errors():
             return await self._run(sql, values, fetch)
 
     async def _send_later(self, pending: list[tuple[Compiled, list[Any]]]) -> None:
@@ -214,7 +233,12 @@ class ThreadedSQLiteTransaction(SQLiteTransaction):
 
 class PostgresTransaction(Transaction):
     """Statements on an asyncpg connection: each is prepared once per connection (asyncpg's
-    statement cache) and sent with its values."""
+    statement cache) and sent with its values.
+
+    A connection found dead before anything was sent on it (the server ended its session a
+    moment ago, and asyncpg has read the server's farewell but not yet the socket's end) is
+    replaced by ``reconnect``, once per unit, and the statement sent on the new one: only while
+    no transaction is open, so that nothing the unit did is lost with the old connection."""
 
     def __init__(
         self,
@@ -222,17 +246,43 @@ class PostgresTransaction(Transaction):
         dialect: Dialect,
         observers: Sequence[Observer],
         write: bool,
+        reconnect: Reconnect | None = None,
     ) -> None:
         super().__init__(dialect, observers, write)
         self.connection = connection
         self._transaction: Any = None  # asyncpg's, once a statement needed one
+        self._reconnect = reconnect
+
+    def _closed(self) -> bool:
+        return not is_open(self.connection)
 
     async def _before_write(self) -> None:
         if self.write and self._transaction is None:
-            self._transaction = self.connection.transaction()
             for observe in self._observers:
                 observe("BEGIN")
-            await _translating(self._transaction.start())
+            with self._store_errors():
+                try:
+                    await self._begin()
+                except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+                    await self._replace_unsent(error)
+                    await self._begin()
+
+    async def _begin(self) -> None:
+        transaction = self.connection.transaction()
+        await transaction.start()
+        self._transaction = transaction
+
+    async def _replace_unsent(self, error: Exception) -> None:
+        """Re-raise ``error`` unless it says that nothing was sent on a connection that is
+        dead, and no transaction is open on it; then take a new connection in its place."""
+        if (
+            self._reconnect is None
+            or self._transaction is not None
+            or not _unsent(error, self.connection)
+        ):
+            raise error
+        reconnect, self._reconnect = self._reconnect, None
+        self.connection = await reconnect(self.connection)
 
     async def finish(self) -> None:
         # Without a transaction, only queued inserts, if any: one statement, atomic by itself.
@@ -240,7 +290,7 @@ class PostgresTransaction(Transaction):
         if self._transaction is not None:
             for observe in self._observers:
                 observe("COMMIT")
-            await _translating(self._transaction.commit())
+            await self._translating(self._transaction.commit())
 
     async def abort(self) -> None:
         self.discard()
@@ -261,6 +311,15 @@ class PostgresTransaction(Transaction):
         return bool(rows and rows[0][0] == 1)
 
     async def _run(self, sql: str, values: list[Any], fetch: bool) -> tuple[list[Any], int]:
+        try:
+            return await self._on_connection(sql, values, fetch)
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+            await self._replace_unsent(error)
+            return await self._on_connection(sql, values, fetch)
+
+    async def _on_connection(
+        self, sql: str, values: list[Any], fetch: bool
+    ) -> tuple[list[Any], int]:
         if fetch:
             return await self.connection.fetch(sql, *values), -1
         status = await self.connection.execute(sql, *values)
@@ -269,6 +328,31 @@ class PostgresTransaction(Transaction):
     async def _run_many(self, sql: str, values: list[list[Any]]) -> None:
         await self._before_write()
         await self.connection.executemany(sql, values)
+
+
+Reconnect = Callable[[asyncpg.Connection], Awaitable[asyncpg.Connection]]
+
+# asyncpg's errors raised as an operation starts, before it writes anything: the protocol is
+# not idle (it has read the server's FATAL message that ends the session), or not connected.
+_UNSENT = ("cannot switch to state", "not connected")
+
+
+def _unsent(error: Exception, connection: asyncpg.Connection) -> bool:
+    if isinstance(error, asyncpg.InterfaceError):
+        # asyncpg checks that the connection is open before it sends anything ("connection is
+        # closed", "released back to the pool"); another InterfaceError is a misuse, a bug.
+        return not is_open(connection)
+    return type(error) is asyncpg.InternalClientError and str(error).startswith(_UNSENT)
+
+
+def is_open(connection: asyncpg.Connection) -> bool:
+    """Whether an asyncpg connection can still serve. A pool's connection that closed is
+    handed back to its pool by asyncpg itself, and its proxy then refuses every call, even
+    ``is_closed()`` (an ``InterfaceError``): it is closed for us all the same."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _rowcount(status: str) -> int:
@@ -328,20 +412,3 @@ def _guarded(statements: tuple[Compiled, ...]) -> str:
     sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM g"  # noqa: S608
     _GUARDED[statements] = sql
     return sql
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """A driver's error raised inside becomes the store's (``errors.translated``)."""
-    try:
-        yield
-    except Exception as error:
-        mapped = translated(error)
-        if mapped is None:
-            raise
-        raise mapped from error
-
-
-async def _translating(awaitable: Any) -> Any:
-    with _store_errors():
-        return await awaitable
