@@ -105,6 +105,19 @@ def test_basic_credentials_with_an_empty_client_id_are_an_invalid_client() -> No
         clients.from_request("Basic " + b64(":s3cret"), None, None)
 
 
+@pytest.mark.parametrize(
+    "raw", ["abc\x00:x", "abc:x\x00", "a%00bc:x", "abc\n:x", "a" * 513 + ":x", "abc:" + "s" * 513]
+)
+def test_basic_credentials_with_control_characters_or_too_long_are_an_invalid_client(
+    raw: str,
+) -> None:
+    """As the body's parameters are (params.py): a NUL in a client id must never reach the
+    database (PostgreSQL refuses it in text)."""
+    with pytest.raises(InvalidClient) as caught:
+        clients.from_request("Basic " + b64(raw), None, None)
+    assert "control characters" in caught.value.description
+
+
 # Authenticating the client.
 
 

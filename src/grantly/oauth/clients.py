@@ -58,7 +58,18 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:
         raise InvalidClient("the HTTP Basic credentials must be client_id:client_secret.")
-    return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    # The body's parameters are bounded and free of control characters (``params.py``); the
+    # header's must be too, or a NUL would reach the database as part of a client id.
+    for value in (client_id, secret):
+        if len(value) > _MAX_BASIC_PART or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidClient(
+                "the HTTP Basic credentials hold control characters or are too long."
+            )
+    return client_id, secret
+
+
+_MAX_BASIC_PART = 512
 
 
 async def authenticate(
