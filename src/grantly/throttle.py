@@ -10,7 +10,9 @@ authentication counts for its source address and for the pair (client, address);
 limit, failures from there are answered 429 instead of 401, and no longer written one by one to
 the audit trail (the limit being reached is, once per window).
 
-Sign-in (``sign_in_refusal`` before the password is checked, ``sign_in_failed`` after a failure):
+Sign-in (``sign_in_attempt`` before the password is checked: the attempt is counted first, so
+requests sent together cannot all pass a limit before any failure is recorded; a success gives
+its count back, ``sign_in_succeeded``):
 - from a browser that signed in to the account before (a signed device cookie naming the
   account, ``web/accounts.py``): only that device's failures for the account count;
 - from any other browser: failures count per account and address, per address, and per account.
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage, Storage
@@ -47,6 +51,10 @@ log = logging.getLogger("grantly.throttle")
 class Refusal:
     retry_after: int
     limit: str  # which limit refused: "account", "account_address", "address", "device" ...
+
+
+SWEEP_CHANCE = 1 / 32
+SWEEP_ROWS = 500
 
 
 class DatabaseStorage(Storage):
@@ -64,8 +72,14 @@ class DatabaseStorage(Storage):
         return (StoreError,)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = int(time.time())
         async with self.db.unit() as uow:
-            return await uow.counters.increment(key, amount, int(expiry), int(time.time()))
+            count = await uow.counters.increment(key, amount, int(expiry), now)
+            if random.random() < SWEEP_CHANCE:  # noqa: S311 - not a secret, a schedule
+                # Ended windows go without an operator's prune: keys an attacker invents
+                # (an address, a client id) cannot pile up.
+                await uow.counters.sweep(now, SWEEP_ROWS)
+        return count
 
     async def get(self, key: str) -> int:
         async with self.db.unit(write=False) as uow:
@@ -105,6 +119,27 @@ class Limits:
 
 Check = tuple[str, RateLimitItem, str]  # (the limit's name, the limit, the key counted)
 
+# Failed authentications of one client id written to the audit trail, from all addresses: past
+# it they are counted, not written. Keyed by the public client id, it changes only what is
+# written, never what is answered.
+AUDITED_FAILURES_PER_CLIENT = parse("30/minute")
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A sign-in attempt, counted before its password is checked."""
+
+    refusal: Refusal | None
+    reached: list[str] = field(default_factory=list)  # limits this attempt filled
+    counted: list[Check] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFailure:
+    refusal: Refusal | None  # answer 429, not 401
+    reached: bool  # this failure filled the (client, address) limit: audit that, once
+    audited: bool  # write this failure to the audit trail
+
 
 class Throttle:
     def __init__(
@@ -140,37 +175,50 @@ class Throttle:
         without case or surrounding space, so no spelling escapes its count."""
         return self.digest("account", email.strip().lower())
 
-    def _key(self, name: str, *parts: str) -> str:
-        return self.limits[name].key_for(name, *parts)
+    def address_key(self, address: str) -> str:
+        """An IPv6 address counts as its /64: one host or home network is given a whole
+        /64 (RFC 4291 §2.5.4 interface identifiers, RFC 6177), and rotating addresses in it
+        must not reset its counts. An IPv4-mapped address counts as the IPv4 address."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return self.digest("address", address)
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            else:
+                return self.digest("address", str(ipaddress.ip_network(f"{ip}/64", strict=False)))
+        return self.digest("address", str(ip))
+
+    def _check(self, name: str, *parts: str) -> Check:
+        limit = self.limits[name]
+        return (
+            name.removeprefix("sign_in_per_").removeprefix("client_auth_per_"),
+            limit,
+            limit.key_for(name, *parts),
+        )
 
     # --- counting -----------------------------------------------------------------------
 
-    async def _refusal(self, checks: list[Check]) -> Refusal | None:
+    async def _count(self, checks: list[Check], amount: int = 1) -> Attempt:
+        """Count on each check in order, and stop at the first one past its limit (the later
+        ones are not counted: an attempt refused for its address adds nothing to the
+        account's count, and invents no new key)."""
+        attempt = Attempt(None)
         try:
-            for name, limit, key in checks:
-                if await self.storage.get(key) >= limit.amount:
-                    reset = await self.storage.get_expiry(key)
-                    return Refusal(max(1, int(reset - time.time()) + 1), name)
-        except Exception as exc:
-            self._unavailable(exc)
-        return None
-
-    async def _hit(self, checks: list[Check]) -> tuple[Refusal | None, list[str]]:
-        """Count one failure on each check. The first limit now exceeded (a refusal), and the
-        names of the limits this very failure reached (for the audit trail, once a window)."""
-        refusal: Refusal | None = None
-        reached: list[str] = []
-        try:
-            for name, limit, key in checks:
-                count = await self.storage.incr(key, limit.get_expiry())
+            for check in checks:
+                name, limit, key = check
+                count = await self.storage.incr(key, limit.get_expiry(), amount=amount)
+                attempt.counted.append(check)
                 if count == limit.amount:
-                    reached.append(name)
-                if count > limit.amount and refusal is None:
+                    attempt.reached.append(name)
+                if count > limit.amount:
                     reset = await self.storage.get_expiry(key)
-                    refusal = Refusal(max(1, int(reset - time.time()) + 1), name)
+                    attempt.refusal = Refusal(max(1, int(reset - time.time()) + 1), name)
+                    break
         except Exception as exc:
             self._unavailable(exc)
-        return refusal, reached
+        return attempt
 
     def _unavailable(self, exc: Exception) -> None:
         """Redis down: fail open, loudly. The database down: the request cannot be served
@@ -184,67 +232,52 @@ class Throttle:
     def _sign_in(self, email: str, address: str, device: str | None) -> list[Check]:
         account = self.account_key(email)
         if device is not None:
-            return [
-                (
-                    "device",
-                    self.limits["sign_in_per_device"],
-                    self._key("sign_in_per_device", account, device),
-                )
-            ]
-        at = self.digest("address", address)
+            return [self._check("sign_in_per_device", account, device)]
+        at = self.address_key(address)
+        # The account's own count last: only attempts its address and pair let through add up.
         return [
-            (
-                "account_address",
-                self.limits["sign_in_per_account_address"],
-                self._key("sign_in_per_account_address", account, at),
-            ),
-            ("address", self.limits["sign_in_per_address"], self._key("sign_in_per_address", at)),
-            (
-                "account",
-                self.limits["sign_in_per_account"],
-                self._key("sign_in_per_account", account),
-            ),
+            self._check("sign_in_per_address", at),
+            self._check("sign_in_per_account_address", account, at),
+            self._check("sign_in_per_account", account),
         ]
 
-    async def sign_in_refusal(
-        self, email: str, address: str, device: str | None = None
-    ) -> Refusal | None:
-        """Whether to refuse a sign-in before checking its password. ``device``: the id of a
-        device cookie that names this account, or None for a browser the account has not
-        been used on."""
-        return await self._refusal(self._sign_in(email, address, device))
+    async def sign_in_attempt(self, email: str, address: str, device: str | None = None) -> Attempt:
+        """Count a sign-in attempt before its password is checked; refuse it (``refusal``)
+        past a limit. ``device``: the id of a device cookie that names this account, or None
+        for a browser the account has not been used on."""
+        return await self._count(self._sign_in(email, address, device))
 
-    async def sign_in_failed(
-        self, email: str, address: str, device: str | None = None
-    ) -> list[str]:
-        """Count a failed sign-in; the limits it reached (to record in the audit trail)."""
-        _, reached = await self._hit(self._sign_in(email, address, device))
-        return reached
+    async def sign_in_succeeded(self, attempt: Attempt) -> None:
+        """Give a successful sign-in's count back: only failures count."""
+        try:
+            for _name, limit, key in attempt.counted:
+                await self.storage.incr(key, limit.get_expiry(), amount=-1)
+        except Exception as exc:
+            self._unavailable(exc)
 
     # --- client authentication ------------------------------------------------------------
 
-    async def client_auth_failed(
-        self, client_id: str, address: str
-    ) -> tuple[Refusal | None, list[str]]:
+    async def client_auth_failed(self, client_id: str, address: str) -> ClientFailure:
         """Count a failed client authentication (RFC 6749 §2.3, §10.10). A refusal when the
         address, or the address for this client, failed too often: answer 429, not 401."""
-        at = self.digest("address", address)
-        return await self._hit(
+        at = self.address_key(address)
+        client = self.digest("client", client_id)
+        attempt = await self._count(
             [
-                (
-                    "client_address",
-                    self.limits["client_auth_per_client_address"],
-                    self._key(
-                        "client_auth_per_client_address", self.digest("client", client_id), at
-                    ),
-                ),
-                (
-                    "address",
-                    self.limits["client_auth_per_address"],
-                    self._key("client_auth_per_address", at),
-                ),
+                self._check("client_auth_per_address", at),
+                self._check("client_auth_per_client_address", client, at),
             ]
         )
+        audited = False
+        if attempt.refusal is None:
+            audit_key = AUDITED_FAILURES_PER_CLIENT.key_for("client_auth_audited", client)
+            try:
+                count = await self.storage.incr(audit_key, AUDITED_FAILURES_PER_CLIENT.get_expiry())
+                audited = count <= AUDITED_FAILURES_PER_CLIENT.amount
+            except Exception as exc:
+                self._unavailable(exc)
+                audited = True
+        return ClientFailure(attempt.refusal, "client_address" in attempt.reached, audited)
 
     async def ping(self) -> bool:
         return bool(await self.storage.check())

@@ -328,3 +328,63 @@ def test_a_failed_client_authentication_is_counted_once_the_unit_of_work_is_over
         response = client.post(endpoint, data=data, auth=basic(world.app, "wrong"))
     assert response.status_code == 401, response.text
     assert counted == [world.app.client_id]
+
+
+def test_guesses_sent_at_once_get_no_further_than_the_limit(world: World, tmp_path) -> None:
+    """An attempt is counted before its password is checked: 40 guesses sent together, with
+    the right password last, see at most the limit checked (3 per account and address here),
+    the rest refused unchecked, and the right one among the refused: it does not sign in."""
+    import asyncio
+
+    import httpx
+
+    settings = make_settings(
+        tmp_path,
+        database_url=world.settings.database_url,
+        sign_in_limit_per_account_address="3/minute",
+    )
+    app = create_app(settings)
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.99", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            page = await http.get("/login")
+            token = csrf_of(page.text)
+            passwords = [f"guess{n}" for n in range(39)] + [world.employee.password]
+
+            async def one(password: str) -> int:
+                response = await http.post(
+                    "/login",
+                    data={
+                        "email": world.employee.email,
+                        "password": password,
+                        "csrf_token": token,
+                        "next": "/",
+                    },
+                )
+                return response.status_code
+
+            return await asyncio.gather(*(one(p) for p in passwords))
+
+    answers = asyncio.run(main())
+    assert answers.count(401) <= 3, answers
+    assert answers.count(429) >= 37 and 303 not in answers, answers
+
+
+def test_the_audit_trail_of_a_client_is_bounded_across_addresses(
+    throttled: TestClient, world: World
+) -> None:
+    """Failures from many addresses, each under its own limit, are written one by one only up
+    to a budget per client id (30 a minute); the rest are counted, not written. The budget
+    changes what is written, never what is answered."""
+    for n in range(45):
+        answer = _token(throttled, "gcs_bad", f"203.0.113.{n}", world.app.client_id)
+        assert answer.status_code == 401
+    trail = [t.event for t in audit_trail(world) if t.application_id == world.app.id]
+    assert trail.count("client.authentication_failed") == 30
+    assert (
+        _token(
+            throttled, world.app.client_secret or "", "203.0.113.1", world.app.client_id
+        ).status_code
+        == 400
+    )

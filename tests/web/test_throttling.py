@@ -99,7 +99,7 @@ def test_the_counters_hold_no_email_address_or_client_id(world: World, tmp_path)
         _wrong_secret(http, world)
     redis_keys = [k.decode() for k in redis.Redis.from_url(REDIS).keys(f"{prefix}*")]
     keys = _counter_keys(world) + redis_keys
-    assert len(_counter_keys(world)) == 5 and len(redis_keys) == 5, keys
+    assert len(_counter_keys(world)) == 6 and len(redis_keys) == 6, keys
     for key in keys:
         for secret in (world.employee.email, "employee", "192.0.2.44", world.app.client_id):
             assert secret not in key, key
@@ -149,3 +149,44 @@ def test_a_malformed_limit_is_refused_at_start(tmp_path, value: str) -> None:
 
     with pytest.raises(ValidationError):
         make_settings(tmp_path, sign_in_limit_per_account=value)
+
+
+def test_ended_windows_are_swept_without_an_operator(world: World, tmp_path, monkeypatch) -> None:
+    """Keys an attacker invents (addresses, client ids) cannot pile up between prunes: a
+    counter's increment now and then deletes counters whose window ended."""
+    import grantly.throttle
+
+    with _app(world, tmp_path, client_auth_limit_per_client_address="5/second") as http:
+        _wrong_secret(http, world)
+        assert len(_counter_keys(world)) == 3
+        import time
+
+        time.sleep(1.1)
+        monkeypatch.setattr(grantly.throttle, "SWEEP_CHANCE", 1.0)
+        _login(http, world.employee.email, "wrong")
+    keys = _counter_keys(world)
+    assert not any("client_auth_per_client_address" in key for key in keys), keys
+    assert any("sign_in_per_account" in key for key in keys)
+
+
+def test_an_ipv6_address_counts_as_its_64(world: World, tmp_path) -> None:
+    """Rotating addresses inside one /64 (one host's or one home's) does not reset a count;
+    another /64 is another address."""
+    from grantly.throttle import Limits, Throttle
+
+    async def main() -> None:
+        from grantly.store.database import open_database
+
+        db = open_database(world.settings.database_url)
+        try:
+            throttle = Throttle(redis_url=None, db=db, secret_key="k", limits=Limits())
+            key = throttle.address_key
+            assert key("2001:db8:1:2::1") == key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+            assert key("2001:db8:1:2::1") != key("2001:db8:1:3::1")
+            assert key("::ffff:192.0.2.1") == key("192.0.2.1") != key("192.0.2.2")
+        finally:
+            await db.close()
+
+    import asyncio
+
+    asyncio.run(main())

@@ -42,6 +42,12 @@ class Counters:
         )
         return (int(row[0]), int(row[1])) if row else (0, None)
 
+    async def sweep(self, now: int, rows: int) -> int:
+        """Delete up to ``rows`` counters whose window ended."""
+        c = t.throttle_counters
+        ended = select(c.c.key).where(c.c.expires_at <= now).limit(rows)
+        return await self.tx.execute(delete(c).where(c.c.key.in_(ended.scalar_subquery())))
+
     async def clear(self, key: str | None = None) -> int:
         """Forget one key's count, or every count (None)."""
         c = t.throttle_counters

@@ -111,8 +111,10 @@ async def login(request: Request) -> Response:
     address = request.client.host if request.client else "unknown"
     account = svc.throttle.account_key(email)
     device = known_device(request, account)
-    refusal = await svc.throttle.sign_in_refusal(email, address, device)
-    if refusal is not None:
+    # Counted before the password is checked: a burst of guesses sent at once gets no further
+    # than the limit (the attempts past it are refused without a check).
+    attempt = await svc.throttle.sign_in_attempt(email, address, device)
+    if (refusal := attempt.refusal) is not None:
         wait = f"Wait {_minutes(refusal.retry_after)}, then try again."
         if refusal.limit == "account":
             reason = (
@@ -135,11 +137,10 @@ async def login(request: Request) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
-        reached = await svc.throttle.sign_in_failed(email, address, device)
-        if reached and user is not None:
+        if attempt.reached and user is not None:
             # A lockout is a security event for the account's company (never the password).
             async with svc.db.unit() as uow:
-                for limit in reached:
+                for limit in attempt.reached:
                     await audit(
                         request,
                         uow,
@@ -150,6 +151,7 @@ async def login(request: Request) -> Response:
                         known_browser=device is not None,
                     )
         return render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
+    await svc.throttle.sign_in_succeeded(attempt)
     new_hash = None
     if password_hash and needs_rehash(password_hash):
         new_hash = await run_in_threadpool(hash_password, password)

@@ -32,6 +32,7 @@ from ..oauth.token import token_request
 from ..observability import OAUTH_ERRORS, TOKENS_ISSUED, TOKENS_REFRESHED, TOKENS_REVOKED, Route
 from ..services import services
 from ..store.unit import Store
+from ..throttle import ClientFailure
 from .pages import audit
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -235,8 +236,8 @@ async def _client_error(
     if client_key is None or error.error != "invalid_client":
         return json_error(error)
     address = request.client.host if request.client else "unknown"
-    refusal, reached = await services(request).throttle.client_auth_failed(client_key, address)
-    if refusal is not None:
+    failure = await services(request).throttle.client_auth_failed(client_key, address)
+    if (refusal := failure.refusal) is not None:
         # Throttled failures are not audited one by one: reaching the limit was, once.
         return JSONResponse(
             {
@@ -248,15 +249,16 @@ async def _client_error(
             headers={"Retry-After": str(refusal.retry_after), **NO_STORE},
         )
     response = json_error(error)
-    # Written once the response is sent, in a unit of its own.
-    response.background = BackgroundTask(
-        _audit_client_failure, request, endpoint, client_key, "client_address" in reached
-    )
+    if failure.audited or failure.reached:
+        # Written once the response is sent, in a unit of its own.
+        response.background = BackgroundTask(
+            _audit_client_failure, request, endpoint, client_key, failure
+        )
     return response
 
 
 async def _audit_client_failure(
-    request: Request, endpoint: str, client_id: str, throttled: bool
+    request: Request, endpoint: str, client_id: str, failure: ClientFailure
 ) -> None:
     """A failed authentication of a known client (RFC 9700 §2.5; RFC 6749 §10.10, guessing) is
     a security event for the admins of the company that owns it (never the secret presented).
@@ -265,23 +267,19 @@ async def _audit_client_failure(
         application = await uow.applications.by_client_id(client_id)
         if application is None:
             return
-        await audit(
-            request,
-            uow,
-            "client.authentication_failed",
-            company_id=application.company_id,
-            application_id=application.id,
-            endpoint=endpoint,
-        )
-        if throttled:
-            await audit(
-                request,
-                uow,
-                "client.authentication_throttled",
-                company_id=application.company_id,
-                application_id=application.id,
-                endpoint=endpoint,
-            )
+        for event, happened in (
+            ("client.authentication_failed", failure.audited),
+            ("client.authentication_throttled", failure.reached),
+        ):
+            if happened:
+                await audit(
+                    request,
+                    uow,
+                    event,
+                    company_id=application.company_id,
+                    application_id=application.id,
+                    endpoint=endpoint,
+                )
 
 
 # Browser applications (single-page apps, public clients with PKCE) call these from their own
