@@ -16,7 +16,9 @@ def key(client: TestClient, world: World) -> dict[str, str]:
     return api_key(dashboard_api_key(client, world.admin))
 
 
-@pytest.mark.parametrize("spelling", ["{id}.0", "{id}e0", "+{id}", "0{id}.00", "{id}_0", "\u0661"])
+@pytest.mark.parametrize(
+    "spelling", ["{id}.0", "{id}e0", "+{id}", "0{id}.00", "{id}_0", "0{id}", "\u0661"]
+)
 def test_an_employee_id_is_written_in_digits(
     client: TestClient, world: World, key: dict[str, str], spelling: str
 ) -> None:

@@ -258,6 +258,8 @@ def test_an_empty_or_zero_port_is_refused_at_registration(uri: str) -> None:
         "http://127.0.0.1:/cb",  # an empty port
         "http://127.0.0.1:65536/cb",
         "http://127.0.0.1:+80/cb",
+        "http://127.0.0.1:05555/cb",  # one port, two spellings
+        "http://127.0.0.1:5000/cb?",  # an empty query is a difference too
         "http://LOCALHOST:5000/cb",  # the host as registered, case included
         "http://x@127.0.0.1:5000/cb",
         "HTTP://127.0.0.1:5000/cb",
@@ -273,3 +275,10 @@ def test_loopback_port_leeway_needs_a_real_port_and_the_host_as_registered(
         registered,
         native=True,
     )
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://trusted.example%40evil.example/cb", "https://\u00e9vil.example/cb"]
+)
+def test_a_host_that_is_not_plain_ascii_is_refused(uri: str) -> None:
+    assert "ASCII" in refused(uri)

@@ -92,5 +92,7 @@ def test_with_a_token_metrics_need_it_from_everywhere(world: World, tmp_path) ->
                 assert refused.status_code == 401, (peer, wrong)
                 assert refused.headers["www-authenticate"].startswith("Bearer")
                 assert "grantly_" not in refused.text
+            two = [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer bad")]
+            assert http.get("/metrics", headers=two).status_code == 400
             served = http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
             assert served.status_code == 200 and "grantly_" in served.text

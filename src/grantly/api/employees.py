@@ -67,11 +67,13 @@ router = APIRouter(
 
 
 def _digits(value: object) -> object:
-    """An id is written in ASCII digits. Pydantic's lax integers also take "1.0", "1_0" and
-    other scripts' digits: one employee would have many URLs, and a cache or a log would not
-    see them as one."""
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise ValueError("an id is a whole number written in digits (0-9)")
+    """An id is written in ASCII digits, without leading zeros. Pydantic's lax integers also
+    take "1.0", "01", "1_0" and other scripts' digits: one employee would have many URLs, and
+    a cache or a log would not see them as one."""
+    if isinstance(value, str) and not (
+        value.isascii() and value.isdigit() and (value == "0" or not value.startswith("0"))
+    ):
+        raise ValueError("an id is a whole number written in digits (0-9), without leading zeros")
     return value
 
 

@@ -77,6 +77,13 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
         raise InvalidRedirectUri(f"'{uri}' has user information (before '@') in its host.")
     if parts.port == 0 or parts.netloc.endswith(":"):
         raise InvalidRedirectUri(f"'{uri}' has an empty or zero port.")
+    host = parts.hostname or ""
+    if not host.isascii() or "%" in host:
+        # A browser would refuse the URI or read another host than a person does.
+        raise InvalidRedirectUri(
+            f"'{uri}' has a host that is not plain ASCII (write an international domain name "
+            "in its xn-- form, and no percent-encoding in the host)."
+        )
     if not parts.scheme:
         raise InvalidRedirectUri(f"'{uri}' is not an absolute URI (RFC 6749 §3.1.2).")
     if "#" in uri:
@@ -112,21 +119,35 @@ def validate_registration(uri: str, *, confidential: bool) -> str:
     return uri
 
 
-def _host_and_port(netloc: str) -> tuple[str, str | None] | None:
-    """The host exactly as written and the port's digits (None when absent), or None when
-    the authority has user information or a port that is empty, zero or not a number."""
-    if "@" in netloc:
+def _authority_and_rest(uri: str) -> tuple[str, str] | None:
+    """An ``http://`` URI's authority and everything after it, exactly as written."""
+    if not uri.startswith("http://"):
         return None
-    if netloc.startswith("["):
-        host, bracket, rest = netloc.partition("]")
+    after = uri[len("http://") :]
+    end = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
+    return after[:end], after[end:]
+
+
+def _host_and_port(authority: str) -> tuple[str, str | None] | None:
+    """The host exactly as written and the port's digits (None when absent), or None when
+    the authority has user information or a port that is empty, zero, not a number or
+    written with leading zeros."""
+    if "@" in authority:
+        return None
+    if authority.startswith("["):
+        host, bracket, rest = authority.partition("]")
         host += bracket
     else:
-        host, colon, port_digits = netloc.partition(":")
+        host, colon, port_digits = authority.partition(":")
         rest = colon + port_digits
     if not rest:
         return host, None
-    port = rest[1:] if rest.startswith(":") else None
-    if not port or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+    port = rest[1:] if rest.startswith(":") else ""
+    if (
+        not (port.isascii() and port.isdigit())
+        or port != str(int(port))
+        or not 0 < int(port) < 65536
+    ):
         return None
     return host, port
 
@@ -135,26 +156,18 @@ def matches(requested: str, registered: str, *, native: bool = False) -> bool:
     """RFC 9700 §4.1.3: exact string comparison, with one exception: for native (public)
     clients, a loopback http redirect URI may differ in its port (RFC 8252 §7.3), because the
     app listens on whatever port is free when it starts. Everything else is compared as
-    written, the host's case included; the port must be a real one (1-65535, RFC 8252 §7.3
-    speaks of the port the app listens on). RFC 8252 §8.3 prefers the loopback IP literals
+    written, character for character (the host's case, an empty query); the port must be a
+    real one (1-65535, no leading zeros). RFC 8252 §8.3 prefers the loopback IP literals
     (``127.0.0.1``, ``[::1]``) to ``localhost``, which a resolver could send elsewhere."""
     if requested == registered:
         return True
     if not (native and registered.startswith("http://") and is_loopback(registered)):
         return False
-    asked, known = _split(requested), _split(registered)
-    if asked is None or known is None or not requested.startswith("http://"):
+    asked, known = _authority_and_rest(requested), _authority_and_rest(registered)
+    if asked is None or known is None or asked[1] != known[1]:
         return False
-    asked_authority = _host_and_port(asked.netloc)
-    known_authority = _host_and_port(known.netloc)
-    if asked_authority is None or known_authority is None:
-        return False
-    return (asked_authority[0], asked.path, asked.query, asked.fragment) == (
-        known_authority[0],
-        known.path,
-        known.query,
-        known.fragment,
-    )
+    asked_host, known_host = _host_and_port(asked[0]), _host_and_port(known[0])
+    return asked_host is not None and known_host is not None and asked_host[0] == known_host[0]
 
 
 def with_params(uri: str, params: dict[str, str]) -> str:

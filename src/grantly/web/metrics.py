@@ -18,6 +18,8 @@ import ipaddress
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..http import authorization
+from ..oauth.errors import InvalidRequest
 from ..observability import Route, metrics_body
 from ..services import services
 
@@ -33,7 +35,11 @@ def _loopback(request: Request) -> bool:
 async def metrics(request: Request) -> Response:
     expected = services(request).settings.metrics_token
     if expected:
-        scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
+        try:
+            header = authorization(request)
+        except InvalidRequest as error:
+            return PlainTextResponse(error.description + "\n", status_code=400)
+        scheme, _, presented = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), expected.get_secret_value().encode()
         ):
