@@ -22,7 +22,9 @@ JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in JSON_PATHS
+    # Paths without the pages' session (health checks, metrics, metadata) are called by
+    # machines, and a page needs the session (its CSRF token).
+    return path.startswith("/api/") or path in JSON_PATHS or "session" not in request.scope
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
