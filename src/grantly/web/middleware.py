@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse
@@ -128,7 +129,12 @@ class SessionsForPages:
 
 class BodyLimit:
     """Refuses request bodies over ``max_bytes`` with 413, whether or not they declare their
-    length, before any handler reads them."""
+    length, before any handler reads them.
+
+    A declared length is refused before the application runs. A body found too large as it
+    arrives is refused from ``receive`` with an ``HTTPException``, which FastAPI's body parsing
+    passes on and ``errors.http_exception`` answers in the path's form, through the middleware
+    inside this one."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -155,13 +161,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._reject(scope, receive, send)
+        await self.app(scope, counting_receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -174,5 +177,8 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """413 Content Too Large (RFC 9110 §15.5.14)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes.")
