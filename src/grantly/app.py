@@ -76,7 +76,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             Middleware(middleware.SecurityHeaders, hsts=settings.secure_cookies),
             Middleware(RequestLogging),
             Middleware(middleware.CorsForClients),
-            Middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                middleware.BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                timeout=settings.body_timeout,
+            ),
             Middleware(
                 middleware.SessionsForPages,
                 secret_key=settings.resolved_secret_key(),
