@@ -117,7 +117,6 @@ def test_a_stopped_database_gets_503_and_grantly_recovers_when_it_returns(
         own_postgres.start()
         assert_recovered(served)
         assert_logged(served)
-        served.pending.settle()
 
 
 def test_a_password_changed_under_a_running_server_gets_503_until_it_is_restored(
@@ -162,7 +161,6 @@ def test_a_password_changed_under_a_running_server_gets_503_until_it_is_restored
         assert_logged(served)
         assert password not in served.log.read_text()
         assert "password authentication failed" in postgres_with_passwords.log.read_text()
-        served.pending.settle()
 
 
 def _wait_for_no_sessions(port: int) -> None:

@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,39 +51,7 @@ pytestmark = [
     pytest.mark.skipif(not ON_POSTGRESQL, reason="faults of a PostgreSQL server"),
 ]
 
-# Branch h1 makes the last-resort handler's answers (the 503 of an unavailable database among
-# them) go through the middleware. Until it is merged, those answers lack the headers the
-# middleware adds (X-Request-ID, X-Content-Type-Options ...), the access line records them
-# as 500, and Starlette's ServerErrorMiddleware re-raises after answering, so uvicorn logs a
-# traceback. Only those assertions go through ``Pending``: with this True, a test whose other
-# assertions all held is reported xfail, naming them; once h1 is merged, set it to False.
-PENDING_H1 = True
-
 USUAL_HEADERS = ("x-request-id", "x-content-type-options", "x-frame-options", "referrer-policy")
-
-
-class Pending:
-    """The assertions that wait for branch h1 (see ``PENDING_H1``)."""
-
-    def __init__(self) -> None:
-        self.missing: dict[str, list[str]] = {}
-
-    def check(self, holds: bool, what: str, where: str = "") -> None:
-        if holds:
-            return
-        assert PENDING_H1, f"{what} {where}"
-        places = self.missing.setdefault(what, [])
-        if where and where not in places:
-            places.append(where)
-
-    def settle(self) -> None:
-        if self.missing:
-            pytest.xfail(
-                "waits for branch h1: "
-                + "; ".join(
-                    f"{what} {', '.join(where)}".strip() for what, where in self.missing.items()
-                )
-            )
 
 
 # --- the test's own role and database ------------------------------------------------------
@@ -171,7 +139,6 @@ class Served:
     spare: str  # a code issued before the fault, not exchanged
     access_token: str
     refresh_token: str
-    pending: Pending = field(default_factory=Pending)
 
     def exchange(self, code: str) -> httpx.Response:
         app = self.world.app
@@ -267,7 +234,7 @@ def assert_down(served: Served) -> None:
             assert response.headers["content-type"].startswith("application/json"), kind
             assert response.json()["error"] == "temporarily_unavailable", kind
         for header in USUAL_HEADERS:
-            served.pending.check(header in response.headers, f"{header} on the 503 of", kind)
+            assert header in response.headers, (header, "on the 503 of", kind)
     page = answers["page"]
     assert page.headers["content-type"].startswith("text/html")
     assert "briefly unavailable" in page.text
@@ -310,15 +277,15 @@ def assert_logged(served: Served) -> None:
         assert secret not in text
     for statement in ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "$1"):
         assert statement not in text
-    served.pending.check("Traceback" not in text, "no traceback in the server's log")
+    assert "Traceback" not in text, "no traceback in the server's log"
     errors = [line["event"] for line in lines if line.get("level") in ("error", "critical")]
-    served.pending.check(not errors, "no error line in the server's log", repr(errors[:1]))
+    assert not errors, ("no error line in the server's log", repr(errors[:1]))
     statuses = {
         line["status"]
         for line in lines
         if line.get("event") == "request" and line.get("path") == "/api/v1/me"
     }
-    served.pending.check(500 not in statuses, "the access line of a 503 says 503, not 500")
+    assert 500 not in statuses, "the access line of a 503 says 503, not 500"
 
 
 # --- the faults ----------------------------------------------------------------------------
@@ -334,7 +301,6 @@ def test_terminated_sessions_the_next_request_is_served(own: Own, served: Served
     own.terminate()
     assert_recovered(served)
     assert "database unavailable" not in served.log.read_text()
-    served.pending.settle()
 
 
 def test_a_database_that_refuses_connections_then_is_dropped_and_restored(
@@ -353,7 +319,6 @@ def test_a_database_that_refuses_connections_then_is_dropped_and_restored(
     admin(f"CREATE DATABASE {own.database} TEMPLATE {own.database}_copy OWNER {own.role}")
     assert_recovered(served)
     assert_logged(served)
-    served.pending.settle()
 
 
 def test_the_role_s_connections_all_taken(own: Own, served: Served) -> None:
@@ -376,7 +341,6 @@ def test_the_role_s_connections_all_taken(own: Own, served: Served) -> None:
         loop.close()
     assert_recovered(served)
     assert_logged(served)
-    served.pending.settle()
 
 
 def test_the_role_may_no_longer_log_in(own: Own, served: Served) -> None:
@@ -388,7 +352,6 @@ def test_the_role_may_no_longer_log_in(own: Own, served: Served) -> None:
     admin(f"ALTER ROLE {own.role} LOGIN")
     assert_recovered(served)
     assert_logged(served)
-    served.pending.settle()
 
 
 def test_a_database_that_takes_no_writes(own: Own, served: Served) -> None:
@@ -408,4 +371,3 @@ def test_a_database_that_takes_no_writes(own: Own, served: Served) -> None:
     admin(f"ALTER DATABASE {own.database} RESET default_transaction_read_only")
     own.terminate()
     assert_recovered(served)
-    served.pending.settle()

@@ -80,11 +80,18 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         # FastAPI's OpenTelemetry bridge asked OpenTelemetry's global providers (reading the
         # environment) on every request; Grantly's metrics are Prometheus' (observability.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Outermost first. Every response, whichever produced it, goes out through all of them:
+        # what handlers raise is answered innermost (ErrorResponses), and Starlette is given no
+        # handler for Exception, which it would run outside them all.
         middleware=[
-            Middleware(RequestLogging),
             Middleware(middleware.SecurityHeaders, hsts=settings.secure_cookies),
+            Middleware(RequestLogging),
             Middleware(middleware.CorsForClients),
-            Middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                middleware.BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                timeout=settings.body_timeout,
+            ),
             Middleware(
                 middleware.SessionsForPages,
                 secret_key=settings.resolved_secret_key(),
@@ -93,11 +100,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 same_site="lax",
                 https_only=settings.secure_cookies,
             ),
+            Middleware(errors.ErrorResponses),
         ],
-        exception_handlers={
-            StarletteHTTPException: errors.http_exception,
-            Exception: errors.unexpected,
-        },
+        exception_handlers={StarletteHTTPException: errors.http_exception},
     )
     app.state.services = services
 

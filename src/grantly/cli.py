@@ -94,6 +94,8 @@ def serve(
     """Migrate the database, then serve HTTP."""
     import uvicorn
 
+    from .serving import uvicorn_options
+
     settings = _settings()
     migrate.upgrade(settings.async_database_url)
     settings.resolved_secret_key()  # create it once, before workers race to
@@ -111,6 +113,7 @@ def serve(
         log_config=None,  # logging is Grantly's (structlog), set up in each worker
         log_level="info",
         proxy_headers=True,
+        **uvicorn_options(settings),  # the bounds on slow and idle clients
     )
 
 

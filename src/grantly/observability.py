@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from typing import Any
 
 import starlette.routing
@@ -25,6 +26,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_DURATION = Histogram(
@@ -103,10 +106,20 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
     access.disabled = True
 
 
+# The access line's status of a request whose client went away before it was answered (nginx's
+# code): never counted as a server error.
+CLIENT_CLOSED_REQUEST = 499
+
+
 class RequestLogging:
     """Per request: a request id (the caller's ``X-Request-ID`` when it is sane, else a new
     one), echoed in the response, bound to every log line of the request; then one access line
-    and the latency metric, labelled by route template so ids do not explode the series."""
+    and the latency metric, labelled by route template so ids do not explode the series.
+
+    The status recorded is the one the client was sent; 499 when the client disconnected
+    before any answer (the handler's ``ClientDisconnect`` is then no error). Handlers' errors
+    are answered further in (``web.errors.ErrorResponses``); an exception that still gets here
+    (a middleware's) is logged once, without its message, and answered 500 here."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -124,11 +137,21 @@ class RequestLogging:
                     request_id = candidate
         request_id = request_id or os.urandom(16).hex()  # uuid4's randomness, without its object
         status = 500
+        responded = False
+        gone = False  # the client disconnected before it was answered
+
+        async def receive_watching() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not responded:
+                gone = True
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -138,8 +161,24 @@ class RequestLogging:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_watching, send_with_id)
+        except ClientDisconnect:
+            gone = gone or not responded
+        except Exception as exc:
+            log.error(
+                "unexpected error",
+                method=scope["method"],
+                path=scope["path"],
+                **exception_fields(exc),
+            )
+            if not responded:
+                await JSONResponse(
+                    {"error": "server_error", "error_description": "an unexpected error occurred."},
+                    status_code=500,
+                )(scope, receive_watching, send_with_id)
         finally:
+            if gone:
+                status = CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -153,6 +192,53 @@ class RequestLogging:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def exception_fields(exc: BaseException) -> dict[str, str]:
+    """An unexpected exception for the log: its type and a traceback of where it was raised,
+    without any exception's message (nor notes, nor local variables). A driver's error says
+    the statement it ran, with its parameters, and the row a constraint refused: values
+    from the request and the database (emails, digests). The frames name files, lines,
+    functions and their source lines: code, not data."""
+    return {"exception": _type_name(exc), "traceback": _redacted_traceback(exc)}
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    if isinstance(exc, BaseExceptionGroup):
+        name += " [" + ", ".join(_type_name(each) for each in exc.exceptions) + "]"
+    return name
+
+
+def _redacted_traceback(exc: BaseException) -> str:
+    """Python's own rendering of the exception and the ones it was raised from or while
+    handling (oldest first), each named by its type only."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        cause = current.__cause__
+        current = (
+            cause if cause is not None or current.__suppress_context__ else current.__context__
+        )
+    parts: list[str] = []
+    for index, each in enumerate(reversed(chain)):
+        if index:
+            newer_cause = each.__cause__
+            parts.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if newer_cause is not None
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_list(traceback.extract_tb(each.__traceback__)))
+        parts.append(_type_name(each) + "\n")
+    return "".join(parts)
 
 
 _DURATIONS: dict[tuple[str, str, int], Any] = {}

@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     token_query_parameters: bool = True
     max_parameter_length: int = Field(default=2048, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Slow clients (`grantly serve`; README, "Running in production"). A request's headers
+    # must arrive within header_timeout of its first byte (of the connection's opening, for
+    # its first request), its body within body_timeout of its headers: 408 otherwise (RFC 9110
+    # §15.5.9). An idle kept-alive connection closes after keep_alive_timeout. Each worker
+    # serves at most max_connections connections at once; a request arriving while more are
+    # open gets 503.
+    header_timeout: float = Field(default=10, gt=0, le=300, description="seconds")
+    body_timeout: float = Field(default=30, gt=0, le=600, description="seconds")
+    keep_alive_timeout: int = Field(default=5, ge=1, le=300, description="seconds")
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
 
     @field_validator(
         "sign_in_limit_per_account_address",

@@ -34,6 +34,14 @@ def test_a_wrong_method_gets_405_with_allow(client: TestClient, world: World) ->
     assert response.json()["error"] == "invalid_request"
 
 
+def test_an_error_on_a_path_without_pages_is_answered_in_json(client: TestClient) -> None:
+    """Health checks and metrics have no session, which a page needs (its CSRF token)."""
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
+    assert "GET" in response.headers["allow"]
+
+
 def test_an_unreachable_database_gets_503_in_the_right_form(tmp_path) -> None:
     settings = make_settings(tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
     with TestClient(create_app(settings), raise_server_exceptions=False) as unreachable:

@@ -4,17 +4,18 @@ stack trace outside). JSON for clients and the API, a page for people."""
 
 from __future__ import annotations
 
-import logging
-
+import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..observability import exception_fields
 from ..store.errors import InvalidValue, Unavailable
 from . import client_endpoints
 from .responses import error_page
 
-log = logging.getLogger("grantly")
+log = structlog.get_logger("grantly")
 
 # The endpoints that answer JSON whatever the path's error (besides everything under /api/).
 JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
@@ -22,7 +23,11 @@ JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path.rstrip("/") in JSON_PATHS
+    # Paths without the pages' session (health checks, metrics, metadata) are called by
+    # machines, and a page needs the session (its CSRF token).
+    return (
+        path.startswith("/api/") or path.rstrip("/") in JSON_PATHS or "session" not in request.scope
+    )
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -39,7 +44,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
             status_code=exc.status_code,
             headers=headers,
         )
-    titles = {404: "Page not found", 405: "Method not allowed"}
+    titles = {404: "Page not found", 405: "Method not allowed", 408: "Request timed out"}
     return error_page(
         request,
         titles.get(exc.status_code, "Request not accepted"),
@@ -66,7 +71,14 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     """The database cannot be reached: 503 with Retry-After, in the right form. Nothing was
     changed (the transaction did not commit); the pool reconnects by itself once it is back."""
     log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        "database unavailable",
+        method=request.method,
+        path=request.url.path,
+        exception=type(exc).__name__,
+        # The store's own words (an SQLSTATE and the driver's error class, or SQLite's
+        # message): never a statement's parameters. Tells a dropped database from a
+        # refused password.
+        reason=str(exc)[:200],
     )
     headers = {"Retry-After": "5"}
     if _wants_json(request):
@@ -93,7 +105,9 @@ async def unexpected(request: Request, exc: Exception) -> Response:
         return await _unavailable(request, exc)
     if isinstance(exc, InvalidValue):
         return _invalid_value(request)
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.error(
+        "unexpected error", method=request.method, path=request.url.path, **exception_fields(exc)
+    )
     if _wants_json(request):
         return JSONResponse(
             {"error": "server_error", "error_description": "an unexpected error occurred."},
@@ -124,3 +138,45 @@ def _invalid_value(request: Request) -> Response:
         "A value in the request is out of range or malformed. Nothing was changed.",
         400,
     )
+
+
+class ErrorResponses:
+    """What a handler raised becomes its answer here, in the innermost middleware, so that the
+    answer goes out through every other middleware like any response: security headers, CORS,
+    the session, ``X-Request-ID``, the access line and the metrics. (Starlette's handler for
+    ``Exception`` runs outside them all.) Nothing is re-raised: the error is logged once.
+
+    A client that disconnected mid-body (``ClientDisconnect``) is answered nothing: there is
+    no one to answer, and nothing is wrong with the server (the access line says 499)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        responded = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal responded
+            if message["type"] == "http.response.start":
+                responded = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except ClientDisconnect:
+            return
+        except Exception as exc:
+            if responded:
+                # Too late for another answer: the server closes the connection mid-response.
+                log.error(
+                    "unexpected error after the response started",
+                    method=scope["method"],
+                    path=scope["path"],
+                    **exception_fields(exc),
+                )
+                return
+            response = await unexpected(Request(scope, receive), exc)
+            await response(scope, receive, send)

@@ -1,10 +1,12 @@
 """The ASGI middleware of every request: security headers, CORS for the endpoints browser
-clients call, the body limit, and the pages' session cookie."""
+clients call, the body's size and time limits, and the pages' session cookie."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse
@@ -128,16 +130,26 @@ class SessionsForPages:
 
 class BodyLimit:
     """Refuses request bodies over ``max_bytes`` with 413, whether or not they declare their
-    length, before any handler reads them."""
+    length, before any handler reads them; and bodies that have not arrived ``timeout``
+    seconds after the request's headers with 408 (RFC 9110 §15.5.9), so that a client
+    trickling its body holds no handler (and no database connection it may have taken).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A declared length is refused before the application runs. A body found too large, or too
+    late, as it arrives is refused from ``receive`` with an ``HTTPException``, which FastAPI's
+    body parsing passes on and ``errors.http_exception`` answers in the path's form, through
+    the middleware inside this one; the 408 closes the connection. A body that no handler
+    reads is bounded by the server's protocol (``grantly.serving``)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -147,21 +159,33 @@ class BodyLimit:
                 if declared > self.max_bytes:
                     await self._reject(scope, receive, send)
                     return
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:  # RFC 9112 §6.3: no Content-Length, no Transfer-Encoding: no body
+            await self.app(scope, receive, send)
+            return
         received = 0
+        complete = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def bounded_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body, receive only waits for the client to disconnect
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimedOut(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge(self.max_bytes)
+                complete = not message.get("more_body", False)
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._reject(scope, receive, send)
+        await self.app(scope, bounded_receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -174,5 +198,19 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """413 Content Too Large (RFC 9110 §15.5.14)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes.")
+
+
+class BodyTimedOut(HTTPException):
+    """408 Request Timeout, with ``Connection: close`` (RFC 9110 §15.5.9)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {timeout:g} seconds.",
+            headers={"Connection": "close"},
+        )
