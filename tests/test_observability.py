@@ -27,7 +27,9 @@ from tests.conftest import (
 
 
 def _metric(client: TestClient, line_start: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200, metrics.text
+    for line in metrics.text.splitlines():
         if line.startswith(line_start):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

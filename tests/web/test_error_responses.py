@@ -45,7 +45,11 @@ def faulty(
         db.unit = unit
 
     with TestClient(
-        app, base_url="http://127.0.0.1:8000", follow_redirects=False, raise_server_exceptions=False
+        app,
+        base_url="http://127.0.0.1:8000",
+        follow_redirects=False,
+        raise_server_exceptions=False,
+        client=("127.0.0.1", 50000),  # /metrics answers loopback peers
     ) as client:
         yield client, fail
 
@@ -55,7 +59,9 @@ def _count(client: TestClient, method: str, route: str, status: int) -> float:
         "grantly_http_request_duration_seconds_count"
         f'{{method="{method}",route="{route}",status="{status}"}}'
     )
-    for line in client.get("/metrics").text.splitlines():
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200, metrics.text
+    for line in metrics.text.splitlines():
         if line.startswith(series):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -198,7 +204,8 @@ def test_a_client_that_disconnects_mid_body_is_logged_499_and_nothing_else(
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
-    with TestClient(app) as client:  # runs the app's lifespan around the call below
+    # Runs the app's lifespan around the call below.
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
         before = {status: _count(client, "POST", "/oauth/token", status) for status in (499, 500)}
         with capture_logs() as logs:
             client.portal.call(app, scope, receive, send)  # type: ignore[union-attr]
