@@ -22,19 +22,69 @@ JSON_PATHS = frozenset(route.path for route in client_endpoints.routes)
 
 
 def _wants_json(request: Request) -> bool:
+    """JSON or a page. Clients of the OAuth endpoints and the API always get JSON (RFC 6749
+    §5.2, RFC 6750 §3). Elsewhere the caller's ``Accept`` decides when it prefers one of the
+    two; when it does not (``*/*``, or none), the path does: health checks, metrics and
+    metadata, which have no session, are called by machines, and the rest are pages."""
     path = request.url.path
-    # Paths without the pages' session (health checks, metrics, metadata) are called by
-    # machines, and a page needs the session (its CSRF token).
-    return (
-        path.startswith("/api/") or path.rstrip("/") in JSON_PATHS or "session" not in request.scope
-    )
+    if path.startswith("/api/") or path.rstrip("/") in JSON_PATHS:
+        return True
+    preferred = preferred_form(request.headers.get("accept", ""))
+    if preferred is not None:
+        return preferred == "json"
+    return "session" not in request.scope
+
+
+def preferred_form(accept: str) -> str | None:
+    """``"json"`` or ``"html"`` when ``accept`` prefers ``application/json`` to ``text/html``
+    or the other way round; ``None`` when it weighs them alike. Each is weighed by its most
+    specific media range (RFC 9110 §12.5.1: ``text/html`` over ``text/*`` over ``*/*``). A
+    browser's ``text/html,...,*/*;q=0.8`` prefers the page; axios' ``application/json,
+    text/plain, */*`` the JSON."""
+    ranges: list[tuple[str, str, float]] = []
+    for item in accept.split(",")[:50]:
+        media_range, *parameters = item.split(";")
+        kind, _, subtype = media_range.strip().lower().partition("/")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0
+        if kind and subtype:
+            ranges.append((kind, subtype, weight))
+
+    def weight_of(kind: str, subtype: str) -> tuple[float, int]:
+        best = (0.0, -1)  # (q, specificity) of the most specific range that matches
+        for range_kind, range_subtype, q in ranges:
+            if (range_kind, range_subtype) == (kind, subtype):
+                specificity = 2
+            elif (range_kind, range_subtype) == (kind, "*"):
+                specificity = 1
+            elif (range_kind, range_subtype) == ("*", "*"):
+                specificity = 0
+            else:
+                continue
+            if specificity > best[1]:
+                best = (q, specificity)
+        return best
+
+    # Equal weights: the one the caller named outright wins over one a wildcard let in.
+    json_weight, html_weight = weight_of("application", "json"), weight_of("text", "html")
+    if json_weight[0] == html_weight[0] == 0.0 or json_weight == html_weight:
+        return None
+    return "json" if json_weight > html_weight else "html"
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})  # e.g. 405's Allow (RFC 9110 §15.5.6)
     if exc.status_code == 405:
-        headers["Allow"] = _allowed_methods(request)
+        # Starlette's own names only the first route that matched; a mount's (StaticFiles)
+        # is its own, since no route serves the paths under it.
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     if _wants_json(request):
         return JSONResponse(
             {
