@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
-from grantly.cli import app
+from grantly.cli import app, listening_url
+from grantly.demo import DEMO_ADMIN
+from tests.conftest import Person, callback_params, consent, free_port, sign_in
 
 
 @pytest.fixture
@@ -233,3 +242,139 @@ def test_demo_seeds_once_and_reuses_what_exists(grantly) -> None:
     assert first["admin"]["email"] != first["employee"]["email"]
     assert first["authorize_url"].startswith("http://127.0.0.1:8000/oauth/authorize?client_id=")
     assert "resource_owner_type=company" in first["company_authorize_url"]
+
+
+# --- the issuer of a server started on another port ----------------------------------------
+
+
+def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any Grantly setting (GRANTLY_ISSUER above all)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GRANTLY_")}
+    env.update(
+        GRANTLY_DATABASE_URL=f"sqlite:///{tmp_path / 'grantly.db'}",
+        GRANTLY_DATA_DIR=str(tmp_path / "data"),
+        GRANTLY_LOG_FORMAT="console",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[object]:
+    """``running(*args, **env)``: `grantly ARGS` as a process, once it answers /healthz on the
+    port given with --port; returns what it printed so far. Stopped at the end of the test."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **env: str) -> str:
+        port = args[args.index("--port") + 1]
+        output = tmp_path / f"output-{len(processes)}.txt"
+        with open(output, "wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "grantly.cli", *args],
+                env=_environment(tmp_path, **env),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return output.read_text()
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"grantly {' '.join(args)} did not start:\n" + output.read_text()
+                )
+            time.sleep(0.1)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _metadata_issuer(base: str) -> str:
+    response = httpx.get(f"{base}/.well-known/oauth-authorization-server", timeout=5)
+    assert response.status_code == 200, response.text
+    metadata = response.json()
+    assert metadata["authorization_endpoint"] == f"{metadata['issuer']}/oauth/authorize"
+    return str(metadata["issuer"])
+
+
+def test_demo_on_another_port_names_that_port_everywhere(running) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    printed = running("demo", "--port", str(port), GRANTLY_ENV="development")
+
+    assert _metadata_issuer(base) == base
+    urls = [word for word in printed.split() if word.startswith("http://127.0.0.1:")]
+    served = [url for url in urls if not url.startswith("http://127.0.0.1:8765")]  # a redirect URI
+    assert any("/oauth/authorize?" in url for url in served), printed
+    assert f"{base}/oauth/applications" in served, printed
+    for url in served:
+        assert url.startswith(f"{base}/") or url.rstrip(",") == base, (url, printed)
+    assert ":8000" not in printed
+
+    # The printed authorize URL works on this server, and the authorization response's iss
+    # (RFC 9207 §2) is this server's issuer.
+    authorize = next(url for url in served if "/oauth/authorize?" in url and "company" not in url)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+    query["redirect_uri"] = "http://127.0.0.1:8765/callback"  # the demo's other redirect URI
+    email, password, _name = DEMO_ADMIN
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=False) as http:
+        sign_in(http, Person(0, email, password, 0, True))
+        answer = callback_params(consent(http, query))
+    assert answer["iss"] == base
+    assert answer["state"] == "demo" and answer["code"]
+
+
+def test_serve_without_an_issuer_uses_its_port_and_a_set_issuer_wins(running) -> None:
+    port = free_port()
+    printed = running("serve", "--port", str(port), GRANTLY_ENV="development")
+    assert _metadata_issuer(f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}"
+    assert f"Grantly serving http://127.0.0.1:{port} on" in printed
+
+    other = free_port()
+    running(
+        "serve",
+        "--port",
+        str(other),
+        GRANTLY_ENV="development",
+        GRANTLY_ISSUER="https://auth.example",
+    )
+    assert _metadata_issuer(f"http://127.0.0.1:{other}") == "https://auth.example"
+
+
+def test_demo_with_an_issuer_set_prints_it(grantly) -> None:
+    data = _json(
+        grantly(
+            "demo",
+            "--no-serve",
+            "--port",
+            "9123",
+            "--json",
+            GRANTLY_ENV="development",
+            GRANTLY_ISSUER="https://auth.example/",
+        )
+    )
+    assert data["authorize_url"].startswith("https://auth.example/oauth/authorize?")
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:9000"),
+        ("localhost", "http://localhost:9000"),
+        ("0.0.0.0", "http://127.0.0.1:9000"),
+        ("::", "http://[::1]:9000"),
+        ("::1", "http://[::1]:9000"),
+    ],
+)
+def test_the_listening_url_names_a_reachable_host(host: str, url: str) -> None:
+    assert listening_url(host, 9000) == url

@@ -44,11 +44,44 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
-        return Settings()
+        return Settings(**overrides)
     except Exception as exc:  # pydantic's ValidationError, said plainly
         _fail(f"configuration error: {exc}", False)
+
+
+def _issuer_configured() -> bool:
+    # pydantic-settings reads environment variable names regardless of case.
+    return any(name.upper() == "GRANTLY_ISSUER" for name in os.environ)
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL of a server listening on ``host``:``port``. An address that means every
+    address (0.0.0.0, ::) names no host a client can reach: its loopback stands in."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - read, not bound
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:  # an IPv6 literal (RFC 3986 §3.2.2)
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _serving_settings(host: str, port: int) -> Settings:
+    """The settings of a command that serves on ``host``:``port``. Without GRANTLY_ISSUER, the
+    issuer (RFC 8414 §2's ``issuer``, RFC 9207's ``iss``, every URL printed) is the URL it
+    listens on, whatever the port: a default naming another port sends clients elsewhere."""
+    if _issuer_configured():
+        return _settings()
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - read, not bound
+        typer.secho(
+            f"warning: listening on every address; the issuer is {listening_url(host, port)}. "
+            "Set GRANTLY_ISSUER to the URL clients reach Grantly at.",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    return _settings(issuer=listening_url(host, port))
 
 
 def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
@@ -96,9 +129,11 @@ def serve(
 
     from .serving import uvicorn_options
 
-    settings = _settings()
+    settings = _serving_settings(host, port)
     migrate.upgrade(settings.async_database_url)
     settings.resolved_secret_key()  # create it once, before workers race to
+    # Each worker builds its own Settings from the environment (create_app_from_environment).
+    os.environ.setdefault("GRANTLY_ISSUER", settings.issuer)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics in any worker reports them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grantly-metrics-")
@@ -298,12 +333,13 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")
     ] = True,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
     as_json: JsonOption = False,
 ) -> None:
     """Seed a demo company, admin, employee and application (reused when they exist), print
     their credentials and an authorize URL, then serve. Needs GRANTLY_ENV=development."""
-    settings = _settings()
+    settings = _serving_settings(host, port)
     if settings.env == "production":
         _fail(
             "the demo creates accounts with well-known passwords; it runs only with "
@@ -336,7 +372,7 @@ def demo(
     _emit(data, as_json, human)
     sys.stdout.flush()
     if serve_after:
-        serve(host="127.0.0.1", port=port, workers=1)
+        serve(host=host, port=port, workers=1)
 
 
 # --- API keys ---------------------------------------------------------------------------------
