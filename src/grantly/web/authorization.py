@@ -240,9 +240,13 @@ async def decide(request: Request) -> Response:
     return _redirect_with_code(request, auth, code)
 
 
+VERIFIER_PLACEHOLDER = "<YOUR_CODE_VERIFIER>"
+
+
 def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> Response:
     """Show the code to the person (the dashboard's Authorize button, or the out-of-band
-    redirect URI), with the exact token request to run next."""
+    redirect URI), with the request's ``state`` (RFC 6749 §4.1.2: returned as it was sent)
+    and the exact token request to run next."""
     svc = services(request)
     verifier = request.session.pop(f"pkce:{auth.application.client_id}", None)
     fields = [("client_id", auth.application.client_id)]
@@ -250,8 +254,13 @@ def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> 
         fields.append(("client_secret", "<YOUR_CLIENT_SECRET>"))
     fields += [("code", code), ("grant_type", "authorization_code")]
     fields.append(("redirect_uri", auth.redirect_uri))
-    if auth.code_challenge is not None and isinstance(verifier, str):
-        fields.append(("code_verifier", verifier))
+    if auth.code_challenge is not None:
+        # The token request must prove the challenge (RFC 7636 §4.5), or it gets invalid_grant.
+        # Only the dashboard's own requests have a verifier Grantly made; any other client
+        # keeps its verifier, so the command names where it goes.
+        fields.append(
+            ("code_verifier", verifier if isinstance(verifier, str) else VERIFIER_PLACEHOLDER)
+        )
     curl = f"curl -X POST {shlex.quote(svc.settings.issuer + '/oauth/token')}" + "".join(
         f" \\\n  --data-urlencode {shlex.quote(f'{name}={value}')}" for name, value in fields
     )
@@ -261,6 +270,8 @@ def code_page(request: Request, auth: authz.AuthorizationRequest, code: str) -> 
         auth=auth,
         code=code,
         curl=curl,
+        state=auth.state,
+        needs_verifier=VERIFIER_PLACEHOLDER in curl,
         minutes=svc.settings.authorization_code_lifetime // 60,
     )
     response.headers.update(NO_STORE)
