@@ -22,6 +22,7 @@ from .store.database import open_database
 from .throttle import Limits, Throttle
 from .web import (
     accounts,
+    api_docs,
     applications,
     audit_page,
     authorization,
@@ -69,8 +70,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title="Grantly",
         version=__version__,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=api_docs.OPENAPI_URL,
+        # Swagger UI is web/api_docs.py's, with its assets served here rather than from a CDN.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
         # Starlette answers a path with (or without) a trailing slash by a 307 to the other one,
@@ -107,6 +109,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.services = services
 
     app.mount("/static", StaticFiles(packages=[("grantly.web", "static")]), name="static")
+    app.mount(api_docs.ASSETS, api_docs.assets(), name="api_docs_assets")
     # Routers are matched in order, one by one: the hot paths (health checks, the token
     # endpoints, Bearer-authenticated API calls) come first, the dashboard's pages last.
     app.router.routes[:0] = [
@@ -115,6 +118,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         *me.routes,
         *authorization.routes,
         *metrics.routes,
+        *api_docs.routes,
     ]
     app.include_router(me.router)
     app.include_router(employees.router)

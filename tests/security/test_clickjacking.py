@@ -144,8 +144,8 @@ def test_the_consent_form_posts_only_to_grantly(client: TestClient, world: World
 
 @pytest.mark.parametrize("path", ["/api/docs", "/api/openapi.json", "/healthz"])
 def test_other_responses_forbid_framing_too(client: TestClient, world: World, path: str) -> None:
-    """RFC 9700 §4.16: the Swagger UI page relaxes script sources for its CDN, never
-    ``frame-ancestors``; JSON responses carry the same headers."""
+    """RFC 9700 §4.16: the Swagger UI page allows its bootstrap script, never framing; JSON
+    responses carry the same headers."""
     _assert_unframeable(client.get(path), path)
 
 

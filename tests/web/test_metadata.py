@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
@@ -50,9 +52,18 @@ def test_query_string_token_parameters_can_be_turned_off(tmp_path, world: World)
     assert "POST body" in response.json()["error_description"]
 
 
-def test_the_api_docs_page_may_load_swagger_ui(client: TestClient, world: World) -> None:
+def test_the_api_docs_page_loads_swagger_ui_from_grantly(client: TestClient, world: World) -> None:
     response = client.get("/api/docs")
     assert response.status_code == 200
-    assert "cdn.jsdelivr.net" in response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    assert "cdn.jsdelivr.net" not in client.get("/login").headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "'unsafe-inline'" not in policy and "https:" not in policy and "http:" not in policy
+    assert "'sha256-" in policy  # Swagger UI's bootstrap script, by its digest
+    assert "http" not in response.text  # no URL of another origin
+    assets = re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', response.text)
+    assert len(assets) == 3, response.text  # script, stylesheet, icon
+    for asset in assets:
+        loaded = client.get(asset)
+        assert loaded.status_code == 200, asset
+        assert len(loaded.content) > 1000
+    assert "'sha256-" not in client.get("/login").headers["content-security-policy"]

@@ -28,15 +28,6 @@ SECURITY_HEADERS = [
 ]
 
 
-# /api/docs is Swagger UI, which FastAPI loads from a CDN with an inline bootstrap script.
-DOCS_CSP = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' https://cdn.jsdelivr.net; "
-    b"img-src 'self' data: https://fastapi.tiangolo.com; "
-    b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-
-
 class SecurityHeaders:
     """Adds the headers above to every response, keeping any a handler set itself; HSTS when
     Grantly is served over https."""
@@ -52,16 +43,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        docs = scope["path"] == "/api/docs"
-
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
                 for name, value in self.headers:
                     if name not in present:
-                        if docs and name == b"content-security-policy":
-                            value = DOCS_CSP
                         headers.append((name, value))
                 message["headers"] = headers
             await send(message)
