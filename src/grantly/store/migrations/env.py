@@ -35,11 +35,18 @@ def _run(connection: Connection) -> None:
         # each revision: one transaction for the whole upgrade, so a failed check (below) or
         # revision leaves the database as it was.
         transactional_ddl=True,
+        on_version_apply=_note_applied,
     )
     with context.begin_transaction():
         context.run_migrations()
         if connection.dialect.name == "sqlite":
             _check_references(connection)
+
+
+def _note_applied(*, step: Any, **_: Any) -> None:
+    """What ran, for ``migrate.upgrade`` to say (Config.attributes is the caller's dict)."""
+    if step.is_upgrade:
+        config.attributes.setdefault("applied", []).append(step.up_revision_id)
 
 
 def _check_references(connection: Connection) -> None:
