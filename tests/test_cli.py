@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,19 +19,46 @@ from typer.testing import CliRunner
 
 from grantly.cli import app, listening_url
 from grantly.demo import DEMO_ADMIN
-from tests.conftest import Person, callback_params, consent, free_port, sign_in
+from grantly.store import migrate
+from tests.conftest import (
+    ON_POSTGRESQL,
+    Person,
+    _pg_admin,
+    _pg_url,
+    callback_params,
+    consent,
+    free_port,
+    fresh_database_name,
+    run_sql,
+    sign_in,
+)
 
 
 @pytest.fixture
-def grantly(tmp_path: Path):
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A database of its own, on the backend the suite runs on."""
+    if not ON_POSTGRESQL:
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    name = fresh_database_name()
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {"GRANTLY_DATABASE_URL": database_url, "GRANTLY_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def grantly(cli_env: dict[str, str]):
     runner = CliRunner()
-    env = {
-        "GRANTLY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "GRANTLY_DATA_DIR": str(tmp_path / "data"),
-    }
 
     def run(*args: str, code: int = 0, **extra_env: str):
-        result = runner.invoke(app, list(args), env={**env, **extra_env})
+        result = runner.invoke(app, list(args), env={**cli_env, **extra_env})
         assert result.exit_code == code, (result.exit_code, result.output)
         return result
 
@@ -40,9 +69,16 @@ def _json(result) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_db_upgrade_is_idempotent(grantly) -> None:
-    assert "up to date" in grantly("db", "upgrade").stdout
-    assert _json(grantly("db", "upgrade", "--json")) == {"status": "up to date"}
+def test_db_upgrade_says_what_it_changed_and_is_idempotent(grantly) -> None:
+    head = migrate.head()
+    first = grantly("db", "upgrade").stdout
+    assert first.startswith(f"upgraded the database schema to revision {head} (applied 0001, ")
+    assert _json(grantly("db", "upgrade", "--json")) == {
+        "status": "up to date",
+        "revision": head,
+        "applied": [],
+    }
+    assert "up to date (revision" in grantly("db", "upgrade").stdout
 
 
 def test_companies_users_and_apps_are_created_with_json_output(grantly) -> None:
@@ -378,3 +414,298 @@ def test_demo_with_an_issuer_set_prints_it(grantly) -> None:
 )
 def test_the_listening_url_names_a_reachable_host(host: str, url: str) -> None:
     assert listening_url(host, 9000) == url
+
+
+# --- naming things, and things that are not there ---------------------------------------------
+
+
+def _sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
+    async_url = database_url.replace("sqlite://", "sqlite+aiosqlite://", 1).replace(
+        "postgresql://", "postgresql+asyncpg://", 1
+    )
+    return run_sql(async_url, [statement])[0]
+
+
+@pytest.fixture
+def acme(grantly) -> dict[str, object]:
+    """Company 1 with an admin, an employee, a confidential and a public application, and an
+    employee's live tokens (minted through the real authorization code grant)."""
+    grantly("companies", "create", "--name", "Acme")
+    people = [
+        _json(
+            grantly(
+                "users",
+                "create",
+                "--company",
+                "1",
+                "--email",
+                email,
+                "--password",
+                "12345678",
+                *flags,
+                "--json",
+            )
+        )
+        for email, flags in (("ada@acme.example", ["--admin"]), ("eve@acme.example", []))
+    ]
+    sync, spa = (
+        _json(
+            grantly(
+                "apps",
+                "create",
+                "--company",
+                "1",
+                "--name",
+                name,
+                "--redirect-uri",
+                "https://sync.example/cb",
+                *flags,
+                "--json",
+            )
+        )
+        for name, flags in (("Sync", []), ("SPA", ["--public"]))
+    )
+    grantly(
+        "dev", "mint", "--client-id", sync["client_id"], "--user-email", "eve@acme.example",
+        "--redirect-uri", "https://sync.example/cb", "--kind", "access_token", "--count", "2",
+        GRANTLY_ENV="development",
+    )  # fmt: skip
+    return {"admin": people[0], "employee": people[1], "sync": sync, "spa": spa}
+
+
+NOT_FOUND = [
+    (["users", "create", "--company", "99", "--email", "a@b.c", "--password", "12345678"],
+     "company 99"),
+    (["apps", "create", "--company", "99", "--name", "X", "--redirect-uri", "https://x.example/"],
+     "company 99"),
+    (["api-keys", "create", "--company", "99", "--name", "K"], "company 99"),
+    (["api-keys", "list", "--company", "99"], "company 99"),
+    (["users", "list", "--company", "99"], "company 99"),
+    (["apps", "list", "--company", "99"], "company 99"),
+    (["api-keys", "revoke", "--id", "99"], "API key 99"),
+    (["users", "deactivate", "--id", "99"], "user 99"),
+    (["users", "deactivate", "--id", "99999999999"], "user 99999999999"),
+    (["users", "deactivate", "--email", "Nobody@Acme.example"],
+     "user with email nobody@acme.example"),
+    (["users", "activate", "--id", "99"], "user 99"),
+    (["apps", "show", "--id", "99"], "application 99"),
+    (["apps", "show", "--client-id", "nope"], "application with client_id nope"),
+    (["apps", "rotate-secret", "--id", "99"], "application 99"),
+    (["apps", "delete", "--client-id", "nope"], "application with client_id nope"),
+    (["dev", "mint", "--client-id", "x", "--user-email", "no@b.c", "--redirect-uri", "x"],
+     "user with email no@b.c"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "what"), NOT_FOUND, ids=[" ".join(a[:2]) for a, _ in NOT_FOUND])
+def test_whatever_is_not_there_fails_with_the_same_words(
+    grantly, args: list[str], what: str
+) -> None:
+    grantly("companies", "create", "--name", "Acme")
+    env = {"GRANTLY_ENV": "development"}
+    human = grantly(*args, code=1, **env)
+    assert human.stderr == f"error: there is no {what}.\n"
+    assert human.stdout == ""
+    assert _json(grantly(*args, "--json", code=1, **env)) == {"error": f"there is no {what}."}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "deactivate"],
+        ["users", "activate", "--id", "1", "--email", "ada@acme.example"],
+        ["apps", "show"],
+        ["apps", "delete", "--id", "1", "--client-id", "x"],
+    ],
+)
+def test_a_person_or_application_is_named_one_way(grantly, args: list[str]) -> None:
+    what, options = ("person", "--id or --email")
+    if args[0] == "apps":
+        what, options = ("application", "--id or --client-id")
+    message = f"name the {what} with {options} (one of them)."
+    assert grantly(*args, code=2).stderr == f"error: {message}\n"
+    assert _json(grantly(*args, "--json", code=2)) == {"error": message}
+
+
+def test_people_are_deactivated_by_email_or_id_and_told_what_stopped(grantly, acme) -> None:
+    out = grantly("users", "deactivate", "--email", "EVE@acme.example").stdout
+    employee = acme["employee"]
+    assert out == (
+        f"deactivated user {employee['id']}: eve@acme.example (company 1)\n"
+        "  ended 0 sign-in sessions; 4 live user tokens stopped working\n"
+    )  # two access tokens, each with its refresh token
+    again = _json(grantly("users", "deactivate", "--id", str(employee["id"]), "--json"))
+    assert again["changed"] is False and again["active"] is False
+    assert (
+        "already deactivated; nothing changed"
+        in grantly("users", "deactivate", "--id", str(employee["id"])).stdout
+    )
+
+
+def test_activating_a_person_lets_them_sign_in_but_brings_no_old_token_back(grantly, acme) -> None:
+    employee = acme["employee"]
+    grantly("users", "deactivate", "--id", str(employee["id"]))
+    activated = _json(grantly("users", "activate", "--email", "eve@acme.example", "--json"))
+    assert activated == {**employee, "name": "eve", "active": True, "changed": True}
+    shown = _json(grantly("apps", "show", "--id", str(acme["sync"]["id"]), "--json"))
+    assert shown["live_tokens"] == 0
+    assert (
+        "is already active; nothing changed"
+        in grantly("users", "activate", "--id", str(employee["id"])).stdout
+    )
+
+
+def test_companies_and_users_are_listed(grantly, acme) -> None:
+    assert _json(grantly("companies", "list", "--json")) == {
+        "companies": [{"id": 1, "name": "Acme"}]
+    }
+    assert grantly("companies", "list").stdout == "1\tAcme\n"
+    grantly("companies", "create", "--name", "Empty")
+    assert grantly("users", "list", "--company", "2").stdout == "company 2 has no users\n"
+    users = _json(grantly("users", "list", "--company", "1", "--json"))["users"]
+    assert [u["email"] for u in users] == ["ada@acme.example", "eve@acme.example"]
+    assert grantly("users", "list").stdout.splitlines() == [
+        f"{acme['admin']['id']}\tada@acme.example\tada\tcompany 1\tadmin\tactive",
+        f"{acme['employee']['id']}\teve@acme.example\teve\tcompany 1\tuser\tactive",
+    ]
+
+
+def test_no_companies_yet(grantly) -> None:
+    assert "no companies yet" in grantly("companies", "list").stdout
+    assert _json(grantly("companies", "list", "--json")) == {"companies": []}
+
+
+def test_applications_are_listed_and_shown_by_id_or_client_id(grantly, acme) -> None:
+    sync, spa = acme["sync"], acme["spa"]
+    listed = _json(grantly("apps", "list", "--company", "1", "--json"))["applications"]
+    assert [a["client_id"] for a in listed] == [sync["client_id"], spa["client_id"]]
+    assert grantly("apps", "list").stdout.splitlines() == [
+        f"{sync['id']}\t{sync['client_id']}\tSync\tcompany 1\tconfidential",
+        f"{spa['id']}\t{spa['client_id']}\tSPA\tcompany 1\tpublic",
+    ]
+    by_client_id = _json(grantly("apps", "show", "--client-id", sync["client_id"], "--json"))
+    assert by_client_id == _json(grantly("apps", "show", "--id", str(sync["id"]), "--json"))
+    assert by_client_id["live_tokens"] == 4  # two access tokens, each with its refresh token
+    assert "client_secret" not in by_client_id
+    human = grantly("apps", "show", "--id", str(sync["id"])).stdout
+    assert f"application {sync['id']}: Sync\n" in human and "live tokens:   4" in human
+
+
+def test_rotating_a_secret_says_the_old_one_stopped(grantly, acme) -> None:
+    sync = acme["sync"]
+    rotated = _json(grantly("apps", "rotate-secret", "--id", str(sync["id"]), "--json"))
+    assert rotated["client_secret"].startswith("gcs_")
+    assert rotated["client_secret"] != sync["client_secret"]
+    assert rotated["live_tokens"] == 4
+    human = grantly("apps", "rotate-secret", "--client-id", sync["client_id"]).stdout
+    assert "the old secret stopped working; 4 live tokens keep working" in human
+    public = grantly("apps", "rotate-secret", "--id", str(acme["spa"]["id"]), code=2)
+    assert "is public: it has no secret to rotate." in public.stderr
+
+
+def test_deleting_an_application_says_what_stopped_and_the_trail_keeps_its_name(
+    grantly, acme, database_url: str
+) -> None:
+    sync = acme["sync"]
+    out = grantly("apps", "delete", "--client-id", sync["client_id"]).stdout
+    assert out.startswith(f"deleted application {sync['id']}: Sync (client_id ")
+    assert "4 live tokens stopped working" in out
+    assert (
+        "there is no application" in grantly("apps", "show", "--id", str(sync["id"]), code=1).stderr
+    )
+    [(detail,)] = _sql(
+        database_url,
+        f"SELECT detail FROM audit_events WHERE event = 'application.deleted' "
+        f"AND application_id = {sync['id']}",
+    )
+    assert json.loads(str(detail))["name"] == "Sync"
+    deleted = _json(grantly("apps", "delete", "--id", str(acme["spa"]["id"]), "--json"))
+    assert deleted["deleted"] is True and deleted["tokens_stopped"] == 0
+    newer = _json(
+        grantly(
+            "apps", "create", "--company", "1", "--name", "New", "--redirect-uri",
+            "https://new.example/cb", "--json",
+        )
+    )  # fmt: skip
+    assert newer["id"] > acme["spa"]["id"]  # ids of deleted applications are not given again
+
+
+def test_revoking_a_key_twice_says_it_was_already_revoked(grantly) -> None:
+    grantly("companies", "create", "--name", "Acme")
+    key = _json(grantly("api-keys", "create", "--company", "1", "--name", "CI", "--json"))
+    first = grantly("api-keys", "revoke", "--id", str(key["id"])).stdout
+    assert first.startswith(f"revoked API key {key['id']}: CI (company 1)")
+    second = grantly("api-keys", "revoke", "--id", str(key["id"])).stdout
+    assert re.fullmatch(
+        rf"API key {key['id']} \(CI\) was already revoked on \S+ \S+ UTC; nothing changed\n",
+        second,
+    )
+    again = _json(grantly("api-keys", "revoke", "--id", str(key["id"]), "--json"))
+    assert again["changed"] is False and again["revoked_at"]
+
+
+# --- help and logs ----------------------------------------------------------------------------
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    def walk(command, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, [*path, name])
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+def _early_breaks(text: str) -> list[str]:
+    """Lines that end a sentence's line while the next word would still have fitted."""
+    broken = []
+    lines = text.splitlines()
+    for line, following in itertools.pairwise(lines):
+        boxed = line.startswith("│") and following.startswith("│")
+        inner, after = (line[1:-1], following[1:-1]) if boxed else (line, following)
+        words = after.split()
+        indent = len(after) - len(after.lstrip())
+        # A new option row (or its [default] and [required]) starts a line of its own.
+        if not words or words[0][0] in "[-*" or not inner.strip() or indent < 1:
+            continue
+        if boxed:
+            continues = indent > 1 and inner[indent - 1] == " " and inner[indent] != " "
+            room = len(inner) - 1
+        else:
+            continues = line.startswith(" ") and not line.startswith("  ")
+            room = 79
+        text_end = len(inner.rstrip())
+        if continues and text_end + 1 + len(words[0]) <= room:
+            broken.append(f"{line.rstrip()}\n{following.rstrip()}")
+    return broken
+
+
+def test_no_help_text_breaks_mid_sentence_at_80_columns(grantly) -> None:
+    paths = _command_paths()
+    assert ["users", "activate"] in paths and ["apps", "rotate-secret"] in paths
+    for path in paths:
+        text = grantly(*path, "--help", COLUMNS="80", TERMINAL_WIDTH="80").stdout
+        assert max(len(line) for line in text.splitlines()) <= 80, path
+        assert _early_breaks(text) == [], path
+
+
+def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> None:
+    # The real entry point, with the logging it configures (the test runner's has none).
+    env = {**os.environ, **cli_env, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def grantly(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from grantly.cli import main; main()", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+
+    quiet = grantly("companies", "create", "--name", "Acme", "--json")
+    assert quiet.stderr == ""
+    assert json.loads(quiet.stdout) == {"id": 1, "name": "Acme"}
+    _sql(cli_env["GRANTLY_DATABASE_URL"], "UPDATE alembic_version SET version_num = '0006'")
+    loud = grantly("--verbose", "companies", "list")  # migrates to 0007 again
+    assert loud.stdout == "1\tAcme\n"
+    assert "Running upgrade 0006 -> 0007" in loud.stderr

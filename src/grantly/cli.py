@@ -1,13 +1,19 @@
 """``grantly``: migrate, serve, and manage companies, users and applications.
 
 Every command prints human output, or one JSON object with ``--json``; bad input exits
-non-zero with a message that says what to change.
+non-zero with a message that says what to change. Something that does not exist is always
+"there is no …" (exit 1); every command that changes something says what it changed.
+
+Help texts: a command's first paragraph is what ``--help`` lists, kept to one short line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import inspect
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +25,7 @@ import typer
 
 from . import admin
 from .oauth.clock import SystemClock
+from .oauth.models import Application, User
 from .oauth.registration import RegistrationError, validate
 from .observability import configure_logging
 from .passwords import hash_password
@@ -27,6 +34,7 @@ from .store import migrate
 from .store.database import open_database
 from .store.errors import Conflict
 from .store.unit import Store
+from .store.users import Company
 
 app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -41,7 +49,37 @@ tokens_app = typer.Typer(help="Tokens and codes.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+CompanyOption = Annotated[int, typer.Option("--company", help="The company's id.")]
+CompanyFilter = Annotated[
+    int | None, typer.Option("--company", help="Only this company's (its id).")
+]
+UserIdOption = Annotated[
+    int | None, typer.Option("--id", help="The person's id (or name them with --email).")
+]
+UserEmailOption = Annotated[
+    str | None, typer.Option("--email", help="The person's sign-in email (or give --id).")
+]
+AppIdOption = Annotated[
+    int | None,
+    typer.Option("--id", help="The application's id (or name it with --client-id)."),
+]
+ClientIdOption = Annotated[
+    str | None, typer.Option("--client-id", help="The application's client_id (or give --id).")
+]
 T = TypeVar("T")
+
+MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print the log lines of schema migrations.")
+    ] = False,
+) -> None:
+    # Every command migrates first; its log lines are for operators who ask, not for the
+    # person reading the command's answer (nor for a program parsing --json).
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -91,6 +129,10 @@ def _fail(message: str, as_json: bool, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _not_found(what: str, as_json: bool) -> NoReturn:
+    _fail(f"there is no {what}.", as_json)
+
+
 def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
     typer.echo(json.dumps(data) if as_json else human)
 
@@ -110,12 +152,111 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _when(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _exactly_one(what: str, options: dict[str, object], as_json: bool) -> None:
+    given = [name for name, value in options.items() if value is not None]
+    if len(given) != 1:
+        names = " or ".join(options)
+        _fail(f"name the {what} with {names} (one of them).", as_json, 2)
+
+
+async def _company(uow: Store, company_id: int, as_json: bool) -> Company:
+    found = await uow.accounts.company(company_id) if 0 < company_id <= MAX_ID else None
+    if found is None:
+        _not_found(f"company {company_id}", as_json)
+    return found
+
+
+async def _person(uow: Store, user_id: int | None, email: str | None, as_json: bool) -> User:
+    if user_id is not None:
+        found = await uow.accounts.user(user_id) if 0 < user_id <= MAX_ID else None
+        if found is None:
+            _not_found(f"user {user_id}", as_json)
+        return found
+    assert email is not None
+    by_email = await uow.accounts.user_by_email(email)
+    if by_email is None:
+        _not_found(f"user with email {email.strip().lower()}", as_json)
+    return by_email
+
+
+async def _application(
+    uow: Store, application_id: int | None, client_id: str | None, as_json: bool
+) -> Application:
+    if application_id is not None:
+        found = (
+            await uow.applications.by_id(application_id) if 0 < application_id <= MAX_ID else None
+        )
+        if found is None:
+            _not_found(f"application {application_id}", as_json)
+        return found
+    assert client_id is not None
+    by_client_id = await uow.applications.by_client_id(client_id.strip())
+    if by_client_id is None:
+        _not_found(f"application with client_id {client_id.strip()}", as_json)
+    return by_client_id
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "company_id": user.company_id,
+        "admin": user.admin,
+        "active": user.active,
+    }
+
+
+def _application_json(application: Application) -> dict[str, Any]:
+    return {
+        "id": application.id,
+        "client_id": application.client_id,
+        "name": application.name,
+        "company_id": application.company_id,
+        "confidential": application.confidential,
+        "redirect_uris": list(application.redirect_uris),
+        "scopes": list(application.scopes),
+        "consent": application.consent,
+        "access_token_lifetime": application.access_token_lifetime,
+    }
+
+
+def _application_line(application: Application) -> str:
+    kind = "confidential" if application.confidential else "public"
+    return (
+        f"{application.id}\t{application.client_id}\t{application.name}\t"
+        f"company {application.company_id}\t{kind}"
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonOption = False) -> None:
-    """Create or update the schema to the newest version (safe to run again)."""
+    """Create or update the schema to the newest version.
+
+    Safe to run again: an up-to-date schema is left as it is."""
     settings = _settings()
-    migrate.upgrade(settings.async_database_url)
-    _emit({"status": "up to date"}, as_json, "database schema is up to date")
+    applied = migrate.upgrade(settings.async_database_url)
+    revision = migrate.head()
+    if applied:
+        _emit(
+            {"status": "upgraded", "revision": revision, "applied": applied},
+            as_json,
+            f"upgraded the database schema to revision {revision} (applied {', '.join(applied)})",
+        )
+    else:
+        _emit(
+            {"status": "up to date", "revision": revision, "applied": []},
+            as_json,
+            f"database schema is up to date (revision {revision}); nothing changed",
+        )
 
 
 @app.command()
@@ -152,6 +293,9 @@ def serve(
     )
 
 
+# --- companies --------------------------------------------------------------------------------
+
+
 @companies_app.command("create")
 def companies_create(
     name: Annotated[str, typer.Option(help="The company's name.")], as_json: JsonOption = False
@@ -169,9 +313,25 @@ def companies_create(
     )
 
 
+@companies_app.command("list")
+def companies_list(as_json: JsonOption = False) -> None:
+    """List the companies."""
+    companies = _run(_settings(), lambda uow: uow.accounts.companies())
+    rows = [{"id": c.id, "name": c.name} for c in companies]
+    human = "\n".join(f"{c['id']}\t{c['name']}" for c in rows)
+    _emit(
+        {"companies": rows},
+        as_json,
+        human or "there are no companies yet; create one with `grantly companies create`",
+    )
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
 @users_app.command("create")
 def users_create(
-    company: Annotated[int, typer.Option(help="Company id.")],
+    company: CompanyOption,
     email: Annotated[str, typer.Option(help="Sign-in email.")],
     password: Annotated[str, typer.Option(help="Sign-in password (8 characters or more).")],
     admin_flag: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
@@ -186,14 +346,9 @@ def users_create(
     if len(password) < 8:
         _fail("--password must have at least 8 characters.", as_json, 2)
 
-    async def work(uow: Store) -> Any:
-        accounts = uow.accounts
-        if await accounts.company(company) is None:
-            _fail(
-                f"there is no company {company}; create it with `grantly companies create`.",
-                as_json,
-            )
-        return await accounts.create_user(
+    async def work(uow: Store) -> User:
+        await _company(uow, company, as_json)
+        return await uow.accounts.create_user(
             company_id=company,
             email=email,
             name=name or email.split("@")[0],
@@ -214,26 +369,100 @@ def users_create(
     )
 
 
+@users_app.command("list")
+def users_list(company: CompanyFilter = None, as_json: JsonOption = False) -> None:
+    """List the people who sign in, of every company or of one."""
+
+    async def work(uow: Store) -> list[User]:
+        if company is not None:
+            await _company(uow, company, as_json)
+        return await uow.accounts.users(company)
+
+    users = _run(_settings(), work)
+    human = "\n".join(
+        f"{u.id}\t{u.email}\t{u.name}\tcompany {u.company_id}\t"
+        f"{'admin' if u.admin else 'user'}\t{'active' if u.active else 'deactivated'}"
+        for u in users
+    )
+    where = f"company {company} has" if company is not None else "there are"
+    _emit({"users": [_user_json(u) for u in users]}, as_json, human or f"{where} no users")
+
+
 @users_app.command("deactivate")
 def users_deactivate(
-    user_id: Annotated[int, typer.Option("--id", help="User id.")], as_json: JsonOption = False
+    user_id: UserIdOption = None, email: UserEmailOption = None, as_json: JsonOption = False
 ) -> None:
-    """Deactivate a user (a terminated employee): no more sign-in, and their user tokens stop
-    working at once. Company tokens they authorized keep working."""
-    settings = _settings()
-    user = _run(settings, lambda uow: uow.accounts.deactivate(user_id))
-    if user is None:
-        _fail(f"there is no user {user_id}.", as_json)
+    """Deactivate a user (a terminated employee).
+
+    No more sign-in: their sessions end and their user tokens stop working at once. Company
+    tokens they authorized keep working."""
+    _exactly_one("person", {"--id": user_id, "--email": email}, as_json)
+
+    async def work(uow: Store) -> tuple[User, bool, int, int]:
+        user = await _person(uow, user_id, email, as_json)
+        if not user.active:
+            return user, False, 0, 0
+        tokens = await uow.tokens.count_live(SystemClock().now(), user_id=user.id)
+        deactivated = await uow.accounts.deactivate(user.id)
+        assert deactivated is not None
+        return deactivated[0], True, deactivated[1], tokens
+
+    user, changed, sessions, tokens = _run(_settings(), work)
+    if not changed:
+        _unchanged(user, "deactivated", as_json)
+        return
     _emit(
-        {"id": user.id, "email": user.email, "active": user.active},
+        {**_user_json(user), "changed": True, "sessions_ended": sessions, "tokens_stopped": tokens},
         as_json,
-        f"deactivated user {user.id}: {user.email}",
+        f"deactivated user {user.id}: {user.email} (company {user.company_id})\n"
+        f"  ended {_plural(sessions, 'sign-in session')}; "
+        f"{_plural(tokens, 'live user token')} stopped working",
     )
+
+
+@users_app.command("activate")
+def users_activate(
+    user_id: UserIdOption = None, email: UserEmailOption = None, as_json: JsonOption = False
+) -> None:
+    """Let a deactivated user sign in again.
+
+    Their tokens from before stay revoked: they authorize applications again."""
+    _exactly_one("person", {"--id": user_id, "--email": email}, as_json)
+
+    async def work(uow: Store) -> tuple[User, bool]:
+        user = await _person(uow, user_id, email, as_json)
+        if user.active:
+            return user, False
+        activated = await uow.accounts.activate(user.id, SystemClock().now())
+        assert activated is not None
+        return activated, True
+
+    user, changed = _run(_settings(), work)
+    if not changed:
+        _unchanged(user, "active", as_json)
+        return
+    _emit(
+        {**_user_json(user), "changed": True},
+        as_json,
+        f"activated user {user.id}: {user.email} (company {user.company_id})\n"
+        "  they can sign in again; tokens from before stay revoked",
+    )
+
+
+def _unchanged(user: User, state: str, as_json: bool) -> None:
+    _emit(
+        {**_user_json(user), "changed": False},
+        as_json,
+        f"user {user.id} ({user.email}) is already {state}; nothing changed",
+    )
+
+
+# --- applications -----------------------------------------------------------------------------
 
 
 @apps_app.command("create")
 def apps_create(
-    company: Annotated[int, typer.Option(help="Company id.")],
+    company: CompanyOption,
     name: Annotated[str, typer.Option(help="Application name.")],
     redirect_uri: Annotated[list[str], typer.Option(help="Redirect URI (repeatable).")],
     public: Annotated[bool, typer.Option("--public", help="No secret; PKCE required.")] = False,
@@ -246,7 +475,9 @@ def apps_create(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register an OAuth application. The client secret is printed once."""
+    """Register an OAuth application.
+
+    The client secret is printed once: only its digest is stored."""
     settings = _settings()
     try:
         draft = validate(
@@ -262,8 +493,7 @@ def apps_create(
         _fail("; ".join(exc.problems), as_json, 2)
 
     async def work(uow: Store) -> admin.CreatedApplication:
-        if await uow.accounts.company(company) is None:
-            _fail(f"there is no company {company}.", as_json)
+        await _company(uow, company, as_json)
         created = await admin.create_application(uow, company, draft, SystemClock().now())
         await uow.audit.record(
             "application.created",
@@ -287,6 +517,141 @@ def apps_create(
     _emit(data, as_json, human)
 
 
+@apps_app.command("list")
+def apps_list(company: CompanyFilter = None, as_json: JsonOption = False) -> None:
+    """List the OAuth applications, of every company or of one."""
+
+    async def work(uow: Store) -> list[Application]:
+        if company is not None:
+            await _company(uow, company, as_json)
+        return await uow.applications.everyone(company)
+
+    applications = _run(_settings(), work)
+    where = f"company {company} has" if company is not None else "there are"
+    _emit(
+        {"applications": [_application_json(a) for a in applications]},
+        as_json,
+        "\n".join(_application_line(a) for a in applications) or f"{where} no applications",
+    )
+
+
+@apps_app.command("show")
+def apps_show(
+    application_id: AppIdOption = None,
+    client_id: ClientIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an application and how many of its tokens still work."""
+    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+
+    async def work(uow: Store) -> tuple[Application, int]:
+        application = await _application(uow, application_id, client_id, as_json)
+        live = await uow.tokens.count_live(SystemClock().now(), application_id=application.id)
+        return application, live
+
+    application, live = _run(_settings(), work)
+    data = {**_application_json(application), "live_tokens": live}
+    lifetime = application.access_token_lifetime
+    human = "\n".join(
+        [
+            f"application {application.id}: {application.name}",
+            f"  company:       {application.company_id}",
+            f"  client_id:     {application.client_id}",
+            f"  type:          {'confidential' if application.confidential else 'public'}",
+            f"  redirect URIs: {', '.join(application.redirect_uris)}",
+            f"  scopes:        {' '.join(application.scopes)}",
+            f"  consent:       {application.consent}",
+            f"  token life:    {f'{lifetime} s' if lifetime else 'the server default'}",
+            f"  live tokens:   {live}",
+        ]
+    )
+    _emit(data, as_json, human)
+
+
+@apps_app.command("rotate-secret")
+def apps_rotate_secret(
+    application_id: AppIdOption = None,
+    client_id: ClientIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give an application a new client secret; the old one stops working.
+
+    The new secret is printed once. Tokens already issued keep working."""
+    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+
+    async def work(uow: Store) -> tuple[Application, str, int]:
+        application = await _application(uow, application_id, client_id, as_json)
+        if not application.confidential:
+            _fail(
+                f"application {application.id} ({application.name}) is public: it has no "
+                "secret to rotate.",
+                as_json,
+                2,
+            )
+        now = SystemClock().now()
+        secret = await admin.regenerate_secret(uow, application, now)
+        await uow.audit.record(
+            "application.secret_regenerated",
+            company_id=application.company_id,
+            now=now,
+            application_id=application.id,
+            name=application.name,
+            via="cli",
+        )
+        live = await uow.tokens.count_live(now, application_id=application.id)
+        return application, secret, live
+
+    application, secret, live = _run(_settings(), work)
+    _emit(
+        {
+            "id": application.id,
+            "client_id": application.client_id,
+            "name": application.name,
+            "client_secret": secret,
+            "live_tokens": live,
+        },
+        as_json,
+        f"rotated the client secret of application {application.id}: {application.name}\n"
+        f"  client_secret: {secret}  (shown once)\n"
+        f"  the old secret stopped working; {_plural(live, 'live token')} keep working",
+    )
+
+
+@apps_app.command("delete")
+def apps_delete(
+    application_id: AppIdOption = None,
+    client_id: ClientIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an application: its tokens and codes stop working at once."""
+    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+
+    async def work(uow: Store) -> tuple[Application, int]:
+        application = await _application(uow, application_id, client_id, as_json)
+        now = SystemClock().now()
+        live = await uow.tokens.count_live(now, application_id=application.id)
+        await uow.applications.delete(application.id)
+        await uow.audit.record(
+            "application.deleted",
+            company_id=application.company_id,
+            now=now,
+            application_id=application.id,
+            name=application.name,
+            client_id=application.client_id,
+            via="cli",
+        )
+        return application, live
+
+    application, live = _run(_settings(), work)
+    _emit(
+        {**_application_json(application), "deleted": True, "tokens_stopped": live},
+        as_json,
+        f"deleted application {application.id}: {application.name} "
+        f"(client_id {application.client_id}, company {application.company_id})\n"
+        f"  {_plural(live, 'live token')} stopped working; its client_id no longer signs in",
+    )
+
+
 @tokens_app.command("prune")
 def tokens_prune(
     retention_days: Annotated[
@@ -295,8 +660,10 @@ def tokens_prune(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per batch.")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove expired, revoked and used tokens, codes and sessions past the retention period,
-    with a progress bar and a summary."""
+    """Remove old expired, revoked and used tokens, codes and sessions.
+
+    Rows are kept for the retention period after they expire or end; a progress bar shows the
+    work, a summary what was removed."""
     from .store import maintenance
 
     settings = _settings()
@@ -337,8 +704,10 @@ def demo(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
     as_json: JsonOption = False,
 ) -> None:
-    """Seed a demo company, admin, employee and application (reused when they exist), print
-    their credentials and an authorize URL, then serve. Needs GRANTLY_ENV=development."""
+    """Seed a demo company and application, print how to sign in, then serve.
+
+    Creates a company, an admin, an employee and an application (reused when they exist),
+    prints their credentials and an authorize URL. Needs GRANTLY_ENV=development."""
     settings = _serving_settings(host, port)
     if settings.env == "production":
         _fail(
@@ -385,13 +754,14 @@ app.add_typer(api_keys_app, name="api-keys")
 
 @api_keys_app.command("create")
 def api_keys_create(
-    company: Annotated[int, typer.Option(help="Company id.")],
+    company: CompanyOption,
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API key (full access to the company's data, never expires). The key is
-    printed once: only its digest is stored."""
-    from .api.keys import InvalidApiKeyName, create_api_key, validate_name
+    """Create an API key: full access to the company's data, never expires.
+
+    The key is printed once: only its digest is stored."""
+    from .api.keys import CreatedApiKey, InvalidApiKeyName, create_api_key, validate_name
 
     settings = _settings()
     try:
@@ -399,13 +769,19 @@ def api_keys_create(
     except InvalidApiKeyName as exc:
         _fail(f"--name: {exc}", as_json, 2)
 
-    async def work(uow: Store) -> Any:
-        if await uow.accounts.company(company) is None:
-            _fail(
-                f"there is no company {company}; create it with `grantly companies create`.",
-                as_json,
-            )
-        return await create_api_key(uow, company, name, None, SystemClock().now())
+    async def work(uow: Store) -> CreatedApiKey:
+        await _company(uow, company, as_json)
+        now = SystemClock().now()
+        created = await create_api_key(uow, company, name, None, now)
+        await uow.audit.record(
+            "api_key.created",
+            company_id=company,
+            now=now,
+            name=created.api_key.name,
+            hint=created.api_key.hint,
+            via="cli",
+        )
+        return created
 
     created = _run(settings, work)
     data = created.as_json()
@@ -422,37 +798,59 @@ def api_keys_revoke(
     key_id: Annotated[int, typer.Option("--id", help="API key id.")], as_json: JsonOption = False
 ) -> None:
     """Revoke an API key: requests with it get 401 at once."""
+    from .store.api_keys import ApiKey
 
-    settings = _settings()
-
-    async def work(uow: Store) -> Any:
+    async def work(uow: Store) -> tuple[ApiKey, bool]:
         keys = uow.api_keys
-        key = await keys.get(key_id) if 0 < key_id <= 2**31 - 1 else None
+        key = await keys.get(key_id) if 0 < key_id <= MAX_ID else None
         if key is None:
-            _fail(f"there is no API key {key_id}.", as_json)
-        return await keys.revoke(key, SystemClock().now())
+            _not_found(f"API key {key_id}", as_json)
+        if not key.active:
+            return key, False
+        now = SystemClock().now()
+        revoked = await keys.revoke(key, now)
+        await uow.audit.record(
+            "api_key.revoked",
+            company_id=key.company_id,
+            now=now,
+            name=key.name,
+            hint=key.hint,
+            via="cli",
+        )
+        return revoked, True
 
-    key = _run(settings, work)
-    _emit(
-        {
-            "id": key.id,
-            "name": key.name,
-            "company_id": key.company_id,
-            "revoked_at": key.revoked_at,
-        },
-        as_json,
-        f"revoked API key {key.id}: {key.name} (company {key.company_id})",
-    )
+    key, changed = _run(_settings(), work)
+    assert key.revoked_at is not None
+    data = {
+        "id": key.id,
+        "name": key.name,
+        "company_id": key.company_id,
+        "revoked_at": key.revoked_at,
+        "changed": changed,
+    }
+    if changed:
+        human = (
+            f"revoked API key {key.id}: {key.name} (company {key.company_id})\n"
+            "  requests with it get 401 from now on"
+        )
+    else:
+        human = (
+            f"API key {key.id} ({key.name}) was already revoked on {_when(key.revoked_at)}; "
+            "nothing changed"
+        )
+    _emit(data, as_json, human)
 
 
 @api_keys_app.command("list")
-def api_keys_list(
-    company: Annotated[int, typer.Option(help="Company id.")], as_json: JsonOption = False
-) -> None:
+def api_keys_list(company: CompanyOption, as_json: JsonOption = False) -> None:
     """List a company's API keys (their hints, never the keys)."""
+    from .store.api_keys import ApiKey
 
-    settings = _settings()
-    keys = _run(settings, lambda uow: uow.api_keys.for_company(company))
+    async def work(uow: Store) -> list[ApiKey]:
+        await _company(uow, company, as_json)
+        return await uow.api_keys.for_company(company)
+
+    keys = _run(_settings(), work)
     rows = [
         {
             "id": k.id,
@@ -494,11 +892,12 @@ def dev_mint(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Mint authorization codes, refresh tokens or access tokens (for benchmarks), one per
-    line, without the browser dance but through the protocol code the real flow runs: the
-    request is validated and the code issued as when the user presses Allow; tokens come from
-    exchanging such a code with the authorization code grant. Needs GRANTLY_ENV=development
-    or --i-know."""
+    """Mint codes or tokens for benchmarks, one per line.
+
+    Authorization codes, refresh tokens or access tokens, without the browser dance but
+    through the protocol code the real flow runs: the request is validated and the code
+    issued as when the user presses Allow; tokens come from exchanging such a code with the
+    authorization code grant. Needs GRANTLY_ENV=development or --i-know."""
     from . import dev_mint as minting
     from .oauth.authorize import AuthorizationPolicy
     from .oauth.errors import OAuthError
@@ -534,7 +933,7 @@ def dev_mint(
             async with db.unit(write=False) as uow:
                 found = await uow.accounts.user_with_password_hash(user_email)
             if found is None:
-                _fail(f"there is no user {user_email}.", as_json)
+                _not_found(f"user with email {user_email.strip().lower()}", as_json)
             request = minting.MintRequest(
                 kind=kind,
                 params=params,
@@ -575,6 +974,21 @@ def dev_mint(
         typer.echo(json.dumps({"kind": kind, "count": len(values), "values": values}))
     else:
         sys.stdout.flush()
+
+
+def _one_line_paragraphs(*typers: typer.Typer) -> None:
+    """Help wraps each paragraph of a docstring to the terminal, but keeps the line breaks of
+    every paragraph after the first: at 80 columns a sentence broke in the middle. Each
+    paragraph becomes one line for it to wrap."""
+    for group in typers:
+        for command in group.registered_commands:
+            doc = command.help or (inspect.getdoc(command.callback) if command.callback else None)
+            if doc:
+                command.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+
+
+_one_line_paragraphs(app, db_app, companies_app, users_app, apps_app, tokens_app)
+_one_line_paragraphs(api_keys_app, dev_app)
 
 
 def main() -> None:

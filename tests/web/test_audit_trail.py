@@ -93,3 +93,48 @@ def test_the_audit_trail_is_for_admins_of_the_company_only(
     client.cookies.clear()
     sign_in(client, world.other_admin)
     assert "Authorization granted" not in client.get("/audit").text
+
+
+def _application_id(world: World, name: str) -> int:
+    async def work(uow):
+        rows = await uow.tx.rows(select(t.applications.c.id).where(t.applications.c.name == name))
+        [(found,)] = [tuple(row) for row in rows]
+        return found
+
+    return world.run(work)
+
+
+def _register(client: TestClient, name: str) -> None:
+    page = client.get("/oauth/applications/new")
+    created = client.post(
+        "/oauth/applications",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "name": name,
+            "redirect_uris": "https://doomed.example/cb",
+            "confidential": "on",
+            "scopes": ["read"],
+        },
+    )
+    assert created.status_code == 201
+
+
+def test_a_deleted_application_keeps_its_name_and_its_id_in_the_trail(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.admin)
+    _register(client, "Doomed")
+    doomed = _application_id(world, "Doomed")
+    page = client.get(f"/oauth/applications/{doomed}")
+    deleted = client.post(
+        f"/oauth/applications/{doomed}/delete", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert deleted.status_code == 303
+    _register(client, "Successor")  # the newest application is gone: its id must not return
+    successor = _application_id(world, "Successor")
+    assert successor > doomed
+
+    trail = client.get("/audit").text
+    assert trail.count(f'Doomed <span class="muted">(#{doomed}, deleted)</span>') == 2
+    assert trail.count(f'Successor <span class="muted">(#{successor})</span>') == 1
+    assert f"(#{doomed})" not in trail

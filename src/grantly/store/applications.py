@@ -28,6 +28,20 @@ class Applications:
         row = await self.tx.first(_BY_CLIENT_ID, {"client_id": client_id})
         return rows.application(row) if row else None
 
+    async def by_id(self, application_id: int) -> Application | None:
+        """An application of any company (the operator's CLI; the dashboard uses ``get``)."""
+        row = await self.tx.first(
+            select(t.applications).where(t.applications.c.id == application_id)
+        )
+        return rows.application(row) if row else None
+
+    async def everyone(self, company_id: int | None = None) -> list[Application]:
+        """Every application, or one company's, in the order they were created."""
+        query = select(t.applications).order_by(t.applications.c.id)
+        if company_id is not None:
+            query = query.where(t.applications.c.company_id == company_id)
+        return [rows.application(row) for row in await self.tx.rows(query)]
+
     async def get(self, application_id: int, company_id: int) -> Application | None:
         """An application, only if it belongs to ``company_id`` (tenancy)."""
         row = await self.tx.first(

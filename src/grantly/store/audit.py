@@ -38,6 +38,14 @@ EVENTS = {
     "api_key.revoked": "API key revoked",
 }
 
+# Events that record the application's name in their detail.
+APPLICATION_EVENTS = [
+    "application.created",
+    "application.updated",
+    "application.deleted",
+    "application.secret_regenerated",
+]
+
 _FORBIDDEN_KEYS = {
     "token",
     "access_token",
@@ -59,6 +67,10 @@ class AuditEvent:
     title: str
     actor_email: str | None
     application_id: int | None
+    # The application's name when the event recorded it (as it was then), else its name now,
+    # else, once it is deleted, the last name the trail recorded for it.
+    application_name: str | None
+    application_deleted: bool
     detail: dict[str, Any]
     ip: str | None
     created_at: int
@@ -104,24 +116,55 @@ class AuditLog:
         )
 
     async def recent(self, company_id: int, limit: int = 100) -> list[AuditEvent]:
-        e, u = t.audit_events, t.users
+        e, u, a = t.audit_events, t.users, t.applications
         rows = await self.tx.rows(
-            select(e, u.c.email.label("actor_email"))
+            select(e, u.c.email.label("actor_email"), a.c.name.label("application_name"))
             .outerjoin(u, u.c.id == e.c.actor_user_id)
+            .outerjoin(a, (a.c.id == e.c.application_id) & (a.c.company_id == e.c.company_id))
             .where(e.c.company_id == company_id)
             .order_by(e.c.created_at.desc(), e.c.id.desc())
             .limit(limit)
         )
-        return [
-            AuditEvent(
-                id=row.id,
-                event=row.event,
-                title=EVENTS.get(row.event, row.event),
-                actor_email=row.actor_email,
-                application_id=row.application_id,
-                detail=json.loads(row.detail),
-                ip=row.ip,
-                created_at=row.created_at,
+        gone = {r.application_id for r in rows if r.application_id and r.application_name is None}
+        last_names = await self._last_recorded_names(company_id, gone) if gone else {}
+        events = []
+        for row in rows:
+            detail = json.loads(row.detail)
+            recorded = detail.get("name") if row.event.startswith("application.") else None
+            deleted = bool(row.application_id) and row.application_name is None
+            events.append(
+                AuditEvent(
+                    id=row.id,
+                    event=row.event,
+                    title=EVENTS.get(row.event, row.event),
+                    actor_email=row.actor_email,
+                    application_id=row.application_id,
+                    application_name=(
+                        recorded or row.application_name or last_names.get(row.application_id)
+                    ),
+                    application_deleted=deleted,
+                    detail=detail,
+                    ip=row.ip,
+                    created_at=row.created_at,
+                )
             )
-            for row in rows
-        ]
+        return events
+
+    async def _last_recorded_names(self, company_id: int, ids: set[int]) -> dict[int, str]:
+        """The last name the trail recorded for each of these (deleted) applications."""
+        e = t.audit_events
+        rows = await self.tx.rows(
+            select(e.c.application_id, e.c.detail)
+            .where(
+                e.c.company_id == company_id,
+                e.c.application_id.in_(sorted(ids)),
+                e.c.event.in_(APPLICATION_EVENTS),
+            )
+            .order_by(e.c.created_at, e.c.id)
+        )
+        names: dict[int, str] = {}
+        for row in rows:
+            name = json.loads(row.detail).get("name")
+            if isinstance(name, str):
+                names[row.application_id] = name
+        return names

@@ -17,10 +17,22 @@ def alembic_config(async_url: str) -> Config:
     return config
 
 
-def upgrade(async_url: str) -> None:
-    """Bring the database to the newest schema. Running it again changes nothing."""
+def upgrade(async_url: str) -> list[str]:
+    """Bring the database to the newest schema; the revisions applied, oldest first. Running
+    it again changes nothing (and returns none)."""
     _ensure_sqlite_directory(async_url)
-    command.upgrade(alembic_config(async_url), "head")
+    config = alembic_config(async_url)
+    command.upgrade(config, "head")
+    return list(config.attributes.get("applied", []))
+
+
+def head() -> str:
+    """The newest revision: the schema this code declares."""
+    from alembic.script import ScriptDirectory
+
+    newest = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert newest is not None
+    return newest
 
 
 def _ensure_sqlite_directory(async_url: str) -> None:

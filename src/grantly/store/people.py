@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..passwords import hash_password
 from . import tables as t
+from .credentials import revoke_user_credentials
 from .transaction import Transaction
 from .users import UserSessions
 
@@ -339,7 +340,7 @@ class People:
         unterminate does not bring old credentials back. Company tokens they authorized act
         for the company and keep working (Factorial's rule)."""
         await UserSessions(self.tx).end_all(employee.id)
-        await self._revoke_user_credentials(employee.id, now)
+        await revoke_user_credentials(self.tx, employee.id, now)
         return await self._set(
             employee,
             {
@@ -353,7 +354,7 @@ class People:
     async def unterminate(self, employee: Employee, now: int) -> Employee:
         """Undo a termination. Credentials issued before it stay revoked (also those of a user
         deactivated with ``grantly users deactivate``): the employee authorizes again."""
-        await self._revoke_user_credentials(employee.id, now)
+        await revoke_user_credentials(self.tx, employee.id, now)
         return await self._set(
             employee,
             {"active": True, "terminated_on": None, "termination_reason": None, "updated_at": now},
@@ -367,26 +368,6 @@ class People:
             .returning(t.users)
         )
         return _employee(row)
-
-    async def _revoke_user_credentials(self, user_id: int, now: int) -> None:
-        for table in (t.access_tokens, t.refresh_tokens):
-            await self.tx.execute(
-                update(table)
-                .where(
-                    table.c.user_id == user_id,
-                    table.c.owner_type == "user",
-                    table.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
-        codes = t.authorization_codes
-        await self.tx.execute(
-            delete(codes).where(
-                codes.c.user_id == user_id,
-                codes.c.owner_type == "user",
-                codes.c.consumed_at.is_(None),
-            )
-        )
 
 
 def _editable(values: Mapping[str, object]) -> dict[str, object]:

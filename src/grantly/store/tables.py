@@ -32,12 +32,18 @@ metadata = MetaData(
 )
 
 
+# Companies, people, applications and API keys never get an id that was used before: audit
+# rows and old links name them by id. SQLite reuses the highest id after its row is deleted
+# unless the table is AUTOINCREMENT; PostgreSQL's sequences never reuse one.
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
 companies = Table(
     "companies",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    **NEVER_REUSED_IDS,
 )
 
 users = Table(
@@ -82,6 +88,7 @@ users = Table(
     Column("termination_reason", String(1000), nullable=True),
     Index("ix_users_company_id", "company_id"),
     Index("ix_users_manager_id", "manager_id"),
+    **NEVER_REUSED_IDS,
 )
 
 applications = Table(
@@ -105,6 +112,7 @@ applications = Table(
     # Seconds; NULL means the server's default (GRANTLY_ACCESS_TOKEN_LIFETIME).
     Column("access_token_lifetime", Integer, nullable=True),
     Index("ix_applications_company_id", "company_id"),
+    **NEVER_REUSED_IDS,
 )
 
 
@@ -230,6 +238,7 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_api_keys_company_id", "company_id"),
+    **NEVER_REUSED_IDS,
 )
 
 audit_events = Table(

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from ..oauth.models import User
 from . import rows
 from . import tables as t
+from .credentials import revoke_user_credentials
 from .sql import Query
 from .transaction import Transaction
 
@@ -79,6 +80,21 @@ class Accounts:
         )
         return rows.user(row)
 
+    async def companies(self) -> list[Company]:
+        found = await self.tx.rows(select(t.companies).order_by(t.companies.c.id))
+        return [Company(row.id, row.name) for row in found]
+
+    async def users(self, company_id: int | None = None) -> list[User]:
+        """Everyone, or one company's people, in the order they were created."""
+        query = select(t.users).order_by(t.users.c.id)
+        if company_id is not None:
+            query = query.where(t.users.c.company_id == company_id)
+        return [rows.user(row) for row in await self.tx.rows(query)]
+
+    async def user_by_email(self, email: str) -> User | None:
+        found = await self.user_with_password_hash(email)
+        return found[0] if found else None
+
     async def user(self, user_id: int) -> User | None:
         row = await self.tx.first(_USER_BY_ID, {"user_id": user_id})
         return rows.user(row) if row else None
@@ -92,11 +108,21 @@ class Accounts:
             update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
         )
 
-    async def deactivate(self, user_id: int) -> User | None:
-        """A terminated employee: no more sign-in, open sessions end now."""
-        await UserSessions(self.tx).end_all(user_id)
+    async def deactivate(self, user_id: int) -> tuple[User, int] | None:
+        """A terminated employee: no more sign-in, open sessions end now (how many is
+        returned with the user)."""
+        ended = await UserSessions(self.tx).end_all(user_id)
         row = await self.tx.first(
             update(t.users).where(t.users.c.id == user_id).values(active=False).returning(t.users)
+        )
+        return (rows.user(row), ended) if row else None
+
+    async def activate(self, user_id: int, now: int) -> User | None:
+        """Let a deactivated person sign in again. Their tokens and codes from before stay
+        revoked (as ``People.unterminate`` does): they authorize applications again."""
+        await revoke_user_credentials(self.tx, user_id, now)
+        row = await self.tx.first(
+            update(t.users).where(t.users.c.id == user_id).values(active=True).returning(t.users)
         )
         return rows.user(row) if row else None
 
@@ -122,5 +148,7 @@ class UserSessions:
     async def end(self, digest: str) -> None:
         await self.tx.execute(delete(t.user_sessions).where(t.user_sessions.c.digest == digest))
 
-    async def end_all(self, user_id: int) -> None:
-        await self.tx.execute(delete(t.user_sessions).where(t.user_sessions.c.user_id == user_id))
+    async def end_all(self, user_id: int) -> int:
+        return await self.tx.execute(
+            delete(t.user_sessions).where(t.user_sessions.c.user_id == user_id)
+        )

@@ -31,9 +31,30 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite's DDL is transactional, though Alembic assumes not and would commit after
+        # each revision: one transaction for the whole upgrade, so a failed check (below) or
+        # revision leaves the database as it was.
+        transactional_ddl=True,
+        on_version_apply=_note_applied,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            _check_references(connection)
+
+
+def _note_applied(*, step: Any, **_: Any) -> None:
+    """What ran, for ``migrate.upgrade`` to say (Config.attributes is the caller's dict)."""
+    if step.is_upgrade:
+        config.attributes.setdefault("applied", []).append(step.up_revision_id)
+
+
+def _check_references(connection: Connection) -> None:
+    """Foreign keys are off while SQLite migrates (``_sqlite``): check every reference now,
+    before COMMIT, so a migration that broke one changes nothing."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration leaves rows pointing at nothing: {broken[:10]}")
 
 
 def _sqlite(url: Any) -> None:
@@ -44,7 +65,10 @@ def _sqlite(url: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        # Off, and only settable outside a transaction: rebuilding a table on SQLite drops the
+        # old one, and with foreign keys on that runs every ON DELETE CASCADE and SET NULL that
+        # points at it. The references are checked before COMMIT instead (_check_references).
+        cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.close()
         # SQLAlchemy's documented recipe: let it, not the driver, emit BEGIN.
         dbapi_connection.isolation_level = None
