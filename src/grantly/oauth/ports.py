@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .models import AccessToken, Application, AuthorizationCode, NewAuthorizationCode, NewTokens
+from .models import (
+    AccessToken,
+    Application,
+    AuthorizationCode,
+    NewAuthorizationCode,
+    NewTokens,
+    ResourceOwner,
+)
 from .models import RefreshToken as RefreshTokenRecord
 
 
@@ -76,6 +83,13 @@ class TokenStore(Protocol):
     async def revoke_family(self, family_id: int, now: int, keep: int | None = None) -> None:
         """Revoke every access and refresh token issued from one authorization code (takes
         the family lock first), except the refresh token with id ``keep``."""
+        ...
+
+    async def revoke_grant(self, application_id: int, owner: ResourceOwner, now: int) -> None:
+        """End the owner's whole grant to the application, as if they revoked it themselves:
+        its remembered consent (consent is asked again) and every code and token of it, of
+        any family. A grant shown to be compromised (a replayed code, a reused refresh token)
+        is over, not just the family the evidence came from."""
         ...
 
     async def access_token(self, digest: str) -> AccessToken | None: ...

@@ -131,8 +131,9 @@ class Applications:
         )
 
     async def revoke_all(self, application_id: int, now: int) -> None:
-        """Revoke every token of an application and drop its unused codes."""
-        for table in (t.access_tokens, t.refresh_tokens):
+        """Revoke every token and consent of an application and drop its codes: what people
+        allowed it is not what it now is, so a remembered consent must not stand for it."""
+        for table in (t.access_tokens, t.refresh_tokens, t.consents):
             await self.tx.execute(
                 update(table)
                 .where(table.c.application_id == application_id, table.c.revoked_at.is_(None))

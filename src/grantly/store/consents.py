@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,6 +14,60 @@ from ..oauth.models import ResourceOwner
 from . import rows
 from . import tables as t
 from .transaction import Transaction
+
+
+def _of_owner(table: Any, application_id: int, owner: ResourceOwner) -> Any:
+    """The rows of ``table`` (codes, tokens, consents) of one grant: an application and a
+    person (user grants) or an application and a company (company grants, whoever gave them)."""
+    condition = and_(
+        table.c.application_id == application_id,
+        table.c.owner_type == owner.type,
+        table.c.company_id == owner.company_id,
+    )
+    if owner.type == "user":
+        condition = and_(condition, table.c.user_id == owner.user_id)
+    return condition
+
+
+async def withdraw(tx: Transaction, application_id: int, owner: ResourceOwner, now: int) -> None:
+    """End a grant: its consent (so a remembered consent asks again) and every code and token
+    of it stop now. The codes go first: they are the grants' anchors, which every change to a
+    grant's tokens locks before the tokens (``Tokens.lock_family``), so a rotation racing this
+    waits, then finds its refresh token revoked."""
+    codes = t.authorization_codes
+    await tx.execute(delete(codes).where(_of_owner(codes, application_id, owner)))
+    for table in (t.consents, t.access_tokens, t.refresh_tokens):
+        await tx.execute(
+            update(table)
+            .where(_of_owner(table, application_id, owner), table.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+
+def _works(now: int) -> Any:
+    """A consent whose grant still has a token that works or can mint one: a live access
+    token, or a live refresh token neither rotated nor expired (company tokens never expire).
+    A grant with none is over, whatever its consent row says."""
+    c, a, r = t.consents, t.access_tokens, t.refresh_tokens
+
+    def same_grant(table: Any) -> Any:
+        return and_(
+            table.c.application_id == c.c.application_id,
+            table.c.owner_type == c.c.owner_type,
+            table.c.company_id == c.c.company_id,
+            or_(c.c.owner_type != "user", table.c.user_id == c.c.user_id),
+            table.c.revoked_at.is_(None),
+        )
+
+    live_access = exists().where(same_grant(a), a.c.expires_at.is_(None) | (a.c.expires_at > now))
+    live_refresh = exists().where(same_grant(r), r.c.rotated_at.is_(None), r.c.expires_at > now)
+    return or_(live_access, live_refresh)
+
+
+def _still_offered(consented: str, offered: str) -> tuple[str, ...]:
+    """The consented scopes the application still has (tokens never carry others)."""
+    kept = set(offered.split())
+    return tuple(scope for scope in rows.scopes(consented) if scope in kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +93,7 @@ class Consents:
 
     def _active(self, application_id: int, owner: ResourceOwner) -> Any:
         c = t.consents
-        condition = and_(
-            c.c.application_id == application_id,
-            c.c.owner_type == owner.type,
-            c.c.company_id == owner.company_id,
-            c.c.revoked_at.is_(None),
-        )
-        if owner.type == "user":
-            condition = and_(condition, c.c.user_id == owner.user_id)
-        return condition
+        return and_(_of_owner(c, application_id, owner), c.c.revoked_at.is_(None))
 
     async def record(
         self, application_id: int, owner: ResourceOwner, scopes: Sequence[str], now: int
@@ -104,10 +150,15 @@ class Consents:
     ) -> bool:
         """Did this user already allow this application at least these scopes?"""
         owner = ResourceOwner("user", company_id, user_id)
-        remembered = await self.tx.scalar(
-            select(t.consents.c.scopes).where(self._active(application_id, owner))
+        c, a = t.consents, t.applications
+        remembered = await self.tx.first(
+            select(c.c.scopes, a.c.scopes.label("application_scopes"))
+            .join(a, a.c.id == c.c.application_id)
+            .where(self._active(application_id, owner))
         )
-        return remembered is not None and set(scopes) <= set(remembered.split())
+        return remembered is not None and set(scopes) <= set(
+            _still_offered(remembered.scopes, remembered.application_scopes)
+        )
 
     def _listing(self) -> Any:
         c, a, co, u = t.consents, t.applications, t.companies, t.users
@@ -115,6 +166,7 @@ class Consents:
             select(
                 c,
                 a.c.name.label("application_name"),
+                a.c.scopes.label("application_scopes"),
                 co.c.name.label("company_name"),
                 u.c.email.label("user_email"),
             )
@@ -134,30 +186,35 @@ class Consents:
             owner=rows.owner(row),
             company_name=row.company_name,
             user_email=row.user_email,
-            scopes=rows.scopes(row.scopes),
+            scopes=_still_offered(row.scopes, row.application_scopes),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
 
-    async def of_user(self, user_id: int) -> list[Consent]:
+    async def of_user(self, user_id: int, now: int) -> list[Consent]:
+        """The person's grants that still work (``_works``)."""
         c = t.consents
         found = await self.tx.rows(
-            self._listing().where(c.c.owner_type == "user", c.c.user_id == user_id)
+            self._listing().where(c.c.owner_type == "user", c.c.user_id == user_id, _works(now))
         )
         return [self._consent(row) for row in found]
 
-    async def company_grants(self, company_id: int) -> list[Consent]:
-        """Company tokens the company's admins gave, to any application."""
+    async def company_grants(self, company_id: int, now: int) -> list[Consent]:
+        """Company tokens the company's admins gave, to any application, that still work."""
         c = t.consents
         found = await self.tx.rows(
-            self._listing().where(c.c.owner_type == "company", c.c.company_id == company_id)
+            self._listing().where(
+                c.c.owner_type == "company", c.c.company_id == company_id, _works(now)
+            )
         )
         return [self._consent(row) for row in found]
 
-    async def company_grants_of_application(self, application_id: int) -> list[Consent]:
+    async def company_grants_of_application(self, application_id: int, now: int) -> list[Consent]:
         c = t.consents
         found = await self.tx.rows(
-            self._listing().where(c.c.owner_type == "company", c.c.application_id == application_id)
+            self._listing().where(
+                c.c.owner_type == "company", c.c.application_id == application_id, _works(now)
+            )
         )
         return [self._consent(row) for row in found]
 
@@ -166,29 +223,5 @@ class Consents:
         return self._consent(row) if row else None
 
     async def revoke(self, consent: Consent, now: int) -> None:
-        """Withdraw a grant: the consent and every token it produced stop now. The codes go
-        first: they are the grants' anchors, which every change to a grant's tokens locks
-        before the tokens (``Tokens.lock_family``), so a rotation racing this waits, then
-        finds its refresh token revoked."""
-        codes = t.authorization_codes
-        code_condition = and_(
-            codes.c.application_id == consent.application_id,
-            codes.c.owner_type == consent.owner.type,
-            codes.c.company_id == consent.owner.company_id,
-        )
-        if consent.owner.type == "user":
-            code_condition = and_(code_condition, codes.c.user_id == consent.owner.user_id)
-        await self.tx.execute(delete(codes).where(code_condition))
-        await self.tx.execute(
-            update(t.consents).where(t.consents.c.id == consent.id).values(revoked_at=now)
-        )
-        for table in (t.access_tokens, t.refresh_tokens):
-            condition = and_(
-                table.c.application_id == consent.application_id,
-                table.c.owner_type == consent.owner.type,
-                table.c.company_id == consent.owner.company_id,
-                table.c.revoked_at.is_(None),
-            )
-            if consent.owner.type == "user":
-                condition = and_(condition, table.c.user_id == consent.owner.user_id)
-            await self.tx.execute(update(table).where(condition).values(revoked_at=now))
+        """Withdraw a grant: the consent and every token it produced stop now."""
+        await withdraw(self.tx, consent.application_id, consent.owner, now)

@@ -9,9 +9,9 @@ from .transaction import Transaction
 
 
 async def revoke_user_credentials(tx: Transaction, user_id: int, now: int) -> None:
-    """Revoke a person's user tokens and drop their unused codes, for good. Company tokens
-    they authorized act for the company and are kept."""
-    for table in (t.access_tokens, t.refresh_tokens):
+    """Revoke a person's user tokens and consents and drop their unused codes, for good: back,
+    they are asked again. Company tokens they authorized act for the company and are kept."""
+    for table in (t.access_tokens, t.refresh_tokens, t.consents):
         await tx.execute(
             update(table)
             .where(

@@ -19,10 +19,12 @@ from ..oauth.models import (
     NewAuthorizationCode,
     NewTokens,
     RefreshToken,
+    ResourceOwner,
     User,
 )
 from . import rows
 from . import tables as t
+from .consents import withdraw
 from .sql import Query
 from .transaction import Transaction
 
@@ -343,6 +345,9 @@ class Tokens:
             if keep is not None and table is t.refresh_tokens:
                 condition = and_(condition, table.c.id != keep)
             await self.tx.execute(update(table).where(condition).values(revoked_at=now))
+
+    async def revoke_grant(self, application_id: int, owner: ResourceOwner, now: int) -> None:
+        await withdraw(self.tx, application_id, owner, now)
 
     async def revoke_access_token(self, access_token_id: int, now: int) -> None:
         await self.tx.execute(

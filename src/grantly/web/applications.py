@@ -233,7 +233,7 @@ async def show(request: Request, application_id: int) -> Response:
         loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        grants = await uow.consents.company_grants_of_application(application_id)
+        grants = await uow.consents.company_grants_of_application(application_id, svc.clock.now())
     return _show(request, loaded[1], company_grants=grants)
 
 

@@ -42,8 +42,9 @@ async def index(request: Request) -> Response:
                 "/login?" + urlencode({"next": request.url.path}), status_code=303
             )
         consents = uow.consents
-        mine = await consents.of_user(user.id)
-        company = await consents.company_grants(user.company_id) if user.admin else []
+        now = svc.clock.now()
+        mine = await consents.of_user(user.id, now)
+        company = await consents.company_grants(user.company_id, now) if user.admin else []
     return render(request, "authorized_applications.html", mine=mine, company=company)
 
 
