@@ -262,24 +262,8 @@ class MemoryTokens:
             if row.family_id == family_id and row.revoked_at is None:
                 row.revoked_at = now
 
-    async def revoke_grant(self, application_id: int, owner: ResourceOwner, now: int) -> None:
-        # No consents here: the grant is its codes and tokens.
-        await _round_trip()
-
-        def ours(of: ResourceOwner) -> bool:
-            return (of.type, of.company_id) == (owner.type, owner.company_id) and (
-                owner.type != "user" or of.user_id == owner.user_id
-            )
-
-        for digest in [
-            d
-            for d, c in self.db.codes.items()
-            if c.code.application_id == application_id and ours(c.code.owner)
-        ]:
-            del self.db.codes[digest]
-        for row in [*self.db.access_tokens.values(), *self.db.refresh_tokens.values()]:
-            if row.application_id == application_id and ours(row.owner) and row.revoked_at is None:
-                row.revoked_at = now
+    async def retire_consent(self, application_id: int, owner: ResourceOwner, now: int) -> None:
+        await _round_trip()  # no consents here
 
     async def revoke_access_token(self, access_token_id: int, now: int) -> None:
         await _round_trip()

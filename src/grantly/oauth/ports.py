@@ -85,11 +85,10 @@ class TokenStore(Protocol):
         the family lock first), except the refresh token with id ``keep``."""
         ...
 
-    async def revoke_grant(self, application_id: int, owner: ResourceOwner, now: int) -> None:
-        """End the owner's whole grant to the application, as if they revoked it themselves:
-        its remembered consent (consent is asked again) and every code and token of it, of
-        any family. A grant shown to be compromised (a replayed code, a reused refresh token)
-        is over, not just the family the evidence came from."""
+    async def retire_consent(self, application_id: int, owner: ResourceOwner, now: int) -> None:
+        """Revoke the owner's consent to the application once nothing of the grant works any
+        more (no live token, no unused code), as after a family revocation: a remembered
+        consent then asks again, while one still backed by another authorization stands."""
         ...
 
     async def access_token(self, digest: str) -> AccessToken | None: ...

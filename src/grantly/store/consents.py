@@ -44,6 +44,27 @@ async def withdraw(tx: Transaction, application_id: int, owner: ResourceOwner, n
         )
 
 
+async def retire(tx: Transaction, application_id: int, owner: ResourceOwner, now: int) -> None:
+    """Revoke the grant's live consent if nothing of the grant works or is still to be
+    redeemed (``_works``, or an unused unexpired code): what a family revocation leaves."""
+    c, codes = t.consents, t.authorization_codes
+    pending_code = exists().where(
+        _of_owner(codes, application_id, owner),
+        codes.c.consumed_at.is_(None),
+        codes.c.expires_at > now,
+    )
+    await tx.execute(
+        update(c)
+        .where(
+            _of_owner(c, application_id, owner),
+            c.c.revoked_at.is_(None),
+            ~_works(now),
+            ~pending_code,
+        )
+        .values(revoked_at=now)
+    )
+
+
 def _works(now: int) -> Any:
     """A consent whose grant still has a token that works or can mint one: a live access
     token, or a live refresh token neither rotated nor expired (company tokens never expire).

@@ -24,7 +24,7 @@ from ..oauth.models import (
 )
 from . import rows
 from . import tables as t
-from .consents import withdraw
+from .consents import retire
 from .sql import Query
 from .transaction import Transaction
 
@@ -346,8 +346,8 @@ class Tokens:
                 condition = and_(condition, table.c.id != keep)
             await self.tx.execute(update(table).where(condition).values(revoked_at=now))
 
-    async def revoke_grant(self, application_id: int, owner: ResourceOwner, now: int) -> None:
-        await withdraw(self.tx, application_id, owner, now)
+    async def retire_consent(self, application_id: int, owner: ResourceOwner, now: int) -> None:
+        await retire(self.tx, application_id, owner, now)
 
     async def revoke_access_token(self, access_token_id: int, now: int) -> None:
         await self.tx.execute(

@@ -23,12 +23,11 @@ async def exchange(
     the one of the authorization request when that request included one; RFC 7636 §4.6: the
     code_verifier must match. A failed proof of possession burns the code: the holder of a
     stolen code gets one guess. RFC 6749 §4.1.2 and RFC 9700 §4.2.4: a code presented a second
-    time fails and revokes the grant it belongs to (its consent and tokens), once the caller
-    has proven possession of the code as its first redeemer had to (Doorkeeper's and
-    oidc-provider's order), so that someone holding a leaked, used code of a public client
-    cannot revoke its owner's tokens. The code is used and the tokens stored in one atomic
-    step (``redeem``), so of many racing redemptions exactly one gets tokens; the others are
-    replays.
+    time fails and revokes the tokens already issued from it, once the caller has proven
+    possession of the code as its first redeemer had to (Doorkeeper's and oidc-provider's
+    order), so that someone holding a leaked, used code of a public client cannot revoke its
+    owner's tokens. The code is used and the tokens stored in one atomic step (``redeem``),
+    so of many racing redemptions exactly one gets tokens; the others are replays.
     """
     code = await presented(params, "code", credentials, context)
     application, record = await context.codes.client_with_code(
@@ -76,7 +75,7 @@ async def _replayed(
     context: TokenContext, application: Application, record: AuthorizationCode, now: int
 ) -> InvalidGrant:
     await context.tokens.revoke_family(record.id, now)
-    await context.tokens.revoke_grant(application.id, record.owner, now)
+    await context.tokens.retire_consent(application.id, record.owner, now)
     return InvalidGrant(
         "the authorization code was already used; tokens issued from it are revoked.",
         debug=f"code {record.id} replayed",

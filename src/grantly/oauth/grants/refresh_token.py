@@ -19,8 +19,7 @@ async def refresh(
 
     RFC 6749 §6: the refresh token must have been issued to this client; a requested scope
     must not exceed the original grant. RFC 9700 §4.14.2: refresh tokens rotate; presenting
-    one that was already used is a sign it was stolen, so the whole grant is revoked (its
-    consent and every family of it), unless
+    one that was already used is a sign it was stolen, so the whole family is revoked, unless
     it comes back within the configured grace period (``refresh_token_grace_period``, off by
     default) and its successor was never used: a client that lost the response to its refresh
     may retry it and gets a new pair, which replaces the lost one.
@@ -38,7 +37,7 @@ async def refresh(
         raise InvalidGrant("the refresh token was revoked.")
     if record.rotated_at is not None and not _within_grace(record.rotated_at, now, context):
         await context.tokens.revoke_family(record.family_id, now)
-        await context.tokens.revoke_grant(application.id, record.owner, now)
+        await context.tokens.retire_consent(application.id, record.owner, now)
         raise _reused(application, record, "reused")
     if now >= record.expires_at:
         raise InvalidGrant("the refresh token has expired; authorize again.")
@@ -92,7 +91,7 @@ async def refresh(
         await context.tokens.issue(successor)
         return response
     await context.tokens.revoke_family(record.family_id, now)
-    await context.tokens.revoke_grant(application.id, record.owner, now)
+    await context.tokens.retire_consent(application.id, record.owner, now)
     raise _reused(application, record, "reused concurrently")
 
 
