@@ -9,15 +9,11 @@ would run every ON DELETE CASCADE and SET NULL of the tables that reference it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from grantly.store.migrate import alembic_config
-from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
+from tests.conftest import ON_POSTGRESQL
 from tests.conftest import run_sql as _run
 
 NEW_ROW = {
@@ -97,18 +93,6 @@ def _everything(url: str) -> list[list[tuple[object, ...]]]:
     return _run(url, [f"SELECT * FROM {table} ORDER BY id" for table in TABLES])
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the backend under test."""
-    settings = make_settings(tmp_path)
-    if ON_POSTGRESQL:
-        _pg_admin(f'CREATE DATABASE "{make_url(settings.database_url).database}"')
-    try:
-        yield settings.async_database_url
-    finally:
-        drop_world(settings)
-
-
 def _insert(url: str, table: str, n: int) -> int:
     [[(new_id,)]] = _run(url, [NEW_ROW[table].format(n=n) + " RETURNING id"])
     assert isinstance(new_id, int)
@@ -116,51 +100,55 @@ def _insert(url: str, table: str, n: int) -> int:
 
 
 @pytest.mark.parametrize("table", ["companies", "users", "applications", "api_keys"])
-def test_the_id_of_the_newest_row_deleted_is_not_given_again(database: str, table: str) -> None:
-    command.upgrade(alembic_config(database), "head")
-    _run(database, [NEW_ROW["companies"]])  # company 1, which the other rows belong to
-    first, newest = _insert(database, table, 1), _insert(database, table, 2)
+def test_the_id_of_the_newest_row_deleted_is_not_given_again(
+    empty_database: str, table: str
+) -> None:
+    command.upgrade(alembic_config(empty_database), "head")
+    _run(empty_database, [NEW_ROW["companies"]])  # company 1, which the other rows belong to
+    first, newest = _insert(empty_database, table, 1), _insert(empty_database, table, 2)
     assert newest > first
-    _run(database, [f"DELETE FROM {table} WHERE id = {newest}"])
-    assert _insert(database, table, 3) > newest
+    _run(empty_database, [f"DELETE FROM {table} WHERE id = {newest}"])
+    assert _insert(empty_database, table, 3) > newest
 
 
-def test_upgrading_to_0007_keeps_every_row_and_every_reference(database: str) -> None:
-    config = alembic_config(database)
+def test_upgrading_to_0007_keeps_every_row_and_every_reference(empty_database: str) -> None:
+    config = alembic_config(empty_database)
     command.upgrade(config, "0006")
-    _make_rows(database)
-    before = _everything(database)
+    _make_rows(empty_database)
+    before = _everything(empty_database)
     assert all(before), "every table has rows to lose"
 
     command.upgrade(config, "head")
-    assert _everything(database) == before
+    assert _everything(empty_database) == before
     # Application 2 was deleted before the upgrade; the audit trail still names it, so its id
     # is not handed out either.
-    assert _insert(database, "applications", 3) == 3
-    assert [_insert(database, t, 3) for t in ("companies", "users", "api_keys")] == [3, 3, 2]
+    assert _insert(empty_database, "applications", 3) == 3
+    assert [_insert(empty_database, t, 3) for t in ("companies", "users", "api_keys")] == [3, 3, 2]
 
 
-def test_downgrading_from_0007_keeps_every_row_too(database: str) -> None:
-    config = alembic_config(database)
+def test_downgrading_from_0007_keeps_every_row_too(empty_database: str) -> None:
+    config = alembic_config(empty_database)
     command.upgrade(config, "0006")
-    _make_rows(database)
-    before = _everything(database)
+    _make_rows(empty_database)
+    before = _everything(empty_database)
     command.upgrade(config, "head")
     command.downgrade(config, "0006")
-    assert _everything(database) == before
+    assert _everything(empty_database) == before
     command.upgrade(config, "head")
-    assert _everything(database) == before
+    assert _everything(empty_database) == before
 
 
 @pytest.mark.skipif(ON_POSTGRESQL, reason="PostgreSQL checks references on every write")
-def test_a_sqlite_migration_that_leaves_a_broken_reference_changes_nothing(database: str) -> None:
+def test_a_sqlite_migration_that_leaves_a_broken_reference_changes_nothing(
+    empty_database: str,
+) -> None:
     # Foreign keys are off while SQLite migrates; the references are checked before COMMIT.
-    config = alembic_config(database)
+    config = alembic_config(empty_database)
     command.upgrade(config, "0006")
-    _make_rows(database)
-    _run(database, ["UPDATE access_tokens SET application_id = 99"])  # foreign keys off here
-    before = _everything(database)
+    _make_rows(empty_database)
+    _run(empty_database, ["UPDATE access_tokens SET application_id = 99"])  # foreign keys off here
+    before = _everything(empty_database)
     with pytest.raises(RuntimeError, match="pointing at nothing"):
         command.upgrade(config, "head")
-    assert _run(database, ["SELECT version_num FROM alembic_version"]) == [[("0006",)]]
-    assert _everything(database) == before
+    assert _run(empty_database, ["SELECT version_num FROM alembic_version"]) == [[("0006",)]]
+    assert _everything(empty_database) == before

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from grantly.store import migrate
 from grantly.store.tables import metadata
-from tests.conftest import ON_POSTGRESQL, _pg_admin, drop_world, make_settings
 
 
 def _differences(url: str) -> list[object]:
@@ -29,18 +25,6 @@ def _differences(url: str) -> list[object]:
             await engine.dispose()
 
     return asyncio.run(main())
-
-
-@pytest.fixture
-def empty_database(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the backend under test (SQLite file or PostgreSQL database)."""
-    settings = make_settings(tmp_path)
-    if ON_POSTGRESQL:
-        _pg_admin(f'CREATE DATABASE "{make_url(settings.database_url).database}"')
-    try:
-        yield settings.async_database_url
-    finally:
-        drop_world(settings)
 
 
 def test_the_migrations_create_exactly_the_declared_tables(empty_database: str) -> None:
