@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from itsdangerous import URLSafeTimedSerializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
@@ -40,10 +41,12 @@ from .web.pages import templates as page_templates
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     db = open_database(settings.database_url, settings.database_pool_size)
+    # Read once: without GRANTLY_SECRET_KEY it is a file under the data directory.
+    secret_key = settings.resolved_secret_key()
     throttle = Throttle(
         redis_url=settings.redis_url,
         db=db,
-        secret_key=settings.resolved_secret_key(),
+        secret_key=secret_key,
         limits=Limits(
             sign_in_per_account_address=settings.sign_in_limit_per_account_address,
             sign_in_per_address=settings.sign_in_limit_per_address,
@@ -60,6 +63,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         clock=clock or SystemClock(),
         templates=page_templates(),
         throttle=throttle,
+        device_cookies=URLSafeTimedSerializer(secret_key, salt="grantly-device"),
     )
 
     @asynccontextmanager
@@ -96,7 +100,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             ),
             Middleware(
                 middleware.SessionsForPages,
-                secret_key=settings.resolved_secret_key(),
+                secret_key=secret_key,
                 session_cookie="grantly_session",
                 max_age=settings.session_lifetime,
                 same_site="lax",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi.templating import Jinja2Templates
+from itsdangerous import URLSafeTimedSerializer
 from starlette.requests import Request
 
 from .oauth.authorize import AuthorizationPolicy
@@ -24,6 +25,8 @@ class Services:
     clock: Clock
     templates: Jinja2Templates
     throttle: Throttle
+    # Signs the sign-in page's device cookies (web/accounts.py), made once with the app.
+    device_cookies: URLSafeTimedSerializer
 
     @property
     def server_scopes(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import secrets
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,19 +26,13 @@ DEVICE_LIFETIME = 180 * 24 * 3600
 _DEVICE_ACCOUNTS = 10  # accounts one browser remembers (a shared desk, test accounts)
 
 
-def _devices(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        services(request).settings.resolved_secret_key(), salt="grantly-device"
-    )
-
-
 def _device_cookie(request: Request) -> tuple[str, list[str]] | None:
     """The browser's device id and the accounts it signed in to, if its cookie is ours."""
     raw = request.cookies.get(DEVICE_COOKIE)
     if not raw:
         return None
     try:
-        value = _devices(request).loads(raw, max_age=DEVICE_LIFETIME)
+        value = services(request).device_cookies.loads(raw, max_age=DEVICE_LIFETIME)
     except BadSignature:
         return None
     if not isinstance(value, dict):
@@ -61,7 +55,7 @@ def remember_device(request: Request, response: Response, account: str) -> None:
     accounts = [account, *(a for a in accounts if a != account)][:_DEVICE_ACCOUNTS]
     response.set_cookie(
         DEVICE_COOKIE,
-        _devices(request).dumps({"d": device, "a": accounts}),
+        services(request).device_cookies.dumps({"d": device, "a": accounts}),
         max_age=DEVICE_LIFETIME,
         path="/login",
         httponly=True,
