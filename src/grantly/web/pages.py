@@ -30,12 +30,50 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     svc = services(request)
     context.setdefault("user", getattr(request.state, "user", None))
     context["csrf_token"] = sessions.csrf_token(request)
+    context["notices"] = [*sessions.take_notices(request), *context.get("notices", [])]
     context["new_form_id"] = sessions.new_form_id
     context["issuer"] = svc.settings.issuer
     context["describe_scope"] = scope_rules.describe
     context["access_lifetime"] = duration(svc.settings.access_token_lifetime)
     context["refresh_lifetime"] = duration(svc.settings.refresh_token_lifetime)
     return svc.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def confirm(
+    request: Request,
+    *,
+    title: str,
+    consequences: list[str],
+    action: str,
+    button: str,
+    cancel: str,
+    fields: dict[str, str] | None = None,
+    danger: bool = True,
+) -> Response:
+    """The confirm step of a destructive action, for browsers without JavaScript: a page that
+    says what will stop working and posts the same form again with ``confirmed=yes``. With
+    JavaScript the form's ``data-confirm`` text is asked in a dialog instead (static/copy.js)."""
+    return render(
+        request,
+        "confirm.html",
+        title=title,
+        consequences=consequences,
+        action=action,
+        button=button,
+        cancel=cancel,
+        fields=fields or {},
+        danger=danger,
+    )
+
+
+def confirmed(form: Any) -> bool:
+    """Whether a destructive form carries its confirmation (the confirm step, or the dialog)."""
+    return form.get("confirmed") == "yes"
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``plural(3, "live token")`` -> "3 live tokens"; ``plural(1, "person", "people")``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def _datetime(seconds: int) -> str:

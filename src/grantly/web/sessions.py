@@ -26,6 +26,8 @@ FORM_ID_FIELD = "form_id"
 _SESSION_ID = "sid"
 _DONE_KEY = "done_forms"
 _DONE_KEEP = 20
+_NOTICES_KEY = "notices"
+_NOTICES_KEEP = 5
 
 
 class CsrfError(Exception):
@@ -76,6 +78,32 @@ def mark_done(request: Request, form_id: str | None, location: str) -> None:
     done = dict(done) if isinstance(done, dict) else {}
     done[form_id] = location
     request.session[_DONE_KEY] = dict(list(done.items())[-_DONE_KEEP:])
+
+
+def notify(request: Request, text: str, kind: str = "ok") -> None:
+    """A notice for the next page this browser shows ("Application deleted."), kept in the
+    signed session cookie so that it survives the redirect after a POST (post/redirect/get).
+    ``kind`` is ``ok`` or ``warn``."""
+    if "session" not in request.scope:
+        return
+    queued = request.session.get(_NOTICES_KEY)
+    queued = list(queued) if isinstance(queued, list) else []
+    queued.append({"text": text[:500], "kind": "warn" if kind == "warn" else "ok"})
+    request.session[_NOTICES_KEY] = queued[-_NOTICES_KEEP:]
+
+
+def take_notices(request: Request) -> list[dict[str, str]]:
+    """The notices queued for this browser, once: showing them removes them."""
+    if "session" not in request.scope:
+        return []
+    queued = request.session.pop(_NOTICES_KEY, None)
+    if not isinstance(queued, list):
+        return []
+    return [
+        {"text": str(n.get("text", "")), "kind": str(n.get("kind", "ok"))}
+        for n in queued
+        if isinstance(n, dict)
+    ]
 
 
 async def sign_in(request: Request, uow: Store, user: User, lifetime: int) -> None:

@@ -17,3 +17,16 @@ document.addEventListener("click", async (event) => {
   }
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
 });
+
+// Destructive forms: <form data-confirm="3 live tokens will stop working at once.">. With
+// JavaScript the question is asked here and the form goes with confirmed=yes; without it the
+// server answers the plain POST with a confirm page (web/pages.py: confirm).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+  if (form.querySelector('input[name="confirmed"]')) return;
+  if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
+  const field = document.createElement("input");
+  field.type = "hidden"; field.name = "confirmed"; field.value = "yes";
+  form.appendChild(field);
+});
