@@ -16,14 +16,24 @@ from .errors import InvalidScope, shown
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
-DESCRIPTIONS: dict[str, str] = {
-    "read": "See your company's data, exactly as you can see it in the app.",
-    "write": "Create and change data on your behalf, where you are allowed to.",
+# What a scope lets an application do, in the words of the person asked: a user token acts as
+# that person, a company token for the company as a whole, independent of any person.
+DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "user": {
+        "read": "See your company's data, exactly as you can see it in the app.",
+        "write": "Create and change data on your behalf, where you are allowed to.",
+    },
+    "company": {
+        "read": "See all of the company's data, as the company itself.",
+        "write": "Create and change any of the company's data, as the company itself "
+        "rather than as any one person.",
+    },
 }
 
 
-def describe(scope: str) -> str:
-    return DESCRIPTIONS.get(scope, f"Use the '{scope}' permission.")
+def describe(scope: str, owner_type: str = "user") -> str:
+    descriptions = DESCRIPTIONS.get(owner_type, DESCRIPTIONS["user"])
+    return descriptions.get(scope, f"Use the '{scope}' permission.")
 
 
 def parse(raw: str | None) -> tuple[str, ...]:

@@ -159,9 +159,9 @@ async def login(request: Request) -> Response:
 
 
 def _minutes(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} seconds"
-    return f"{(seconds + 59) // 60} minutes"
+    """A wait in whole minutes, rounded up: people read "2 minutes", not "97 seconds"."""
+    minutes = max(1, (seconds + 59) // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @router.post("/logout", include_in_schema=False)

@@ -11,8 +11,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..observability import exception_fields
+from ..services import services
 from ..store.errors import InvalidValue, Unavailable
 from . import client_endpoints
+from .pages import signed_in_user
 from .responses import error_page
 
 log = structlog.get_logger("grantly")
@@ -94,14 +96,31 @@ async def http_exception(request: Request, exc: Exception) -> Response:
             status_code=exc.status_code,
             headers=headers,
         )
-    titles = {404: "Page not found", 405: "Method not allowed", 408: "Request timed out"}
-    return error_page(
-        request,
-        titles.get(exc.status_code, "Request not accepted"),
-        str(exc.detail),
-        exc.status_code,
-        headers=headers,
-    )
+    await _load_signed_in_user(request)
+    pages = {
+        404: ("Page not found", "There is no page at this address. Check the link you followed."),
+        405: (
+            "Method not allowed",
+            f"This page does not answer {request.method} requests"
+            + (f" (it answers {headers['Allow']})." if headers.get("Allow") else "."),
+        ),
+        408: ("Request timed out", "The request took too long to arrive. Try again."),
+    }
+    title, message = pages.get(exc.status_code, ("Request not accepted", str(exc.detail)))
+    return error_page(request, title, message, exc.status_code, headers=headers)
+
+
+async def _load_signed_in_user(request: Request) -> None:
+    """An error page keeps the signed-in navigation: who is signed in is read here, since no
+    handler ran. Paths without sessions (``/.well-known/``, ``/api/``) have no one signed in,
+    and a database that cannot answer leaves the page without navigation, not without page."""
+    if "session" not in request.scope or getattr(request.state, "user", None) is not None:
+        return
+    try:
+        async with services(request).db.unit(write=False) as uow:
+            await signed_in_user(request, uow)
+    except Unavailable:
+        request.state.user = None
 
 
 def _allowed_methods(request: Request) -> str:

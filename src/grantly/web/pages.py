@@ -23,6 +23,7 @@ def templates() -> Jinja2Templates:
     """The pages' templates (Jinja2, no front-end build step)."""
     loaded = Jinja2Templates(directory=str(TEMPLATES_DIR))
     loaded.env.filters["datetime"] = _datetime
+    loaded.env.filters["possessive"] = possessive
     return loaded
 
 
@@ -78,6 +79,13 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
 
 def _datetime(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def possessive(name: str) -> str:
+    """ "Acme" -> "Acme's", "Acme Labs" -> "Acme Labs'" (a name ending in s takes the
+    apostrophe alone)."""
+    name = str(name)
+    return f"{name}'" if name.endswith(("s", "S")) else f"{name}'s"
 
 
 def duration(seconds: int) -> str:
