@@ -107,6 +107,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 https_only=settings.secure_cookies,
             ),
             Middleware(errors.ErrorResponses),
+            Middleware(middleware.HeadAsGet),
         ],
         exception_handlers={StarletteHTTPException: errors.http_exception},
     )

@@ -231,3 +231,17 @@ def test_the_issues_examples_answer_in_the_form_asked_for(
 )
 def test_accept_is_weighed_by_its_most_specific_range(accept: str, preferred: str | None) -> None:
     assert preferred_form(accept) == preferred
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/oauth/applications", "/api/v1/me", "/healthz"])
+def test_head_is_answered_as_get_is(client: TestClient, path: str) -> None:
+    """RFC 9110 §9.3.2: the same status and headers as GET, no content."""
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code != 405
+    assert head.headers.get("content-type") == got.headers.get("content-type")
+    assert head.content == b""
+
+
+def test_the_openapi_document_lists_no_head_operations(client: TestClient) -> None:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    assert paths and not any("head" in operations for operations in paths.values())

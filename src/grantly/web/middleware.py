@@ -201,3 +201,27 @@ class BodyTimedOut(HTTPException):
             f"the request body did not arrive within {timeout:g} seconds.",
             headers={"Connection": "close"},
         )
+
+
+class HeadAsGet:
+    """RFC 9110 §9.3.2: HEAD is answered exactly as GET is, without the content. FastAPI's
+    routes answer HEAD with 405 (Starlette's own answer it), so the handlers are given a GET
+    and the content they write is dropped here; ``Content-Length`` stays what GET's would be.
+    The innermost middleware: logging, metrics and the error answers still see the HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, headers_only)
