@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # The PostgreSQL this kind of machine runs (trust auth); each test gets a database of its own.
 TEST_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test lint browser-deps bench-deps bench clean
+.PHONY: install demo test lint browser-deps screenshots bench-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 test: install browser-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	GRANTLY_TEST_DATABASE=$(TEST_POSTGRESQL) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Every page at 1280 px and 375 px, photographed by the browser test that checks their layout.
+screenshots: install browser-deps
+	GRANTLY_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_every_page.py
 
 # Benchmarks (not part of `make test`): Debian's wrk, the `bench` extra, then bench/run.py.
 # BENCH_ARGS="--quick" for a smoke run, "--with-peer" to add node oidc-provider; BENCHMARKS.md.
