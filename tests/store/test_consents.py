@@ -46,7 +46,9 @@ def test_concurrent_grants_of_one_application_make_one_consent_with_both_scopes(
         async def grant(owner: ResourceOwner, scopes: tuple[str, ...]) -> None:
             async with db.unit() as uow:
                 # Each reads before the other writes: the race a select-then-insert loses.
-                await uow.consents.covers(world.app.id, world.employee.id, world.company_a, scopes)
+                await uow.consents.covers(
+                    world.app.id, world.employee.id, world.company_a, scopes, 1
+                )
                 await asyncio.sleep(0)
                 await uow.consents.record(world.app.id, owner, scopes, 1)
 

@@ -6,7 +6,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from grantly.store import tables as t
-from tests.conftest import World, authorize_params, callback_params, consent, sign_in
+from tests.conftest import (
+    World,
+    authorize_params,
+    callback_params,
+    consent,
+    exchange,
+    sign_in,
+)
 
 
 def _set_consent(world: World, mode: str) -> None:
@@ -34,11 +41,31 @@ def test_remember_skips_the_question_for_the_same_or_narrower_scopes(
     _set_consent(world, "remember")
     sign_in(client, world.employee)
     assert _visit(client, world, scope="read").status_code == 200  # first time: asked
-    consent(client, authorize_params(world.app, scope="read write"))
+    code = callback_params(consent(client, authorize_params(world.app, scope="read write")))
+    assert exchange(client, world.app, code["code"]).status_code == 200
     for scope in ("read write", "read"):
         response = _visit(client, world, scope=scope, state="again")
         params = callback_params(response)
         assert params["state"] == "again" and params["code"]
+
+
+def test_remember_asks_again_once_the_client_revoked_its_tokens(
+    client: TestClient, world: World
+) -> None:
+    """A remembered consent is the grant listed on /oauth/authorized_applications: when the
+    client revokes its tokens (RFC 7009), the grant is no longer listed, and it asks again."""
+    _set_consent(world, "remember")
+    sign_in(client, world.employee)
+    code = callback_params(consent(client, authorize_params(world.app)))["code"]
+    tokens = exchange(client, world.app, code).json()
+    assert "code" in callback_params(_visit(client, world, state="remembered"))
+    secret = world.app.client_secret or ""
+    for token in (tokens["refresh_token"], tokens["access_token"]):
+        revoked = client.post(
+            "/oauth/revoke", data={"token": token}, auth=(world.app.client_id, secret)
+        )
+        assert revoked.status_code == 200
+    assert _visit(client, world).status_code == 200  # the consent page again
 
 
 def test_remember_asks_again_for_wider_scopes(client: TestClient, world: World) -> None:

@@ -167,15 +167,23 @@ class Consents:
             # Revoked between the two statements: insert anew.
 
     async def covers(
-        self, application_id: int, user_id: int, company_id: int, scopes: Sequence[str]
+        self,
+        application_id: int,
+        user_id: int,
+        company_id: int,
+        scopes: Sequence[str],
+        now: int,
     ) -> bool:
-        """Did this user already allow this application at least these scopes?"""
+        """Did this user already allow this application at least these scopes, in a grant
+        that still works? A remembered consent is the grant the person sees listed (and can
+        revoke) on /oauth/authorized_applications: once its tokens are all revoked (by the
+        client, RFC 7009) or expired, it is no longer listed, so it asks again."""
         owner = ResourceOwner("user", company_id, user_id)
         c, a = t.consents, t.applications
         remembered = await self.tx.first(
             select(c.c.scopes, a.c.scopes.label("application_scopes"))
             .join(a, a.c.id == c.c.application_id)
-            .where(self._active(application_id, owner))
+            .where(self._active(application_id, owner), _works(now))
         )
         return remembered is not None and set(scopes) <= set(
             _still_offered(remembered.scopes, remembered.application_scopes)

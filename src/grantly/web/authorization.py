@@ -55,7 +55,7 @@ async def authorize(request: Request) -> Response:
         if user is None:
             return _login_redirect(request)
         remembered = auth.application.consent == "remember" and await uow.consents.covers(
-            auth.application.id, user.id, user.company_id, auth.scopes
+            auth.application.id, user.id, user.company_id, auth.scopes, svc.clock.now()
         )
         if authz.consent_required(auth, user, remembered):
             return await consent_page(request, uow, auth, user, show_code=False)
