@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tests.conftest import (
     authorize_params,
     callback_params,
     consent,
+    csrf_of,
     free_port,
     make_settings,
     seed,
@@ -139,6 +140,8 @@ class Served:
     spare: str  # a code issued before the fault, not exchanged
     access_token: str
     refresh_token: str
+    stranger_cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+    stranger_csrf: str = ""
 
     def exchange(self, code: str) -> httpx.Response:
         app = self.world.app
@@ -171,6 +174,28 @@ class Served:
     def readyz(self) -> httpx.Response:
         return httpx.get(f"{self.url}/readyz", timeout=30)
 
+    def sign_in(self) -> httpx.Response:
+        """A sign-in from another browser, on the form it was given before the fault: its
+        attempt is counted (in the database, with no Redis) before any password is checked."""
+        with httpx.Client(base_url=self.url, timeout=30, cookies=self.stranger_cookies) as other:
+            return other.post(
+                "/login",
+                data={
+                    "email": self.world.employee.email,
+                    "password": self.world.employee.password,
+                    "csrf_token": self.stranger_csrf,
+                },
+            )
+
+    def wrong_secret(self) -> httpx.Response:
+        """A client authentication that fails: its failure is counted in the database."""
+        return httpx.post(
+            f"{self.url}/oauth/token",
+            auth=(self.world.app.client_id, "not-the-secret"),
+            data={"grant_type": "refresh_token", "refresh_token": self.refresh_token},
+            timeout=30,
+        )
+
     def secrets(self) -> list[str]:
         """What must never reach the log: the values clients hold and their digests (the
         statements' parameters), the client's secret, the person's email."""
@@ -199,6 +224,9 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Served]:
                 for _ in range(2)
             )
             served = Served(url, world, log, browser, exchanged, spare, "", "")
+            with httpx.Client(base_url=url, timeout=30) as stranger:
+                served.stranger_csrf = csrf_of(stranger.get("/login").text)
+                served.stranger_cookies = stranger.cookies
             tokens = served.exchange(exchanged)
             assert tokens.status_code == 200, tokens.text
             served.access_token = tokens.json()["access_token"]
@@ -226,11 +254,13 @@ def assert_down(served: Served) -> None:
         "page": served.page(),
         "api": served.api(),
         "readyz": served.readyz(),
+        "sign-in": served.sign_in(),
+        "wrong-secret": served.wrong_secret(),
     }
     for kind, response in answers.items():
         assert response.status_code == 503, (kind, response.status_code, response.text)
         assert response.headers["retry-after"].isdigit(), kind
-        if kind in ("token", "api"):
+        if kind in ("token", "api", "wrong-secret"):
             assert response.headers["content-type"].startswith("application/json"), kind
             assert response.json()["error"] == "temporarily_unavailable", kind
         for header in USUAL_HEADERS:
