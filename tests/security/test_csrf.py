@@ -135,6 +135,8 @@ def test_every_post_form_in_the_templates_is_attacked_above(world: World, ids: I
     attacked.add("/login")  # test_login_csrf_cannot_sign_the_victim_in_as_the_attacker
     actions = set()
     for template in TEMPLATES.rglob("*.html"):
+        if template.name == "confirm.html":
+            continue  # the confirm step posts again the very form that led to it
         for action in re.findall(r'<form method="post" action="([^"]+)"', template.read_text()):
             if action.startswith("{{ '/oauth/applications/' ~ application.id if application"):
                 actions |= {"/oauth/applications/{id}", "/oauth/applications"}  # edit / new
