@@ -632,7 +632,7 @@ def apps_update(
     ] = None,
     default_lifetime: Annotated[
         bool,
-        typer.Option("--default-lifetime", help="Use GRANTLY_ACCESS_TOKEN_LIFETIME again."),
+        typer.Option("--default-lifetime", help="Use the server's default lifetime again."),
     ] = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
