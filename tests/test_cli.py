@@ -57,8 +57,8 @@ def cli_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 def grantly(cli_env: dict[str, str]):
     runner = CliRunner()
 
-    def run(*args: str, code: int = 0, **extra_env: str):
-        result = runner.invoke(app, list(args), env={**cli_env, **extra_env})
+    def run(*args: str, code: int = 0, input: str | None = None, **extra_env: str):
+        result = runner.invoke(app, list(args), env={**cli_env, **extra_env}, input=input)
         assert result.exit_code == code, (result.exit_code, result.output)
         return result
 
@@ -607,9 +607,9 @@ def test_deleting_an_application_says_what_stopped_and_the_trail_keeps_its_name(
     grantly, acme, database_url: str
 ) -> None:
     sync = acme["sync"]
-    out = grantly("apps", "delete", "--client-id", sync["client_id"]).stdout
+    out = grantly("apps", "delete", "--client-id", sync["client_id"], "--yes").stdout
     assert out.startswith(f"deleted application {sync['id']}: Sync (client_id ")
-    assert "4 live tokens stopped working" in out
+    assert "2 access tokens and 2 refresh tokens (1 user grant) stopped working" in out
     assert (
         "there is no application" in grantly("apps", "show", "--id", str(sync["id"]), code=1).stderr
     )
@@ -619,7 +619,7 @@ def test_deleting_an_application_says_what_stopped_and_the_trail_keeps_its_name(
         f"AND application_id = {sync['id']}",
     )
     assert json.loads(str(detail))["name"] == "Sync"
-    deleted = _json(grantly("apps", "delete", "--id", str(acme["spa"]["id"]), "--json"))
+    deleted = _json(grantly("apps", "delete", "--id", str(acme["spa"]["id"]), "--yes", "--json"))
     assert deleted["deleted"] is True and deleted["tokens_stopped"] == 0
     newer = _json(
         grantly(
@@ -628,6 +628,86 @@ def test_deleting_an_application_says_what_stopped_and_the_trail_keeps_its_name(
         )
     )  # fmt: skip
     assert newer["id"] > acme["spa"]["id"]  # ids of deleted applications are not given again
+
+
+def test_deleting_without_yes_and_without_a_terminal_refuses_and_changes_nothing(
+    grantly, acme
+) -> None:
+    sync = acme["sync"]
+    refused = grantly("apps", "delete", "--id", str(sync["id"]), code=2)
+    assert refused.stdout == ""
+    assert refused.stderr.startswith(
+        f"error: Deleting application {sync['id']} (Sync, client_id {sync['client_id']}) "
+        "stops 2 access tokens and 2 refresh tokens (1 user grant) at once"
+    )
+    assert "run it again with --yes" in refused.stderr
+    as_json = _json(grantly("apps", "delete", "--id", str(sync["id"]), "--json", code=2))
+    assert "run it again with --yes" in as_json["error"]
+    assert _json(grantly("apps", "show", "--id", str(sync["id"]), "--json"))["live_tokens"] == 4
+
+
+def test_deleting_at_a_terminal_asks_first(grantly, acme, monkeypatch) -> None:
+    monkeypatch.setattr("grantly.cli._interactive", lambda: True)
+    sync = acme["sync"]
+    kept = grantly("apps", "delete", "--id", str(sync["id"]), code=1, input="n\n")
+    assert "stops 2 access tokens and 2 refresh tokens (1 user grant)" in kept.stderr
+    assert f"Delete application {sync['id']} (Sync)? [y/N]" in kept.stderr
+    assert "not confirmed; nothing was changed." in kept.stderr
+    assert _json(grantly("apps", "show", "--id", str(sync["id"]), "--json"))["live_tokens"] == 4
+    gone = grantly("apps", "delete", "--id", str(sync["id"]), input="y\n")
+    assert f"\ndeleted application {sync['id']}: Sync (client_id" in gone.stdout  # after the echo
+
+
+def test_updating_an_application_says_what_changed_and_keeps_tokens_on_a_rename(
+    grantly, acme
+) -> None:
+    sync = acme["sync"]
+    out = grantly(
+        "apps", "update", "--id", str(sync["id"]), "--name", "Sync 2",
+        "--redirect-uri", "https://sync.example/cb", "--redirect-uri", "https://two.example/cb",
+    ).stdout  # fmt: skip
+    assert out == (f"updated application {sync['id']}: Sync 2\n  changed: name, redirect URIs\n")
+    shown = _json(grantly("apps", "show", "--client-id", sync["client_id"], "--json"))
+    assert shown["name"] == "Sync 2" and shown["live_tokens"] == 4
+    assert shown["redirect_uris"] == ["https://sync.example/cb", "https://two.example/cb"]
+    same = grantly("apps", "update", "--id", str(sync["id"]), "--name", "Sync 2").stdout
+    assert same == f"application {sync['id']} (Sync 2) already is so; nothing changed\n"
+
+
+def test_an_update_that_revokes_needs_yes_and_says_how_many_stopped(grantly, acme) -> None:
+    sync = acme["sync"]
+    refused = grantly("apps", "update", "--id", str(sync["id"]), "--scope", "read", code=2)
+    assert "revokes every grant" in refused.stderr and "--yes" in refused.stderr
+    assert _json(grantly("apps", "show", "--id", str(sync["id"]), "--json"))["scopes"] == [
+        "read",
+        "write",
+    ]
+    updated = _json(
+        grantly("apps", "update", "--id", str(sync["id"]), "--scope", "read", "--yes", "--json")
+    )
+    assert updated["changed"] == ["scopes"] and updated["scopes"] == ["read"]
+    assert updated["tokens_revoked"] == 4
+    assert updated["revoked"] == {
+        "access_tokens": 2, "refresh_tokens": 2, "user_grants": 1, "company_grants": 0,
+    }  # fmt: skip
+    again = grantly("apps", "update", "--id", str(sync["id"]), "--scope", "write").stdout
+    assert again.endswith("  no token was working, so none was revoked\n")
+
+
+def test_turning_a_public_application_confidential_prints_its_secret_once(grantly, acme) -> None:
+    spa = acme["spa"]
+    out = grantly(
+        "apps", "update", "--id", str(spa["id"]), "--confidential", "--consent", "remember",
+        "--access-token-lifetime", "600",
+    ).stdout  # fmt: skip
+    assert "changed: client type, consent, access-token lifetime" in out
+    assert re.search(r"  client_secret: gcs_\S+  \(shown once\)", out)
+    shown = _json(grantly("apps", "show", "--id", str(spa["id"]), "--json"))
+    assert shown["confidential"] is True and shown["access_token_lifetime"] == 600
+    bad = grantly("apps", "update", "--id", str(spa["id"]), "--access-token-lifetime", "5", code=2)
+    assert "the access-token lifetime must be" in bad.stderr
+    reset = _json(grantly("apps", "update", "--id", str(spa["id"]), "--default-lifetime", "--json"))
+    assert reset["access_token_lifetime"] is None and reset["changed"] == ["access-token lifetime"]
 
 
 def test_revoking_a_key_twice_says_it_was_already_revoked(grantly) -> None:

@@ -26,13 +26,14 @@ import typer
 from . import admin
 from .oauth.clock import SystemClock
 from .oauth.models import Application, User
-from .oauth.registration import RegistrationError, validate
+from .oauth.registration import ApplicationDraft, RegistrationError, validate
 from .observability import configure_logging
 from .passwords import hash_password
 from .settings import Settings
 from .store import migrate
 from .store.database import open_database
 from .store.errors import Conflict
+from .store.live import LiveTokens
 from .store.unit import Store
 from .store.users import Company
 
@@ -65,6 +66,9 @@ AppIdOption = Annotated[
 ]
 ClientIdOption = Annotated[
     str | None, typer.Option("--client-id", help="The application's client_id (or give --id).")
+]
+YesOption = Annotated[
+    bool, typer.Option("--yes", help="Do it without asking (needed without a terminal).")
 ]
 T = TypeVar("T")
 
@@ -137,9 +141,11 @@ def _emit(data: dict[str, Any], as_json: bool, human: str) -> None:
     typer.echo(json.dumps(data) if as_json else human)
 
 
-def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Migrate, then run ``work`` in one transaction."""
-    migrate.upgrade(settings.async_database_url)
+def _run(settings: Settings, work: Callable[[Store], Awaitable[T]], *, migrated: bool = False) -> T:
+    """Migrate (unless a first step of the command just did), then run ``work`` in one
+    transaction."""
+    if not migrated:
+        migrate.upgrade(settings.async_database_url)
 
     async def main() -> T:
         db = open_database(settings.database_url)
@@ -154,6 +160,39 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm(question: str, consequences: list[str], yes: bool, as_json: bool) -> None:
+    """Go on with a destructive command only if it was confirmed: ``--yes``, or a person at a
+    terminal answering the question after reading what it stops. Without a terminal (a script,
+    a pipe) and without ``--yes`` it refuses: nobody is there to have read the consequences."""
+    if yes:
+        return
+    if not _interactive():
+        _fail(
+            f"{' '.join(consequences)} Nothing was changed: to go ahead without being asked, "
+            "run it again with --yes.",
+            as_json,
+            2,
+        )
+    for line in consequences:
+        typer.echo(f"  {line}", err=True)
+    if not typer.confirm(question, default=False, err=True):
+        _fail("not confirmed; nothing was changed.", as_json)
+
+
+def _tokens(live: LiveTokens) -> str:
+    """ "2 access tokens and 2 refresh tokens" (of how many user and company grants)."""
+    tokens = ((live.access_tokens, "access token"), (live.refresh_tokens, "refresh token"))
+    parts = [_plural(n, word) for n, word in tokens if n]
+    kinds = ((live.user_grants, "user grant"), (live.company_grants, "company grant"))
+    grants = [_plural(n, word) for n, word in kinds if n]
+    said = " and ".join(parts) or "no token"
+    return f"{said} ({', '.join(grants)})" if grants else said
 
 
 def _when(seconds: int) -> str:
@@ -544,13 +583,13 @@ def apps_show(
     """Show an application and how many of its tokens still work."""
     _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
 
-    async def work(uow: Store) -> tuple[Application, int]:
+    async def work(uow: Store) -> tuple[Application, LiveTokens]:
         application = await _application(uow, application_id, client_id, as_json)
-        live = await uow.tokens.count_live(SystemClock().now(), application_id=application.id)
+        live = await uow.tokens.live_tokens(SystemClock().now(), application.id)
         return application, live
 
     application, live = _run(_settings(), work)
-    data = {**_application_json(application), "live_tokens": live}
+    data = {**_application_json(application), "live_tokens": live.tokens, "live": live.as_json()}
     lifetime = application.access_token_lifetime
     human = "\n".join(
         [
@@ -562,10 +601,143 @@ def apps_show(
             f"  scopes:        {' '.join(application.scopes)}",
             f"  consent:       {application.consent}",
             f"  token life:    {f'{lifetime} s' if lifetime else 'the server default'}",
-            f"  live tokens:   {live}",
+            f"  live tokens:   {live.tokens}: {_tokens(live)}",
         ]
     )
     _emit(data, as_json, human)
+
+
+@apps_app.command("update")
+def apps_update(
+    application_id: AppIdOption = None,
+    client_id: ClientIdOption = None,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Redirect URI (repeatable; replaces them all).")
+    ] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Scope (repeatable; replaces them all).")
+    ] = None,
+    confidential: Annotated[
+        bool | None,
+        typer.Option(
+            "--confidential/--public", help="Client type: with a secret, or none and PKCE."
+        ),
+    ] = None,
+    consent: Annotated[
+        str | None, typer.Option(help="always | remember | trusted (company tokens always ask).")
+    ] = None,
+    access_token_lifetime: Annotated[
+        int | None, typer.Option(help="Seconds (60 to 86400).")
+    ] = None,
+    default_lifetime: Annotated[
+        bool,
+        typer.Option("--default-lifetime", help="Use the server's default lifetime again."),
+    ] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Change an application; what is not given stays as it is.
+
+    Changing the scopes or the client type revokes every token of the application: it asks
+    first (or takes --yes). Turning a public application confidential prints its new client
+    secret once."""
+    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+    if default_lifetime and access_token_lifetime is not None:
+        _fail("give --access-token-lifetime or --default-lifetime, not both.", as_json, 2)
+    settings = _settings()
+
+    def drafted(application: Application) -> ApplicationDraft:
+        lifetime = application.access_token_lifetime
+        if default_lifetime:
+            lifetime = None
+        elif access_token_lifetime is not None:
+            lifetime = access_token_lifetime
+        try:
+            return validate(
+                name=application.name if name is None else name,
+                redirect_uris=application.redirect_uris if redirect_uri is None else redirect_uri,
+                confidential=application.confidential if confidential is None else confidential,
+                scopes=application.scopes if scope is None else scope,
+                server_scopes=settings.scope_names,
+                consent=application.consent if consent is None else consent,
+                access_token_lifetime=lifetime,
+            )
+        except RegistrationError as exc:
+            _fail("; ".join(exc.problems), as_json, 2)
+
+    async def check(uow: Store) -> tuple[Application, list[str], LiveTokens]:
+        application = await _application(uow, application_id, client_id, as_json)
+        revoking = admin.revoking_changes(application, drafted(application))
+        live = await uow.tokens.live_tokens(SystemClock().now(), application.id)
+        return application, revoking, live
+
+    found, revoking, live = _run(settings, check)
+    if revoking and live.tokens:
+        _confirm(
+            f"Change the {' and '.join(revoking)} of application {found.id} ({found.name})?",
+            [
+                f"Changing its {' and '.join(revoking)} revokes every grant of application "
+                f"{found.id} ({found.name}): {_tokens(live)} stop working at once.",
+            ],
+            yes,
+            as_json,
+        )
+
+    async def work(uow: Store) -> tuple[Application, admin.UpdatedApplication | None]:
+        application = await _application(uow, found.id, None, as_json)
+        draft = drafted(application)
+        if not admin.changes(application, draft):
+            return application, None
+        now = SystemClock().now()
+        updated = await admin.update_application(uow, application, draft, now)
+        revoked = updated.revoked
+        await uow.audit.record(
+            "application.updated",
+            company_id=application.company_id,
+            now=now,
+            application_id=application.id,
+            name=draft.name,
+            scope=" ".join(draft.scopes),
+            confidential=draft.confidential,
+            consent=draft.consent,
+            changed=", ".join(updated.changed),
+            tokens_revoked=revoked.tokens if revoked else 0,
+            grants_revoked=revoked.grants if revoked else 0,
+            via="cli",
+        )
+        return application, updated
+
+    application, updated = _run(settings, work, migrated=True)
+    if updated is None:
+        _emit(
+            {**_application_json(application), "changed": [], "tokens_revoked": 0},
+            as_json,
+            f"application {application.id} ({application.name}) already is so; nothing changed",
+        )
+        return
+    revoked = updated.revoked
+    data: dict[str, Any] = {
+        **_application_json(updated.application),
+        "changed": list(updated.changed),
+        "tokens_revoked": revoked.tokens if revoked else 0,
+        "revoked": revoked.as_json() if revoked else None,
+    }
+    lines = [
+        f"updated application {application.id}: {updated.application.name}",
+        f"  changed: {', '.join(updated.changed)}",
+    ]
+    if revoked is not None:
+        lines.append(
+            f"  revoked every grant: {_tokens(revoked)} stopped working; "
+            "they must authorize it again"
+            if revoked.tokens
+            else "  no token was working, so none was revoked"
+        )
+    if updated.client_secret:
+        data["client_secret"] = updated.client_secret
+        lines.append(f"  client_secret: {updated.client_secret}  (shown once)")
+    _emit(data, as_json, "\n".join(lines))
 
 
 @apps_app.command("rotate-secret")
@@ -621,16 +793,36 @@ def apps_rotate_secret(
 def apps_delete(
     application_id: AppIdOption = None,
     client_id: ClientIdOption = None,
+    yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete an application: its tokens and codes stop working at once."""
-    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+    """Delete an application: its tokens and codes stop working at once.
 
-    async def work(uow: Store) -> tuple[Application, int]:
+    It asks first, saying how many tokens stop; --yes deletes without asking (scripts must
+    give it)."""
+    _exactly_one("application", {"--id": application_id, "--client-id": client_id}, as_json)
+    settings = _settings()
+
+    async def check(uow: Store) -> tuple[Application, LiveTokens]:
         application = await _application(uow, application_id, client_id, as_json)
+        return application, await uow.tokens.live_tokens(SystemClock().now(), application.id)
+
+    found, live = _run(settings, check)
+    _confirm(
+        f"Delete application {found.id} ({found.name})?",
+        [
+            f"Deleting application {found.id} ({found.name}, client_id {found.client_id}) "
+            f"stops {_tokens(live)} at once and its client_id no longer signs in; it cannot "
+            "be undone.",
+        ],
+        yes,
+        as_json,
+    )
+
+    async def work(uow: Store) -> tuple[Application, LiveTokens]:
+        application = await _application(uow, found.id, None, as_json)
         now = SystemClock().now()
-        live = await uow.tokens.count_live(now, application_id=application.id)
-        await uow.applications.delete(application.id)
+        stopped = await uow.applications.delete(application.id, now)
         await uow.audit.record(
             "application.deleted",
             company_id=application.company_id,
@@ -638,17 +830,24 @@ def apps_delete(
             application_id=application.id,
             name=application.name,
             client_id=application.client_id,
+            tokens_revoked=stopped.tokens,
+            grants_revoked=stopped.grants,
             via="cli",
         )
-        return application, live
+        return application, stopped
 
-    application, live = _run(_settings(), work)
+    application, stopped = _run(settings, work, migrated=True)
     _emit(
-        {**_application_json(application), "deleted": True, "tokens_stopped": live},
+        {
+            **_application_json(application),
+            "deleted": True,
+            "tokens_stopped": stopped.tokens,
+            "stopped": stopped.as_json(),
+        },
         as_json,
         f"deleted application {application.id}: {application.name} "
         f"(client_id {application.client_id}, company {application.company_id})\n"
-        f"  {_plural(live, 'live token')} stopped working; its client_id no longer signs in",
+        f"  {_tokens(stopped)} stopped working; its client_id no longer signs in",
     )
 
 

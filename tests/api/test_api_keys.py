@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from grantly.cli import app as cli
 from tests.api.conftest import CREDENTIALS, EMPLOYEES, api_key, dashboard_api_key
-from tests.conftest import ON_POSTGRESQL, World, csrf_of, dump_database, hidden_fields, sign_in
+from tests.conftest import ON_POSTGRESQL, World, csrf_of, dump_database, sign_in
 
 
 def _revoke_first_key(client: TestClient) -> None:
@@ -22,7 +22,7 @@ def _revoke_first_key(client: TestClient) -> None:
     key_id = re.search(r'action="/api_keys/(\d+)/revoke"', page.text).group(1)  # type: ignore[union-attr]
     response = client.post(
         f"/api_keys/{key_id}/revoke",
-        data={"csrf_token": csrf_of(page.text), "form_id": hidden_fields(page.text)["form_id"]},
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     assert response.status_code == 303
 

@@ -72,7 +72,9 @@ def test_a_revoked_api_key_is_refused_even_beside_a_valid_bearer_token(
     sign_in(client, world.admin)
     page = client.get("/api_keys")
     key_id = page.text.split('action="/api_keys/')[1].split("/revoke")[0]
-    client.post(f"/api_keys/{key_id}/revoke", data={"csrf_token": csrf_of(page.text)})
+    client.post(
+        f"/api_keys/{key_id}/revoke", data={"csrf_token": csrf_of(page.text), "confirmed": "yes"}
+    )
     response = client.get(CREDENTIALS, headers={**api_key(key), **bearer(token)})
     assert response.status_code == 401
     assert response.json()["error_description"] == "the API key is invalid or revoked."

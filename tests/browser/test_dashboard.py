@@ -12,9 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
-from tests.conftest import LiveServer, Person, authorize_url
+from tests.conftest import (
+    REDIRECT_URI,
+    LiveServer,
+    Person,
+    authorize_params,
+    authorize_url,
+    callback_params,
+    consent,
+)
+from tests.conftest import sign_in as http_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -182,11 +191,103 @@ def test_reloading_the_new_application_page_does_not_create_another(
 ) -> None:
     base = live_server.url
     _client_id, client_secret = create_application(page, base, live_server.world.admin)
+    # The page that shows the secret answered the POST; the browser shows the application's
+    # own URL, so a reload is a GET of it.
+    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/oauth/applications/\d+$"))
+    expect(page.locator(".notice")).to_contain_text(f"Application “{APP_NAME}” created.")
 
-    page.reload()  # right on the page that shows the secret
+    response = page.reload()  # right on the page that shows the secret
+    assert response is not None and response.request.method == "GET"
     assert client_secret not in page.content()
+    expect(page.locator(".notice")).to_have_count(0)  # said once
     page.goto(f"{base}/oauth/applications")
     expect(page.get_by_role("link", name=APP_NAME, exact=True)).to_have_count(1)
+
+
+def test_deleting_asks_in_a_dialog_and_says_what_it_did(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    base = live_server.url
+    create_application(page, base, live_server.world.admin)
+    show_url = page.url
+    questions: list[str] = []
+    answers = iter([False, True])
+
+    def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        if next(answers):
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", answer)
+    delete = page.get_by_role("button", name="Delete (revokes its tokens)")
+    delete.click()  # dismissed: nothing happens
+    expect(page).to_have_url(show_url)
+    expect(page.get_by_role("heading", name=APP_NAME)).to_be_visible()
+    delete.click()
+    expect(page.get_by_role("heading", name="OAuth applications")).to_be_visible()
+    expect(page.locator(".notice")).to_contain_text(f"Application “{APP_NAME}” deleted")
+    expect(page.get_by_role("link", name=APP_NAME, exact=True)).to_have_count(0)
+    assert len(questions) == 2
+    assert "No grant of it works now, so no token stops working." in questions[0]
+    page.screenshot(path=artifacts / "deleted.png", full_page=True)
+
+
+def test_without_javascript_deleting_goes_through_a_confirm_page(
+    browser: Browser, live_server: LiveServer, artifacts: Path
+) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 375, "height": 800})
+    try:
+        page = context.new_page()
+        base = live_server.url
+        create_application(page, base, live_server.world.admin)
+        page.get_by_role("link", name="All applications").click()
+        page.get_by_role("link", name=APP_NAME, exact=True).click()
+        page.get_by_role("button", name="Delete (revokes its tokens)").click()
+        expect(page.get_by_role("heading", name=f"Delete “{APP_NAME}”?")).to_be_visible()
+        expect(page.locator("ul.consequences")).to_contain_text("cannot be undone")
+        page.screenshot(path=artifacts / "confirm-delete.png", full_page=True)
+        page.get_by_role("button", name="Delete application").click()
+        expect(page.locator(".notice")).to_contain_text(f"Application “{APP_NAME}” deleted")
+    finally:
+        context.close()
+
+
+def test_scope_chips_never_break_inside_a_word_at_375_pixels(
+    page: Page, live_server: LiveServer, artifacts: Path
+) -> None:
+    base, world = live_server.url, live_server.world
+    for person, extra in ((world.employee, {}), (world.admin, {"resource_owner_type": "company"})):
+        with httpx.Client(base_url=base, timeout=10) as http:  # grants to list, as people give
+            http_sign_in(http, person)
+            code = callback_params(consent(http, authorize_params(world.app, **extra)))["code"]
+            token = http.post(
+                "/oauth/token",
+                data={"grant_type": "authorization_code", "code": code,
+                      "redirect_uri": REDIRECT_URI},
+                auth=(world.app.client_id, world.app.client_secret or ""),
+            )  # fmt: skip
+            assert token.status_code == 200, token.text
+    page.set_viewport_size({"width": 375, "height": 800})
+    sign_in(page, base, world.admin)
+    for path in ("/oauth/applications/new", f"/oauth/applications/{live_server.world.app.id}"):
+        page.goto(base + path)
+        chips = page.locator(".chip")
+        assert chips.count() >= 2, path
+        for index in range(chips.count()):
+            # A chip's text in one line box: text that wrapped has a rect per line.
+            lines = chips.nth(index).evaluate(
+                "chip => { const r = document.createRange(); r.selectNodeContents(chip);"
+                " return r.getClientRects().length; }"
+            )
+            assert lines == 1, (path, chips.nth(index).inner_text())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, (path, width)
+    expect(page.locator("table.grants")).to_have_count(2)
+    page.screenshot(path=artifacts / "application-375.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.screenshot(path=artifacts / "application.png", full_page=True)
 
 
 def test_reloading_after_regenerating_keeps_the_copied_secret_valid(
@@ -198,8 +299,16 @@ def test_reloading_after_regenerating_keeps_the_copied_secret_valid(
     assert href
     show_url = base + href.removesuffix("/authorize")
 
+    questions: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
     page.get_by_role("button", name="Regenerate secret").click()
     copied = page.locator("#client-secret").inner_text().strip()
+    assert questions and questions[0].startswith("The current client secret stops working")
     assert copied != first_secret
     page.reload()  # on the page that shows the new secret
 

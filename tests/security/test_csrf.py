@@ -81,11 +81,12 @@ def _forms(world: World, ids: Ids) -> dict[str, dict[str, str]]:
             "confidential": "on",
             "scopes": "read",
         },
-        f"{app}/delete": {},
-        f"{app}/secret": {},
+        # An attacker's page sends the confirmation of the confirm step too.
+        f"{app}/delete": {"confirmed": "yes"},
+        f"{app}/secret": {"confirmed": "yes"},
         "/api_keys": {"name": "Forged key"},
-        f"/api_keys/{ids.api_key}/revoke": {},
-        f"/oauth/authorized_applications/{ids.consent}/revoke": {},
+        f"/api_keys/{ids.api_key}/revoke": {"confirmed": "yes"},
+        f"/oauth/authorized_applications/{ids.consent}/revoke": {"confirmed": "yes"},
         "/oauth/authorize": {**authorize_params(world.app), "decision": "allow"},
     }
 
@@ -136,7 +137,7 @@ def test_every_post_form_in_the_templates_is_attacked_above(world: World, ids: I
     actions = set()
     for template in TEMPLATES.rglob("*.html"):
         if template.name == "confirm.html":
-            continue  # the confirm step posts again the very form that led to it
+            continue  # the confirm step posts a form above again, to that form's action
         for action in re.findall(r'<form method="post" action="([^"]+)"', template.read_text()):
             if action.startswith("{{ '/oauth/applications/' ~ application.id if application"):
                 actions |= {"/oauth/applications/{id}", "/oauth/applications"}  # edit / new

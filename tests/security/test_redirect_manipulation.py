@@ -207,10 +207,11 @@ def test_revoking_an_authorization_does_not_bounce_off_site(
         lambda c: c.tx.scalar(select(t.consents.c.id).order_by(t.consents.c.id.desc()))
     )
     page = client.get("/oauth/authorized_applications")
-    response = client.post(
-        f"/oauth/authorized_applications/{consent_id}/revoke",
-        data={"csrf_token": csrf_of(page.text), "next": "//attacker.example/"},
-    )
+    data = {"csrf_token": csrf_of(page.text), "next": "//attacker.example/"}
+    path = f"/oauth/authorized_applications/{consent_id}/revoke"
+    asked = client.post(path, data=data)  # the confirm step: its Cancel and form stay local
+    assert asked.status_code == 200 and "attacker.example" not in asked.text
+    response = client.post(path, data={**data, "confirmed": "yes"})
     assert response.status_code == 303
     assert response.headers["location"] == "/oauth/authorized_applications"
 

@@ -171,7 +171,10 @@ def test_a_refresh_token_of_a_grant_the_person_revoked_is_dead(
     tokens = _grant(client, world)
     page = client.get("/oauth/authorized_applications")
     action = page.text.split('action="/oauth/authorized_applications/')[1].split('"')[0]
-    client.post(f"/oauth/authorized_applications/{action}", data={"csrf_token": csrf_of(page.text)})
+    client.post(
+        f"/oauth/authorized_applications/{action}",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
+    )
     oauth_error(refresh(client, world.app, tokens["refresh_token"]), 400, "invalid_grant")
 
 

@@ -42,6 +42,16 @@ def _client_id(page: str) -> str:
     return match.group(1)
 
 
+def _save_and_revoke(client: TestClient, app_id: int, fields: dict[str, object]) -> None:
+    """Post the edit form, then confirm the warning of what saving revokes."""
+    warned = client.post(f"/oauth/applications/{app_id}", data=fields)
+    assert warned.status_code == 200 and 'id="revoke-warning"' in warned.text
+    saved = client.post(
+        f"/oauth/applications/{app_id}", data={**fields, **hidden_fields(warned.text)}
+    )
+    assert saved.status_code == 303, saved.text
+
+
 def test_a_visitor_is_sent_to_sign_in(client: TestClient, world: World) -> None:
     response = client.get("/oauth/applications")
     assert response.status_code == 303
@@ -215,7 +225,8 @@ def test_regenerating_the_secret_retires_the_old_one(client: TestClient, world: 
     code = obtain_code(client, world)
     page = client.get(f"/oauth/applications/{world.app.id}")
     regenerated = client.post(
-        f"/oauth/applications/{world.app.id}/secret", data={"csrf_token": csrf_of(page.text)}
+        f"/oauth/applications/{world.app.id}/secret",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     assert regenerated.status_code == 200
     new_secret = _secret(regenerated.text)
@@ -227,7 +238,8 @@ def test_deleting_an_application_revokes_its_tokens(client: TestClient, world: W
     tokens = exchange(client, world.app, obtain_code(client, world)).json()
     page = client.get(f"/oauth/applications/{world.app.id}")
     deleted = client.post(
-        f"/oauth/applications/{world.app.id}/delete", data={"csrf_token": csrf_of(page.text)}
+        f"/oauth/applications/{world.app.id}/delete",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     assert deleted.status_code == 303
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
@@ -256,9 +268,10 @@ def test_changing_an_applications_scopes_revokes_its_tokens(
 ) -> None:
     tokens = exchange(client, world.app, obtain_code(client, world)).json()
     form = client.get(f"/oauth/applications/{world.app.id}/edit")
-    client.post(
-        f"/oauth/applications/{world.app.id}",
-        data={
+    _save_and_revoke(
+        client,
+        world.app.id,
+        {
             "csrf_token": csrf_of(form.text),
             "name": "Acme integration",
             "confidential": "on",
@@ -296,9 +309,10 @@ def test_renaming_an_application_keeps_its_tokens(client: TestClient, world: Wor
 def test_turning_an_application_public_revokes_its_tokens(client: TestClient, world: World) -> None:
     tokens = exchange(client, world.app, obtain_code(client, world)).json()
     form = client.get(f"/oauth/applications/{world.app.id}/edit")
-    client.post(
-        f"/oauth/applications/{world.app.id}",
-        data={
+    _save_and_revoke(
+        client,
+        world.app.id,
+        {
             "csrf_token": csrf_of(form.text),
             "name": "Acme integration",
             "redirect_uris": "https://client.example/callback",

@@ -72,7 +72,8 @@ def test_application_changes_are_recorded_and_shown_to_admins(
     sign_in(client, world.admin)
     page = client.get(f"/oauth/applications/{world.app.id}")
     regenerated = client.post(
-        f"/oauth/applications/{world.app.id}/secret", data={"csrf_token": csrf_of(page.text)}
+        f"/oauth/applications/{world.app.id}/secret",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     secret = regenerated.text.split('id="client-secret">')[1].split("<")[0]
     trail = client.get("/audit")
@@ -127,7 +128,8 @@ def test_a_deleted_application_keeps_its_name_and_its_id_in_the_trail(
     doomed = _application_id(world, "Doomed")
     page = client.get(f"/oauth/applications/{doomed}")
     deleted = client.post(
-        f"/oauth/applications/{doomed}/delete", data={"csrf_token": csrf_of(page.text)}
+        f"/oauth/applications/{doomed}/delete",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     assert deleted.status_code == 303
     _register(client, "Successor")  # the newest application is gone: its id must not return

@@ -47,7 +47,9 @@ def test_revoking_an_authorization_stops_its_tokens_at_once(
 ) -> None:
     tokens = _grant(client, world, world.employee)
     page = client.get("/oauth/authorized_applications")
-    response = client.post(_revoke_forms(page.text)[0], data={"csrf_token": csrf_of(page.text)})
+    response = client.post(
+        _revoke_forms(page.text)[0], data={"csrf_token": csrf_of(page.text), "confirmed": "yes"}
+    )
     assert response.status_code == 303
     assert _me(client, tokens["access_token"]) == 401
     refresh = client.post(
@@ -56,7 +58,7 @@ def test_revoking_an_authorization_stops_its_tokens_at_once(
         auth=(world.app.client_id, world.app.client_secret or ""),
     )
     assert refresh.json()["error"] == "invalid_grant"
-    assert "Acme integration" not in client.get("/oauth/authorized_applications").text
+    assert _revoke_forms(client.get("/oauth/authorized_applications").text) == []
 
 
 def test_nobody_revokes_someone_elses_authorization(client: TestClient, world: World) -> None:
@@ -75,7 +77,9 @@ def test_an_admin_sees_and_revokes_the_company_tokens(client: TestClient, world:
     token = _grant(client, world, world.admin, resource_owner_type="company")["access_token"]
     page = client.get("/oauth/authorized_applications")
     assert "Company tokens" in page.text and world.admin.email in page.text
-    client.post(_revoke_forms(page.text)[0], data={"csrf_token": csrf_of(page.text)})
+    client.post(
+        _revoke_forms(page.text)[0], data={"csrf_token": csrf_of(page.text), "confirmed": "yes"}
+    )
     assert _me(client, token) == 401
 
 
@@ -89,7 +93,11 @@ def test_the_application_page_lists_and_revokes_company_tokens_of_any_company(
     assert "Globex" in page.text
     response = client.post(
         _revoke_forms(page.text)[0],
-        data={"csrf_token": csrf_of(page.text), "next": f"/oauth/applications/{world.app.id}"},
+        data={
+            "csrf_token": csrf_of(page.text),
+            "next": f"/oauth/applications/{world.app.id}",
+            "confirmed": "yes",
+        },
     )
     assert response.headers["location"] == f"/oauth/applications/{world.app.id}"
     assert _me(client, theirs) == 401

@@ -26,7 +26,8 @@ def test_no_raw_secret_code_or_token_is_stored_after_a_full_flow(
     ).json()
     page = client.get(f"/oauth/applications/{world.app.id}")
     regenerated = client.post(
-        f"/oauth/applications/{world.app.id}/secret", data={"csrf_token": csrf_of(page.text)}
+        f"/oauth/applications/{world.app.id}/secret",
+        data={"csrf_token": csrf_of(page.text), "confirmed": "yes"},
     )
     new_secret = re.search(r'id="client-secret">([^<]+)<', regenerated.text).group(1)
     session_cookie = client.cookies.get("grantly_session")

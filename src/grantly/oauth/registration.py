@@ -44,6 +44,25 @@ PUBLIC_CONSENT_PROBLEM = (
 
 MIN_ACCESS_TOKEN_LIFETIME = 60
 MAX_ACCESS_TOKEN_LIFETIME = 24 * 3600
+LIFETIME_PROBLEM = (
+    "the access-token lifetime must be a whole number of seconds between "
+    f"{MIN_ACCESS_TOKEN_LIFETIME} and {MAX_ACCESS_TOKEN_LIFETIME} "
+    f"({MAX_ACCESS_TOKEN_LIFETIME // 3600} hours), or empty for the server's default."
+)
+
+
+def _lifetime(value: int | str | None) -> tuple[int | None, str | None]:
+    """The lifetime, or a problem. A form sends text: digits, or nothing for the default."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None, None
+        if not (value.isascii() and value.isdigit()) or len(value) > 9:
+            return None, LIFETIME_PROBLEM
+        value = int(value)
+    if value is not None and not (MIN_ACCESS_TOKEN_LIFETIME <= value <= MAX_ACCESS_TOKEN_LIFETIME):
+        return None, LIFETIME_PROBLEM
+    return value, None
 
 
 def validate(
@@ -54,20 +73,11 @@ def validate(
     scopes: Iterable[str],
     server_scopes: Sequence[str],
     consent: str = "always",
-    access_token_lifetime: int | None = None,
+    access_token_lifetime: int | str | None = None,
 ) -> ApplicationDraft:
+    """The draft, or every problem at once, in the order a form asks: name, redirect URIs,
+    scopes, consent, access-token lifetime."""
     problems: list[str] = []
-    if consent not in CONSENT_MODES:
-        problems.append(f"consent must be one of {', '.join(CONSENT_MODES)}.")
-    elif not confidential and consent != "always":
-        problems.append(PUBLIC_CONSENT_PROBLEM)
-    if access_token_lifetime is not None and not (
-        MIN_ACCESS_TOKEN_LIFETIME <= access_token_lifetime <= MAX_ACCESS_TOKEN_LIFETIME
-    ):
-        problems.append(
-            f"the access-token lifetime must be between {MIN_ACCESS_TOKEN_LIFETIME} seconds "
-            f"and {MAX_ACCESS_TOKEN_LIFETIME // 3600} hours."
-        )
     name = name.strip()
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         problems.append("the name cannot contain control characters.")
@@ -98,6 +108,13 @@ def validate(
         if not granted:
             # RFC 6749 §3.3: a scope is one or more scope tokens; a token for nothing is useless.
             problems.append("choose at least one scope.")
+    if consent not in CONSENT_MODES:
+        problems.append(f"consent must be one of {', '.join(CONSENT_MODES)}.")
+    elif not confidential and consent != "always":
+        problems.append(PUBLIC_CONSENT_PROBLEM)
+    lifetime, lifetime_problem = _lifetime(access_token_lifetime)
+    if lifetime_problem:
+        problems.append(lifetime_problem)
     if problems:
         raise RegistrationError(problems)
     return ApplicationDraft(
@@ -106,5 +123,5 @@ def validate(
         confidential,
         granted,
         consent,  # type: ignore[arg-type]  # checked against CONSENT_MODES above
-        access_token_lifetime,
+        lifetime,
     )

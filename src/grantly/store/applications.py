@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from ..oauth.models import Application
-from . import rows
+from . import live, rows
 from . import tables as t
 from .sql import Query
 from .transaction import Transaction
@@ -130,23 +130,48 @@ class Applications:
             .values(secret_digest=secret_digest, updated_at=now)
         )
 
-    async def revoke_all(self, application_id: int, now: int) -> None:
+    async def revoke_all(self, application_id: int, now: int) -> live.LiveTokens:
         """Revoke every token and consent of an application and drop its codes: what people
-        allowed it is not what it now is, so a remembered consent must not stand for it."""
-        for table in (t.access_tokens, t.refresh_tokens, t.consents):
-            await self.tx.execute(
-                update(table)
-                .where(table.c.application_id == application_id, table.c.revoked_at.is_(None))
-                .values(revoked_at=now)
+        allowed it is not what it now is, so a remembered consent must not stand for it.
+        Returns what stopped working, counted from the rows revoked."""
+        ended = []
+        for table in (t.access_tokens, t.refresh_tokens):
+            ended.append(
+                await self.tx.rows(
+                    update(table)
+                    .where(table.c.application_id == application_id, table.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                    .returning(*live.ended_columns(table))
+                )
+            )
+        await self.tx.execute(
+            update(t.consents)
+            .where(t.consents.c.application_id == application_id, t.consents.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await self.tx.execute(
+            delete(t.authorization_codes).where(
+                t.authorization_codes.c.application_id == application_id
+            )
+        )
+        return live.stopped(ended[0], ended[1], now)
+
+    async def delete(self, application_id: int, now: int) -> live.LiveTokens:
+        """Delete an application with its codes and tokens: they stop working at once.
+        Returns what stopped working, counted from the rows deleted."""
+        ended = []
+        for table in (t.access_tokens, t.refresh_tokens):
+            ended.append(
+                await self.tx.rows(
+                    delete(table)
+                    .where(table.c.application_id == application_id)
+                    .returning(*live.ended_columns(table), table.c.revoked_at)
+                )
             )
         await self.tx.execute(
             delete(t.authorization_codes).where(
                 t.authorization_codes.c.application_id == application_id
             )
         )
-
-    async def delete(self, application_id: int) -> None:
-        """Delete an application with its codes and tokens: they stop working at once."""
-        for table in (t.access_tokens, t.refresh_tokens, t.authorization_codes):
-            await self.tx.execute(delete(table).where(table.c.application_id == application_id))
         await self.tx.execute(delete(t.applications).where(t.applications.c.id == application_id))
+        return live.stopped(ended[0], ended[1], now)

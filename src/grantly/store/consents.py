@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..oauth.models import ResourceOwner
-from . import rows
+from . import live, rows
 from . import tables as t
 from .transaction import Transaction
 
@@ -29,19 +29,33 @@ def _of_owner(table: Any, application_id: int, owner: ResourceOwner) -> Any:
     return condition
 
 
-async def withdraw(tx: Transaction, application_id: int, owner: ResourceOwner, now: int) -> None:
+async def withdraw(
+    tx: Transaction, application_id: int, owner: ResourceOwner, now: int
+) -> live.LiveTokens:
     """End a grant: its consent (so a remembered consent asks again) and every code and token
-    of it stop now. The codes go first: they are the grants' anchors, which every change to a
-    grant's tokens locks before the tokens (``Tokens.lock_family``), so a rotation racing this
-    waits, then finds its refresh token revoked."""
+    of it stop now; returns what stopped working. The codes go first: they are the grants'
+    anchors, which every change to a grant's tokens locks before the tokens
+    (``Tokens.lock_family``), so a rotation racing this waits, then finds its refresh token
+    revoked."""
     codes = t.authorization_codes
     await tx.execute(delete(codes).where(_of_owner(codes, application_id, owner)))
-    for table in (t.consents, t.access_tokens, t.refresh_tokens):
-        await tx.execute(
-            update(table)
-            .where(_of_owner(table, application_id, owner), table.c.revoked_at.is_(None))
-            .values(revoked_at=now)
+    c = t.consents
+    await tx.execute(
+        update(c)
+        .where(_of_owner(c, application_id, owner), c.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    ended = []
+    for table in (t.access_tokens, t.refresh_tokens):
+        ended.append(
+            await tx.rows(
+                update(table)
+                .where(_of_owner(table, application_id, owner), table.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(*live.ended_columns(table))
+            )
         )
+    return live.stopped(ended[0], ended[1], now)
 
 
 async def retire(tx: Transaction, application_id: int, owner: ResourceOwner, now: int) -> None:
@@ -100,7 +114,8 @@ class Consent:
     application_name: str
     owner: ResourceOwner
     company_name: str
-    user_email: str | None
+    user_email: str | None  # the person of a user grant; the admin who gave a company grant
+    user_name: str | None
     scopes: tuple[str, ...]
     created_at: int
     updated_at: int
@@ -198,6 +213,7 @@ class Consents:
                 a.c.scopes.label("application_scopes"),
                 co.c.name.label("company_name"),
                 u.c.email.label("user_email"),
+                u.c.name.label("user_name"),
             )
             .join(a, a.c.id == c.c.application_id)
             .join(co, co.c.id == c.c.company_id)
@@ -215,6 +231,7 @@ class Consents:
             owner=rows.owner(row),
             company_name=row.company_name,
             user_email=row.user_email,
+            user_name=row.user_name,
             scopes=_still_offered(row.scopes, row.application_scopes),
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -238,12 +255,12 @@ class Consents:
         )
         return [self._consent(row) for row in found]
 
-    async def company_grants_of_application(self, application_id: int, now: int) -> list[Consent]:
+    async def of_application(self, application_id: int, now: int) -> list[Consent]:
+        """Every grant of an application that still works, user and company grants, of any
+        company: what its page lists for its admins to revoke."""
         c = t.consents
         found = await self.tx.rows(
-            self._listing().where(
-                c.c.owner_type == "company", c.c.application_id == application_id, _works(now)
-            )
+            self._listing().where(c.c.application_id == application_id, _works(now))
         )
         return [self._consent(row) for row in found]
 
@@ -251,6 +268,6 @@ class Consents:
         row = await self.tx.first(self._listing().where(t.consents.c.id == consent_id))
         return self._consent(row) if row else None
 
-    async def revoke(self, consent: Consent, now: int) -> None:
-        """Withdraw a grant: the consent and every token it produced stop now."""
-        await withdraw(self.tx, consent.application_id, consent.owner, now)
+    async def revoke(self, consent: Consent, now: int) -> live.LiveTokens:
+        """Withdraw a grant: the consent and every token it produced stop now (returned)."""
+        return await withdraw(self.tx, consent.application_id, consent.owner, now)

@@ -22,7 +22,7 @@ from ..oauth.models import (
     ResourceOwner,
     User,
 )
-from . import rows
+from . import live, rows
 from . import tables as t
 from .consents import retire
 from .sql import Query
@@ -274,6 +274,52 @@ class Tokens:
                 query = query.where(table.c.user_id == user_id, table.c.owner_type == "user")
             total += int(await self.tx.scalar(query) or 0)
         return total
+
+    async def live_by_grant(
+        self,
+        now: int,
+        *,
+        application_id: int | None = None,
+        owner_type: str | None = None,
+        company_id: int | None = None,
+        user_id: int | None = None,
+    ) -> dict[live.GrantKey, live.LiveTokens]:
+        """The tokens that work, per grant, of an application, an owner type, a company or a
+        person (filters combine): what revoking each grant stops, and when its latest token
+        was issued. Dashboard pages: two grouped reads."""
+        found = []
+        for table, works in (
+            (t.access_tokens, live.live_access(now)),
+            (t.refresh_tokens, live.live_refresh(now)),
+        ):
+            c = table.c
+            owner = [c.application_id, c.owner_type, c.company_id, c.user_id]
+            query = select(*owner, func.count(), func.max(c.created_at)).where(works)
+            for column, value in (
+                (table.c.application_id, application_id),
+                (table.c.owner_type, owner_type),
+                (table.c.company_id, company_id),
+                (table.c.user_id, user_id),
+            ):
+                if value is not None:
+                    query = query.where(column == value)
+            grouped = await self.tx.rows(query.group_by(*owner))
+            found.append([(live.key_of(*row[:4]), row[4], row[5]) for row in grouped])
+        return live.by_grant(*found)
+
+    async def live_tokens(
+        self, now: int, application_id: int, owner: ResourceOwner | None = None
+    ) -> live.LiveTokens:
+        """What of an application (or of one grant of it) still works: what deleting it,
+        changing its scopes or client type, or revoking the grant stops."""
+        grants = await self.live_by_grant(
+            now,
+            application_id=application_id,
+            owner_type=owner.type if owner else None,
+            company_id=owner.company_id if owner else None,
+            user_id=owner.user_id if owner and owner.type == "user" else None,
+        )
+        return live.total(grants.values())
 
     async def issue_many(self, issued: list[NewTokens]) -> None:
         """Many issuances in one batch per table (``grantly dev mint``)."""

@@ -11,8 +11,9 @@ from ..api.keys import InvalidApiKeyName, create_api_key
 from ..http import NO_STORE
 from ..oauth.models import User
 from ..services import services
+from ..store.api_keys import ApiKey
 from ..store.unit import Store
-from . import sessions
+from . import pages, sessions
 from .guards import admin_or_refusal, checked_form, form_id
 from .pages import audit, render
 from .responses import error_page
@@ -43,7 +44,15 @@ async def _index(
     status: int = 200,
 ) -> Response:
     keys = await uow.api_keys.for_company(user.company_id)
-    return render(request, "api_keys/index.html", status, api_keys=keys, name=name, problem=problem)
+    return render(
+        request,
+        "api_keys/index.html",
+        status,
+        api_keys=keys,
+        name=name,
+        problem=problem,
+        warnings={key.id: " ".join(revoking(key)) for key in keys if key.active},
+    )
 
 
 @router.get("", include_in_schema=False)
@@ -80,6 +89,11 @@ async def create(request: Request) -> Response:
             hint=created.api_key.hint,
         )
     sessions.mark_done(request, form_id(form), "/api_keys")
+    sessions.notify(
+        request,
+        f"API key “{created.api_key.name}” created. Copy it now: this is the only time it is "
+        "shown.",
+    )
     response = render(
         request, "api_keys/created.html", 201, api_key=created.api_key, key=created.key
     )
@@ -87,10 +101,19 @@ async def create(request: Request) -> Response:
     return response
 
 
+def revoking(key: ApiKey) -> list[str]:
+    """What revoking an API key stops: the confirm step's sentences."""
+    return [
+        f"Requests with the API key “{key.name}” (it starts with {key.hint}) get 401 at once: "
+        "every integration that sends it stops working until it is given a new key.",
+        "A revoked key cannot be turned back on.",
+    ]
+
+
 @router.post("/{key_id:int}/revoke", include_in_schema=False)
 async def revoke(request: Request, key_id: int) -> Response:
     svc = services(request)
-    _form, rejected = await checked_form(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with svc.db.unit() as uow:
@@ -104,6 +127,18 @@ async def revoke(request: Request, key_id: int) -> Response:
             return error_page(
                 request, "API key not found", "There is no such API key in your company.", 404
             )
+        if not key.active:
+            sessions.notify(request, f"API key “{key.name}” was already revoked.", "warn")
+            return RedirectResponse("/api_keys", status_code=303)
+        if not pages.confirmed(form):
+            return pages.confirm(
+                request,
+                title=f"Revoke the API key “{key.name}”?",
+                consequences=revoking(key),
+                action=f"/api_keys/{key.id}/revoke",
+                button="Revoke API key",
+                cancel="/api_keys",
+            )
         await keys.revoke(key, svc.clock.now())
         await audit(
             request,
@@ -114,4 +149,5 @@ async def revoke(request: Request, key_id: int) -> Response:
             name=key.name,
             hint=key.hint,
         )
+    sessions.notify(request, f"API key “{key.name}” revoked: requests with it get 401 from now on.")
     return RedirectResponse("/api_keys", status_code=303)

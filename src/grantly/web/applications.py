@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
@@ -13,14 +14,22 @@ from .. import admin
 from ..http import NO_STORE
 from ..oauth.models import Application, User
 from ..oauth.redirect_uris import OUT_OF_BAND
-from ..oauth.registration import ApplicationDraft, RegistrationError, validate
+from ..oauth.registration import (
+    MAX_ACCESS_TOKEN_LIFETIME,
+    MIN_ACCESS_TOKEN_LIFETIME,
+    ApplicationDraft,
+    RegistrationError,
+    validate,
+)
 from ..services import services
 from ..store.consents import Consent
+from ..store.live import NOTHING, LiveTokens, grant_key, total
 from ..store.unit import Store
-from . import sessions
+from . import consequences as say
+from . import pages, sessions
 from .authorization import dashboard_authorization
 from .guards import admin_or_refusal, checked_form, form_id
-from .pages import audit, render
+from .pages import audit, duration, render
 from .responses import error_page
 
 router = APIRouter(prefix="/oauth/applications")
@@ -40,12 +49,6 @@ async def _admin(request: Request, uow: Store) -> User | Response:
 
 
 def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> ApplicationDraft:
-    raw_lifetime = str(form.get("access_token_lifetime") or "").strip()
-    lifetime: int | None = None
-    if raw_lifetime:
-        if not raw_lifetime.isdigit() or len(raw_lifetime) > 9:
-            raise RegistrationError(["the access-token lifetime must be a number of seconds."])
-        lifetime = int(raw_lifetime)
     return validate(
         name=str(form.get("name") or ""),
         redirect_uris=str(form.get("redirect_uris") or "").splitlines(),
@@ -53,7 +56,7 @@ def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> Applicat
         scopes=[str(s) for s in form.getlist("scopes")],
         server_scopes=server_scopes,
         consent=str(form.get("consent") or "always"),
-        access_token_lifetime=lifetime,
+        access_token_lifetime=str(form.get("access_token_lifetime") or ""),
     )
 
 
@@ -75,20 +78,52 @@ def _authorize_urls(request: Request, application: Application) -> dict[str, str
     }
 
 
+@dataclass(frozen=True)
+class _Grants:
+    """What the show page lists of an application's grants, and what revoking each stops."""
+
+    users: list[Consent]
+    companies: list[Consent]
+    live: dict[int, LiveTokens]  # by consent id
+    warnings: dict[int, str]  # by consent id: the question of its Revoke button
+    everything: LiveTokens
+
+
+async def _grants(uow: Store, application: Application, user: User, now: int) -> _Grants:
+    listed = await uow.consents.of_application(application.id, now)
+    by_grant = await uow.tokens.live_by_grant(now, application_id=application.id)
+    live = {g.id: by_grant.get(grant_key(g.application_id, g.owner), NOTHING) for g in listed}
+    own = {g.id: g.owner.type == "user" and g.owner.user_id == user.id for g in listed}
+    return _Grants(
+        users=[g for g in listed if g.owner.type == "user"],
+        companies=[g for g in listed if g.owner.type == "company"],
+        live=live,
+        warnings={g.id: say.dialog(say.revoke_grant(g, live[g.id], own=own[g.id])) for g in listed},
+        everything=total(by_grant.values()),
+    )
+
+
 def _show(
     request: Request,
     application: Application,
+    grants: _Grants,
     secret: str | None = None,
     status: int = 200,
-    company_grants: list[Consent] | None = None,
 ) -> Response:
+    path = f"/oauth/applications/{application.id}"
     response = render(
         request,
         "applications/show.html",
         status,
         application=application,
         secret=secret,
-        company_grants=company_grants or [],
+        grants=grants,
+        here=path,
+        # A page that shows a secret answers a POST; copy.js then gives the browser the
+        # application's own URL, so a reload or a bookmark is a GET that shows no secret.
+        location=path if secret else None,
+        confirm_delete=say.dialog(say.delete_application(application, grants.everything)),
+        confirm_secret=say.dialog(say.regenerate_secret(grants.everything)),
         authorize_urls=_authorize_urls(request, application),
         out_of_band=OUT_OF_BAND,
     )
@@ -104,7 +139,11 @@ def _form(
     values: dict[str, object],
     problems: list[str],
     status: int = 200,
+    warning: list[str] | None = None,
+    change: str | None = None,
 ) -> Response:
+    """The new and edit form. ``warning``: what saving the posted change would revoke, with
+    the ``change`` it is about (``_fingerprint``), posted back to confirm it."""
     svc = services(request)
     return render(
         request,
@@ -113,12 +152,21 @@ def _form(
         application=application,
         values=values,
         problems=problems,
+        warning=warning or [],
+        change=change,
         server_scopes=svc.server_scopes,
-        default_lifetime=svc.settings.access_token_lifetime,
+        default_lifetime=duration(svc.settings.access_token_lifetime),
+        min_lifetime=MIN_ACCESS_TOKEN_LIFETIME,
+        max_lifetime=MAX_ACCESS_TOKEN_LIFETIME,
+        max_lifetime_words=duration(MAX_ACCESS_TOKEN_LIFETIME),
     )
 
 
-def _values(application: Application | None, form: FormData | None = None) -> dict[str, object]:
+def _values(
+    application: Application | None,
+    form: FormData | None = None,
+    server_scopes: tuple[str, ...] = (),
+) -> dict[str, object]:
     if form is not None:
         return {
             "name": str(form.get("name") or ""),
@@ -133,7 +181,8 @@ def _values(application: Application | None, form: FormData | None = None) -> di
             "name": "",
             "redirect_uris": "",
             "confidential": True,
-            "scopes": [],
+            # Reading is what nearly every integration needs; the rest is asked for on purpose.
+            "scopes": [s for s in ("read",) if s in server_scopes],
             "consent": "always",
             "access_token_lifetime": "",
         }
@@ -145,6 +194,13 @@ def _values(application: Application | None, form: FormData | None = None) -> di
         "consent": application.consent,
         "access_token_lifetime": application.access_token_lifetime or "",
     }
+
+
+def _fingerprint(draft: ApplicationDraft) -> str:
+    """The part of an edit that revokes (scopes, client type), as the warning's form carries
+    it back: a confirmation holds for the change it was asked about, not for another one
+    typed into the form afterwards."""
+    return f"{' '.join(sorted(draft.scopes))}|{'confidential' if draft.confidential else 'public'}"
 
 
 @router.get("", include_in_schema=False)
@@ -165,7 +221,8 @@ async def new(request: Request) -> Response:
         user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-    return _form(request, application=None, values=_values(None), problems=[])
+    values = _values(None, server_scopes=svc.server_scopes)
+    return _form(request, application=None, values=values, problems=[])
 
 
 @router.post("", include_in_schema=False)
@@ -188,7 +245,8 @@ async def create(request: Request) -> Response:
                 problems=exc.problems,
                 status=422,
             )
-        created = await admin.create_application(uow, user.company_id, draft, svc.clock.now())
+        now = svc.clock.now()
+        created = await admin.create_application(uow, user.company_id, draft, now)
         await audit(
             request,
             uow,
@@ -200,8 +258,17 @@ async def create(request: Request) -> Response:
             scope=" ".join(draft.scopes),
             confidential=draft.confidential,
         )
+        grants = await _grants(uow, created.application, user, now)
     sessions.mark_done(request, form_id(form), f"/oauth/applications/{created.application.id}")
-    return _show(request, created.application, created.client_secret, status=201)
+    if created.client_secret:
+        sessions.notify(
+            request,
+            f"Application “{draft.name}” created. Copy its client secret now: this is the "
+            "only time it is shown.",
+        )
+    else:
+        sessions.notify(request, f"Application “{draft.name}” created.")
+    return _show(request, created.application, grants, created.client_secret, status=201)
 
 
 MAX_ID = 2**31 - 1  # ids beyond what the database can hold exist nowhere
@@ -233,8 +300,8 @@ async def show(request: Request, application_id: int) -> Response:
         loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        grants = await uow.consents.company_grants_of_application(application_id, svc.clock.now())
-    return _show(request, loaded[1], company_grants=grants)
+        grants = await _grants(uow, loaded[1], loaded[0], svc.clock.now())
+    return _show(request, loaded[1], grants)
 
 
 @router.get("/{application_id:int}/edit", include_in_schema=False)
@@ -248,6 +315,21 @@ async def edit(request: Request, application_id: int) -> Response:
     return _form(request, application=application, values=_values(application), problems=[])
 
 
+def _saved(name: str, updated: admin.UpdatedApplication) -> str:
+    changed = " and ".join(updated.changed) if updated.changed else "nothing"
+    said = f"Saved “{name}”: {changed} changed."
+    if updated.revoked is not None:
+        if updated.revoked.tokens:
+            said += (
+                f" {say.cap(say.grants(updated.revoked))} revoked: "
+                f"{say.tokens(updated.revoked)} stopped working; people and companies must "
+                "authorize it again."
+            )
+        else:
+            said += " No token was working, so none was revoked."
+    return said
+
+
 @router.post("/{application_id:int}", include_in_schema=False)
 async def update(request: Request, application_id: int) -> Response:
     svc = services(request)
@@ -258,7 +340,7 @@ async def update(request: Request, application_id: int) -> Response:
         loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        application = loaded[1]
+        user, application = loaded
         try:
             draft = _draft_from_form(form, svc.server_scopes)
         except RegistrationError as exc:
@@ -269,49 +351,89 @@ async def update(request: Request, application_id: int) -> Response:
                 problems=exc.problems,
                 status=422,
             )
-        updated = await admin.update_application(uow, application, draft, svc.clock.now())
+        now = svc.clock.now()
+        revoking = admin.revoking_changes(application, draft)
+        if revoking and not (pages.confirmed(form) and form.get("change") == _fingerprint(draft)):
+            live = await uow.tokens.live_tokens(now, application.id)
+            if live.tokens:
+                return _form(
+                    request,
+                    application=application,
+                    values=_values(application, form),
+                    problems=[],
+                    warning=say.change_application(revoking, live),
+                    change=_fingerprint(draft),
+                )
+        updated = await admin.update_application(uow, application, draft, now)
+        revoked = updated.revoked
         await audit(
             request,
             uow,
             "application.updated",
-            company_id=loaded[0].company_id,
-            actor_user_id=loaded[0].id,
+            company_id=user.company_id,
+            actor_user_id=user.id,
             application_id=application.id,
             name=draft.name,
             scope=" ".join(draft.scopes),
             confidential=draft.confidential,
             consent=draft.consent,
-            tokens_revoked=(
-                set(draft.scopes) != set(application.scopes)
-                or draft.confidential != application.confidential
-            ),
+            changed=", ".join(updated.changed),
+            tokens_revoked=revoked.tokens if revoked else 0,
+            grants_revoked=revoked.grants if revoked else 0,
         )
+        grants = None
+        if updated.client_secret:
+            grants = await _grants(uow, updated.application, user, now)
     sessions.mark_done(request, form_id(form), f"/oauth/applications/{application_id}")
-    if updated.client_secret:
-        return _show(request, updated.application, updated.client_secret)
+    sessions.notify(request, _saved(draft.name, updated))
+    if updated.client_secret and grants is not None:
+        sessions.notify(
+            request,
+            "It is confidential now: copy its new client secret, shown only this once.",
+        )
+        return _show(request, updated.application, grants, updated.client_secret)
     return RedirectResponse(f"/oauth/applications/{application_id}", status_code=303)
 
 
 @router.post("/{application_id:int}/delete", include_in_schema=False)
 async def destroy(request: Request, application_id: int) -> Response:
     svc = services(request)
-    _form_data, rejected = await checked_form(request)
+    form, rejected = await checked_form(request)
     if rejected:
         return rejected
     async with svc.db.unit() as uow:
         loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        await uow.applications.delete(loaded[1].id)
+        user, application = loaded
+        now = svc.clock.now()
+        if not pages.confirmed(form):
+            live = await uow.tokens.live_tokens(now, application.id)
+            return pages.confirm(
+                request,
+                title=f"Delete “{application.name}”?",
+                consequences=say.delete_application(application, live),
+                action=f"/oauth/applications/{application.id}/delete",
+                button="Delete application",
+                cancel=f"/oauth/applications/{application.id}",
+            )
+        stopped = await uow.applications.delete(application.id, now)
         await audit(
             request,
             uow,
             "application.deleted",
-            company_id=loaded[0].company_id,
-            actor_user_id=loaded[0].id,
-            application_id=loaded[1].id,
-            name=loaded[1].name,
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            application_id=application.id,
+            name=application.name,
+            tokens_revoked=stopped.tokens,
+            grants_revoked=stopped.grants,
         )
+    sessions.notify(
+        request,
+        f"Application “{application.name}” deleted: its client id no longer works; "
+        f"{say.tokens(stopped)} stopped working.",
+    )
     return RedirectResponse("/oauth/applications", status_code=303)
 
 
@@ -325,7 +447,7 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
         loaded = await _load(request, uow, application_id)
         if isinstance(loaded, Response):
             return loaded
-        application = loaded[1]
+        user, application = loaded
         if not application.confidential:
             return error_page(
                 request,
@@ -334,18 +456,39 @@ async def regenerate_secret(request: Request, application_id: int) -> Response:
                 "regenerate. Edit it and tick Confidential to give it one.",
                 400,
             )
-        secret = await admin.regenerate_secret(uow, application, svc.clock.now())
+        now = svc.clock.now()
+        if not pages.confirmed(form):
+            live = await uow.tokens.live_tokens(now, application.id)
+            # The form id goes along: the reload of the page showing the new secret must not
+            # make another one.
+            kept = form_id(form)
+            return pages.confirm(
+                request,
+                title=f"Regenerate the client secret of “{application.name}”?",
+                consequences=say.regenerate_secret(live),
+                action=f"/oauth/applications/{application.id}/secret",
+                button="Regenerate secret",
+                cancel=f"/oauth/applications/{application.id}",
+                fields={sessions.FORM_ID_FIELD: kept} if kept else {},
+            )
+        secret = await admin.regenerate_secret(uow, application, now)
         await audit(
             request,
             uow,
             "application.secret_regenerated",
-            company_id=loaded[0].company_id,
-            actor_user_id=loaded[0].id,
+            company_id=user.company_id,
+            actor_user_id=user.id,
             application_id=application.id,
             name=application.name,
         )
+        grants = await _grants(uow, application, user, now)
     sessions.mark_done(request, form_id(form), f"/oauth/applications/{application_id}")
-    return _show(request, application, secret)
+    sessions.notify(
+        request,
+        "New client secret made; the old one stopped working. Copy it now: this is the only "
+        "time it is shown.",
+    )
+    return _show(request, application, grants, secret)
 
 
 @router.get("/{application_id:int}/authorize", include_in_schema=False)

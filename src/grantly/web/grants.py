@@ -12,8 +12,10 @@ from starlette.responses import RedirectResponse, Response
 from ..oauth.models import User
 from ..services import services
 from ..store.consents import Consent
+from ..store.live import NOTHING, GrantKey, LiveTokens, grant_key
 from ..store.unit import Store
-from . import sessions
+from . import consequences as say
+from . import pages, sessions
 from .pages import audit, render, signed_in_user
 from .responses import error_page
 
@@ -22,14 +24,31 @@ router = APIRouter(prefix="/oauth/authorized_applications")
 
 async def may_revoke(uow: Store, consent: Consent, user: User) -> bool:
     """A person revokes their own grants; an admin also revokes the company tokens their
-    company gave, and any company token of an application their company registered."""
-    if consent.owner.type == "user":
-        return consent.owner.user_id == user.id
+    company gave, and any grant, user or company, of an application their company
+    registered (its page lists them: they could end them all by deleting it)."""
+    if consent.owner.type == "user" and consent.owner.user_id == user.id:
+        return True
     if not user.admin:
         return False
-    if consent.owner.company_id == user.company_id:
+    if consent.owner.type == "company" and consent.owner.company_id == user.company_id:
         return True
     return await uow.applications.get(consent.application_id, user.company_id) is not None
+
+
+def _warnings(
+    grants: list[Consent], by_grant: dict[GrantKey, LiveTokens], user: User
+) -> dict[int, str]:
+    """The question each Revoke button asks (``data-confirm``), by consent id."""
+    return {
+        g.id: say.dialog(
+            say.revoke_grant(
+                g,
+                by_grant.get(grant_key(g.application_id, g.owner), NOTHING),
+                own=g.owner.type == "user" and g.owner.user_id == user.id,
+            )
+        )
+        for g in grants
+    }
 
 
 @router.get("", include_in_schema=False)
@@ -41,11 +60,23 @@ async def index(request: Request) -> Response:
             return RedirectResponse(
                 "/login?" + urlencode({"next": request.url.path}), status_code=303
             )
-        consents = uow.consents
+        consents, tokens = uow.consents, uow.tokens
         now = svc.clock.now()
         mine = await consents.of_user(user.id, now)
-        company = await consents.company_grants(user.company_id, now) if user.admin else []
-    return render(request, "authorized_applications.html", mine=mine, company=company)
+        by_grant = await tokens.live_by_grant(now, owner_type="user", user_id=user.id)
+        company: list[Consent] = []
+        if user.admin:
+            company = await consents.company_grants(user.company_id, now)
+            by_grant |= await tokens.live_by_grant(
+                now, owner_type="company", company_id=user.company_id
+            )
+    return render(
+        request,
+        "authorized_applications.html",
+        mine=mine,
+        company=company,
+        warnings=_warnings([*mine, *company], by_grant, user),
+    )
 
 
 @router.post("/{consent_id:int}/revoke", include_in_schema=False)
@@ -67,7 +98,21 @@ async def revoke(request: Request, consent_id: int) -> Response:
             return error_page(
                 request, "Not found", "There is no such authorization you can revoke.", 404
             )
-        await consents.revoke(consent, svc.clock.now())
+        now = svc.clock.now()
+        own = consent.owner.type == "user" and consent.owner.user_id == user.id
+        kind = "company token" if consent.owner.type == "company" else "user token"
+        if not pages.confirmed(form):
+            live = await uow.tokens.live_tokens(now, consent.application_id, consent.owner)
+            return pages.confirm(
+                request,
+                title=f"Revoke this {kind} of {consent.application_name}?",
+                consequences=say.revoke_grant(consent, live, own=own),
+                action=f"/oauth/authorized_applications/{consent.id}/revoke",
+                button="Revoke",
+                cancel=back,
+                fields={"next": back},
+            )
+        stopped = await consents.revoke(consent, now)
         await audit(
             request,
             uow,
@@ -77,5 +122,11 @@ async def revoke(request: Request, consent_id: int) -> Response:
             application_id=consent.application_id,
             resource_owner_type=consent.owner.type,
             scope=" ".join(consent.scopes),
+            tokens_revoked=stopped.tokens,
         )
+    whose = f"your {kind}" if own else f"the {kind} of {say.holder(consent)}"
+    sessions.notify(
+        request,
+        f"Revoked {whose} for {consent.application_name}: {say.tokens(stopped)} stopped working.",
+    )
     return RedirectResponse(back, status_code=303)

@@ -30,3 +30,11 @@ document.addEventListener("submit", (event) => {
   field.type = "hidden"; field.name = "confirmed"; field.value = "yes";
   form.appendChild(field);
 });
+
+// A page that shows a secret once answers the POST that made it: <section data-location="/…">
+// gives the browser the URL of what it shows, so a reload or a bookmark is a GET (which shows
+// no secret), not the POST sent again.
+const shown = document.querySelector("[data-location]");
+if (shown && window.history.replaceState) {
+  window.history.replaceState(null, "", shown.dataset.location);
+}
