@@ -230,6 +230,15 @@ class Consents:
         )
         return [self._consent(row) for row in found]
 
+    async def authorized_by(self, user_id: int, now: int) -> list[Consent]:
+        """Company tokens this person (an admin) was the last to authorize, that still work:
+        they act for the company, and outlive the person's access."""
+        c = t.consents
+        found = await self.tx.rows(
+            self._listing().where(c.c.owner_type == "company", c.c.user_id == user_id, _works(now))
+        )
+        return [self._consent(row) for row in found]
+
     async def company_grants_of_application(self, application_id: int, now: int) -> list[Consent]:
         c = t.consents
         found = await self.tx.rows(
