@@ -289,8 +289,8 @@ class People:
         values: Mapping[str, object],
         now: int,
     ) -> Employee:
-        """A new employee, created through the API: no password, so no sign-in until an
-        admin gives them one."""
+        """A new employee, created through the API: no password (``password_set_at`` NULL),
+        so no sign-in until they set one with an admin's invitation."""
         row = await self.tx.first(
             insert(t.users)
             .values(
