@@ -15,11 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from alembic import command
 from typer.testing import CliRunner
 
 from grantly.cli import app, listening_url
 from grantly.demo import DEMO_ADMIN
 from grantly.store import migrate
+from grantly.store.migrate import alembic_config
 from tests.conftest import (
     ON_POSTGRESQL,
     Person,
@@ -103,6 +105,7 @@ def test_companies_users_and_apps_are_created_with_json_output(grantly) -> None:
         "email": "ada@acme.example",
         "company_id": company["id"],
         "admin": True,
+        "has_password": True,
     }
     application = _json(
         grantly(
@@ -419,11 +422,14 @@ def test_the_listening_url_names_a_reachable_host(host: str, url: str) -> None:
 # --- naming things, and things that are not there ---------------------------------------------
 
 
-def _sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
-    async_url = database_url.replace("sqlite://", "sqlite+aiosqlite://", 1).replace(
+def _async_url(database_url: str) -> str:
+    return database_url.replace("sqlite://", "sqlite+aiosqlite://", 1).replace(
         "postgresql://", "postgresql+asyncpg://", 1
     )
-    return run_sql(async_url, [statement])[0]
+
+
+def _sql(database_url: str, statement: str) -> list[tuple[object, ...]]:
+    return run_sql(_async_url(database_url), [statement])[0]
 
 
 @pytest.fixture
@@ -488,6 +494,8 @@ NOT_FOUND = [
     (["users", "deactivate", "--email", "Nobody@Acme.example"],
      "user with email nobody@acme.example"),
     (["users", "activate", "--id", "99"], "user 99"),
+    (["users", "invite", "--id", "99"], "user 99"),
+    (["users", "invite", "--email", "nobody@acme.example"], "user with email nobody@acme.example"),
     (["apps", "show", "--id", "99"], "application 99"),
     (["apps", "show", "--client-id", "nope"], "application with client_id nope"),
     (["apps", "rotate-secret", "--id", "99"], "application 99"),
@@ -514,6 +522,7 @@ def test_whatever_is_not_there_fails_with_the_same_words(
     [
         ["users", "deactivate"],
         ["users", "activate", "--id", "1", "--email", "ada@acme.example"],
+        ["users", "invite"],
         ["apps", "show"],
         ["apps", "delete", "--id", "1", "--client-id", "x"],
     ],
@@ -546,13 +555,110 @@ def test_activating_a_person_lets_them_sign_in_but_brings_no_old_token_back(gran
     employee = acme["employee"]
     grantly("users", "deactivate", "--id", str(employee["id"]))
     activated = _json(grantly("users", "activate", "--email", "eve@acme.example", "--json"))
-    assert activated == {**employee, "name": "eve", "active": True, "changed": True}
+    created = {key: value for key, value in employee.items() if key != "has_password"}
+    assert activated == {**created, "name": "eve", "active": True, "changed": True}
     shown = _json(grantly("apps", "show", "--id", str(acme["sync"]["id"]), "--json"))
     assert shown["live_tokens"] == 0
     assert (
         "is already active; nothing changed"
         in grantly("users", "activate", "--id", str(employee["id"])).stdout
     )
+
+
+def test_a_person_created_without_a_password_is_told_how_to_get_one(grantly) -> None:
+    grantly("companies", "create", "--name", "Acme")
+    out = grantly("users", "create", "--company", "1", "--email", "bo@acme.example").stdout
+    [(user_id,)] = re.findall(r"created user (\d+): bo@acme.example", out)
+    assert f"no password yet: `grantly users invite --id {user_id}` prints a link" in out
+    created = _json(
+        grantly("users", "create", "--company", "1", "--email", "cy@acme.example", "--json")
+    )
+    assert created["has_password"] is False
+    listed = _json(grantly("users", "list", "--company", "1", "--json"))["users"]
+    assert [(u["email"], u["has_password"]) for u in listed] == [
+        ("bo@acme.example", False),
+        ("cy@acme.example", False),
+    ]
+    assert grantly("users", "list").stdout.splitlines()[0].endswith("\tactive\tno password")
+
+
+def test_users_invite_prints_a_one_time_link_and_when_it_expires(
+    grantly, acme, database_url: str
+) -> None:
+    employee = acme["employee"]
+    before = int(time.time())
+    invited = _json(
+        grantly(
+            "users", "invite", "--email", "Eve@acme.example", "--json",
+            GRANTLY_ISSUER="https://grantly.example",
+        )
+    )  # fmt: skip
+    assert invited["id"] == employee["id"] and invited["email"] == "eve@acme.example"
+    assert invited["link"].startswith("https://grantly.example/set-password?token=gin_")
+    assert before + 7 * 86400 <= invited["expires_at"] <= int(time.time()) + 7 * 86400
+    token = parse_qs(urlsplit(invited["link"]).query)["token"][0]
+    [(stored,)] = _sql(database_url, "SELECT digest FROM invitations")
+    assert stored != token and token not in str(_sql(database_url, "SELECT * FROM invitations"))
+    human = grantly(
+        "users", "invite", "--id", str(employee["id"]), GRANTLY_ISSUER="https://grantly.example"
+    )
+    assert human.stdout.startswith(f"invited user {employee['id']}: eve@acme.example (company 1)\n")
+    assert "  link: https://grantly.example/set-password?token=gin_" in human.stdout
+    assert "(shown once; works once, until " in human.stdout
+    assert human.stderr == ""
+    # Only the newest link works: the first one was replaced.
+    rows = _sql(database_url, "SELECT revoked_at IS NOT NULL FROM invitations ORDER BY id")
+    assert [bool(revoked) for (revoked,) in rows] == [True, False]
+    listed = grantly("users", "list", "--company", "1").stdout.splitlines()
+    assert "\tinvited until " in listed[1]
+
+
+def test_users_invite_warns_when_the_links_host_is_only_the_default(grantly, acme) -> None:
+    result = grantly("users", "invite", "--email", "eve@acme.example")
+    assert "link: http://127.0.0.1:8000/set-password?token=gin_" in result.stdout
+    assert "warning: GRANTLY_ISSUER is not set" in result.stderr
+
+
+def test_a_deactivated_person_is_not_invited(grantly, acme) -> None:
+    grantly("users", "deactivate", "--email", "eve@acme.example")
+    refused = grantly("users", "invite", "--email", "eve@acme.example", code=1)
+    assert "is deactivated: activate them first (`grantly users activate --id " in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_deactivating_ends_a_pending_invitation_and_activating_does_not_bring_it_back(
+    grantly, acme, database_url: str
+) -> None:
+    grantly("users", "invite", "--email", "eve@acme.example")
+    grantly("users", "deactivate", "--email", "eve@acme.example")
+    grantly("users", "activate", "--email", "eve@acme.example")
+    [(revoked,)] = _sql(database_url, "SELECT revoked_at IS NOT NULL FROM invitations")
+    assert revoked
+    assert grantly("users", "list").stdout.splitlines()[1].endswith("\tpassword set")
+
+
+def test_people_commands_write_the_audit_trail(grantly, acme, database_url: str) -> None:
+    grantly("users", "create", "--company", "1", "--email", "bo@acme.example")
+    grantly("users", "invite", "--email", "bo@acme.example")
+    grantly("users", "deactivate", "--email", "bo@acme.example")
+    grantly("users", "activate", "--email", "bo@acme.example")
+    grantly("users", "activate", "--email", "bo@acme.example")  # nothing changed: no event
+    found = _sql(
+        database_url,
+        "SELECT event, detail FROM audit_events WHERE event LIKE 'user.%' ORDER BY id",
+    )
+    events = [(event, json.loads(str(detail))) for event, detail in found]
+    events = [(event, detail) for event, detail in events if detail["email"] == "bo@acme.example"]
+    assert [event for event, _ in events] == [
+        "user.created",
+        "user.invited",
+        "user.deactivated",
+        "user.activated",
+    ]
+    assert all(
+        detail["email"] == "bo@acme.example" and detail["via"] == "cli" for _, detail in events
+    )
+    assert "gin_" not in str(found)
 
 
 def test_companies_and_users_are_listed(grantly, acme) -> None:
@@ -565,8 +671,8 @@ def test_companies_and_users_are_listed(grantly, acme) -> None:
     users = _json(grantly("users", "list", "--company", "1", "--json"))["users"]
     assert [u["email"] for u in users] == ["ada@acme.example", "eve@acme.example"]
     assert grantly("users", "list").stdout.splitlines() == [
-        f"{acme['admin']['id']}\tada@acme.example\tada\tcompany 1\tadmin\tactive",
-        f"{acme['employee']['id']}\teve@acme.example\teve\tcompany 1\tuser\tactive",
+        f"{acme['admin']['id']}\tada@acme.example\tada\tcompany 1\tadmin\tactive\tpassword set",
+        f"{acme['employee']['id']}\teve@acme.example\teve\tcompany 1\tuser\tactive\tpassword set",
     ]
 
 
@@ -785,7 +891,7 @@ def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> No
     quiet = grantly("companies", "create", "--name", "Acme", "--json")
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout) == {"id": 1, "name": "Acme"}
-    _sql(cli_env["GRANTLY_DATABASE_URL"], "UPDATE alembic_version SET version_num = '0006'")
-    loud = grantly("--verbose", "companies", "list")  # migrates to 0007 again
+    command.downgrade(alembic_config(_async_url(cli_env["GRANTLY_DATABASE_URL"])), "0006")
+    loud = grantly("--verbose", "companies", "list")  # migrates to 0007 (and on) again
     assert loud.stdout == "1\tAcme\n"
     assert "Running upgrade 0006 -> 0007" in loud.stderr

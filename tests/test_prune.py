@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from grantly import admin
 from grantly.app import create_app
 from grantly.cli import app as cli
 from grantly.oauth.clock import FrozenClock
@@ -88,3 +90,27 @@ def test_prune_keeps_an_old_code_whose_grant_is_still_refreshed(world: World) ->
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["removed"]["authorization_codes"] == 0
     assert _count(world, "authorization_codes") == 1
+
+
+def test_prune_removes_old_used_replaced_and_expired_invitations(world: World) -> None:
+    now, day = int(time.time()), 86400
+
+    async def work(uow: Any) -> None:
+        employee = await uow.accounts.user(world.employee.id)
+        await admin.invite(uow, employee, None, now - 50 * day)  # replaced 45 days ago
+        await admin.invite(uow, employee, None, now - 45 * day)  # expired 38 days ago
+        await admin.invite(uow, employee, None, now)  # works
+        person = await uow.accounts.user(world.admin.id)
+        used = await admin.invite(uow, person, None, now - 35 * day)
+        await uow.invitations.redeem(used.id, now - 31 * day)  # used 31 days ago
+
+    world.run(work)
+    assert _count(world, "invitations") == 4
+    env = {
+        "GRANTLY_DATABASE_URL": world.settings.database_url,
+        "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+    }
+    result = CliRunner().invoke(cli, ["tokens", "prune", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["removed"]["invitations"] == 3
+    assert _count(world, "invitations") == 1

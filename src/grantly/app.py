@@ -34,6 +34,8 @@ from .web import (
     metadata,
     metrics,
     middleware,
+    people,
+    set_password,
 )
 from .web import api_keys as api_keys_page
 from .web.pages import templates as page_templates
@@ -134,6 +136,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(grants.router)
     app.include_router(audit_page.router)
     app.include_router(api_keys_page.router)
+    app.include_router(people.router)
+    app.include_router(set_password.router)
 
     return app
 

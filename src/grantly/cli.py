@@ -28,14 +28,14 @@ from .oauth.clock import SystemClock
 from .oauth.models import Application, User
 from .oauth.registration import ApplicationDraft, RegistrationError, validate
 from .observability import configure_logging
-from .passwords import hash_password
+from .passwords import hash_password, password_problem
 from .settings import Settings
 from .store import migrate
 from .store.database import open_database
 from .store.errors import Conflict
 from .store.live import LiveTokens
 from .store.unit import Store
-from .store.users import Company
+from .store.users import Company, Person
 
 app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -372,7 +372,13 @@ def companies_list(as_json: JsonOption = False) -> None:
 def users_create(
     company: CompanyOption,
     email: Annotated[str, typer.Option(help="Sign-in email.")],
-    password: Annotated[str, typer.Option(help="Sign-in password (8 characters or more).")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Sign-in password (8 characters or more). Without it the person has none: "
+            "`grantly users invite` prints a link for them to set one."
+        ),
+    ] = None,
     admin_flag: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     as_json: JsonOption = False,
@@ -380,51 +386,153 @@ def users_create(
     """Create a user (an employee) of a company."""
     settings = _settings()
     email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
-        _fail(f"'{email}' is not an email address.", as_json, 2)
-    if len(password) < 8:
-        _fail("--password must have at least 8 characters.", as_json, 2)
+    if (problem := admin.email_problem(email)) is not None:
+        _fail(problem, as_json, 2)
+    if password is not None and (problem := password_problem(password)) is not None:
+        _fail(f"--password: {problem}", as_json, 2)
+    if name is not None and (problem := admin.name_problem(name)) is not None:
+        _fail(f"--name: {problem}", as_json, 2)
 
     async def work(uow: Store) -> User:
         await _company(uow, company, as_json)
-        return await uow.accounts.create_user(
+        now = SystemClock().now()
+        user = await admin.create_person(
+            uow,
             company_id=company,
             email=email,
             name=name or email.split("@")[0],
-            password_hash=hash_password(password),
             admin=admin_flag,
-            now=SystemClock().now(),
+            now=now,
+            password_hash=hash_password(password) if password is not None else None,
         )
+        await uow.audit.record(
+            "user.created",
+            company_id=company,
+            now=now,
+            user_id=user.id,
+            email=user.email,
+            admin=user.admin,
+            via="cli",
+        )
+        return user
 
     try:
         user = _run(settings, work)
     except Conflict:
         _fail(f"a user with email {email} already exists.", as_json)
-    _emit(
-        {"id": user.id, "email": user.email, "company_id": user.company_id, "admin": user.admin},
-        as_json,
+    human = (
         f"created {'admin' if user.admin else 'user'} {user.id}: {user.email} "
-        f"(company {user.company_id})",
+        f"(company {user.company_id})"
     )
+    if password is None:
+        human += (
+            "\n  no password yet: `grantly users invite --id "
+            f"{user.id}` prints a link for them to set one"
+        )
+    _emit(
+        {
+            "id": user.id,
+            "email": user.email,
+            "company_id": user.company_id,
+            "admin": user.admin,
+            "has_password": password is not None,
+        },
+        as_json,
+        human,
+    )
+
+
+def _password_state(person: Person) -> str:
+    if person.invitation_expires_at is not None:
+        return f"invited until {_when(person.invitation_expires_at)}"
+    return "password set" if person.has_password else "no password"
 
 
 @users_app.command("list")
 def users_list(company: CompanyFilter = None, as_json: JsonOption = False) -> None:
-    """List the people who sign in, of every company or of one."""
+    """List the people who sign in, of every company or of one.
 
-    async def work(uow: Store) -> list[User]:
+    Each with whether they have a password, or an invitation to set one pending."""
+
+    async def work(uow: Store) -> list[Person]:
         if company is not None:
             await _company(uow, company, as_json)
-        return await uow.accounts.users(company)
+        people, _total = await uow.accounts.people(company, SystemClock().now())
+        return people
 
-    users = _run(_settings(), work)
+    people = _run(_settings(), work)
     human = "\n".join(
-        f"{u.id}\t{u.email}\t{u.name}\tcompany {u.company_id}\t"
-        f"{'admin' if u.admin else 'user'}\t{'active' if u.active else 'deactivated'}"
-        for u in users
+        f"{p.user.id}\t{p.user.email}\t{p.user.name}\tcompany {p.user.company_id}\t"
+        f"{'admin' if p.user.admin else 'user'}\t{'active' if p.user.active else 'deactivated'}"
+        f"\t{_password_state(p)}"
+        for p in people
     )
     where = f"company {company} has" if company is not None else "there are"
-    _emit({"users": [_user_json(u) for u in users]}, as_json, human or f"{where} no users")
+    _emit(
+        {
+            "users": [
+                {
+                    **_user_json(p.user),
+                    "has_password": p.has_password,
+                    "invitation_expires_at": p.invitation_expires_at,
+                }
+                for p in people
+            ]
+        },
+        as_json,
+        human or f"{where} no users",
+    )
+
+
+@users_app.command("invite")
+def users_invite(
+    user_id: UserIdOption = None, email: UserEmailOption = None, as_json: JsonOption = False
+) -> None:
+    """Print a one-time link with which a person sets their password.
+
+    The link works once, for 7 days; an earlier unused link of theirs stops working. Only a
+    digest of it is kept: it is printed once. Links start with GRANTLY_ISSUER."""
+    _exactly_one("person", {"--id": user_id, "--email": email}, as_json)
+    settings = _settings()
+
+    async def work(uow: Store) -> admin.Invited:
+        user = await _person(uow, user_id, email, as_json)
+        if not user.active:
+            _fail(
+                f"user {user.id} ({user.email}) is deactivated: activate them first "
+                f"(`grantly users activate --id {user.id}`).",
+                as_json,
+            )
+        now = SystemClock().now()
+        invited = await admin.invite(uow, user, None, now)
+        await uow.audit.record(
+            "user.invited",
+            company_id=user.company_id,
+            now=now,
+            user_id=user.id,
+            email=user.email,
+            invitation_id=invited.id,
+            expires_at=invited.expires_at,
+            via="cli",
+        )
+        return invited
+
+    invited = _run(settings, work)
+    user, link = invited.user, invited.link(settings.issuer)
+    if not _issuer_configured():
+        typer.secho(
+            f"warning: GRANTLY_ISSUER is not set; the link starts with {settings.issuer}. "
+            "Set it to the URL people reach Grantly at, and invite them again.",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    _emit(
+        {**_user_json(user), "link": link, "expires_at": invited.expires_at},
+        as_json,
+        f"invited user {user.id}: {user.email} (company {user.company_id})\n"
+        f"  link: {link}  (shown once; works once, until {_when(invited.expires_at)})\n"
+        "  send it to them: it lets whoever opens it set the password",
+    )
 
 
 @users_app.command("deactivate")
@@ -433,29 +541,44 @@ def users_deactivate(
 ) -> None:
     """Deactivate a user (a terminated employee).
 
-    No more sign-in: their sessions end and their user tokens stop working at once. Company
-    tokens they authorized keep working."""
+    No more sign-in: their sessions end and their user tokens stop working at once, as does a
+    pending invitation. Company tokens they authorized keep working."""
     _exactly_one("person", {"--id": user_id, "--email": email}, as_json)
 
-    async def work(uow: Store) -> tuple[User, bool, int, int]:
+    async def work(uow: Store) -> tuple[User, admin.Access | None]:
         user = await _person(uow, user_id, email, as_json)
-        if not user.active:
-            return user, False, 0, 0
-        tokens = await uow.tokens.count_live(SystemClock().now(), user_id=user.id)
-        deactivated = await uow.accounts.deactivate(user.id)
-        assert deactivated is not None
-        return deactivated[0], True, deactivated[1], tokens
+        now = SystemClock().now()
+        done = await admin.deactivate(uow, user, now)
+        if done is None:
+            return user, None
+        deactivated, access = done
+        await uow.audit.record(
+            "user.deactivated",
+            company_id=user.company_id,
+            now=now,
+            user_id=user.id,
+            email=user.email,
+            sessions_ended=access.sessions,
+            tokens_stopped=access.tokens,
+            via="cli",
+        )
+        return deactivated, access
 
-    user, changed, sessions, tokens = _run(_settings(), work)
-    if not changed:
+    user, access = _run(_settings(), work)
+    if access is None:
         _unchanged(user, "deactivated", as_json)
         return
     _emit(
-        {**_user_json(user), "changed": True, "sessions_ended": sessions, "tokens_stopped": tokens},
+        {
+            **_user_json(user),
+            "changed": True,
+            "sessions_ended": access.sessions,
+            "tokens_stopped": access.tokens,
+        },
         as_json,
         f"deactivated user {user.id}: {user.email} (company {user.company_id})\n"
-        f"  ended {_plural(sessions, 'sign-in session')}; "
-        f"{_plural(tokens, 'live user token')} stopped working",
+        f"  ended {_plural(access.sessions, 'sign-in session')}; "
+        f"{_plural(access.tokens, 'live user token')} stopped working",
     )
 
 
@@ -470,10 +593,18 @@ def users_activate(
 
     async def work(uow: Store) -> tuple[User, bool]:
         user = await _person(uow, user_id, email, as_json)
-        if user.active:
+        now = SystemClock().now()
+        activated = await admin.activate(uow, user, now)
+        if activated is None:
             return user, False
-        activated = await uow.accounts.activate(user.id, SystemClock().now())
-        assert activated is not None
+        await uow.audit.record(
+            "user.activated",
+            company_id=user.company_id,
+            now=now,
+            user_id=user.id,
+            email=user.email,
+            via="cli",
+        )
         return activated, True
 
     user, changed = _run(_settings(), work)
@@ -859,7 +990,7 @@ def tokens_prune(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per batch.")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove old expired, revoked and used tokens, codes and sessions.
+    """Remove old expired, revoked and used tokens, codes, sessions and invitations.
 
     Rows are kept for the retention period after they expire or end; a progress bar shows the
     work, a summary what was removed."""

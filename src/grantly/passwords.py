@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import secrets
 import threading
 
 from argon2 import PasswordHasher
@@ -14,8 +16,34 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("grantly-dummy-password")
 
 
+# The rules of every password a person chooses (``grantly users create``, an invitation's link,
+# the password change page). The sign-in form reads at most MAX_LENGTH characters of what is
+# typed (web/accounts.py): a longer password could be set but never typed in.
+MIN_LENGTH = 8
+MAX_LENGTH = 1024
+
+
+def password_problem(password: str) -> str | None:
+    """What is wrong with a new password, said to the person choosing it; None when it is fine."""
+    if len(password) < MIN_LENGTH:
+        return f"the password must have at least {MIN_LENGTH} characters."
+    if len(password) > MAX_LENGTH:
+        return f"the password must have at most {MAX_LENGTH} characters."
+    return None
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+@functools.cache
+def unusable_password_hash() -> str:
+    """The password hash of people who have no password yet (created through the API, or by
+    ``grantly users create`` without one): the argon2id hash of a random 256-bit secret,
+    discarded at once, so no one can sign in with it. Unlike a sentinel that fails to parse, it
+    takes as long to verify as any password, so sign-in reveals nothing about the account.
+    Computed once per process. (Whether a person has a password is ``users.password_set_at``.)"""
+    return hash_password(secrets.token_urlsafe(32))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

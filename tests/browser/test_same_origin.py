@@ -87,6 +87,9 @@ def test_the_sign_in_consent_and_dashboard_pages_load_nothing_from_elsewhere(
         "/oauth/authorized_applications",
         "/api_keys",
         "/audit",
+        "/people",
+        f"/people/{world.employee.id}",
+        "/account/password",
     ):
         _visit(page, base + path)
 

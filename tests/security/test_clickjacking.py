@@ -53,7 +53,9 @@ def _code_page(client: TestClient, world: World) -> httpx.Response:
 def _as(person: str, path: str) -> Callable[[TestClient, World], httpx.Response]:
     def visit(client: TestClient, world: World) -> httpx.Response:
         sign_in(client, getattr(world, person))
-        return client.get(path.format(app=world.app.id, other=world.other_app.id))
+        return client.get(
+            path.format(app=world.app.id, other=world.other_app.id, employee=world.employee.id)
+        )
 
     return visit
 
@@ -115,6 +117,10 @@ PAGES: dict[str, Callable[[TestClient, World], httpx.Response]] = {
     "authorized applications": _as("employee", "/oauth/authorized_applications"),
     "API keys": _as("admin", "/api_keys"),
     "audit trail": _as("admin", "/audit"),
+    "people": _as("admin", "/people"),
+    "person": _as("admin", "/people/{employee}"),
+    "change password": _as("employee", "/account/password"),
+    "invitation link refused (400)": _anonymous("/set-password?token=gin_nope"),
 }
 
 

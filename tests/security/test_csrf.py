@@ -87,6 +87,17 @@ def _forms(world: World, ids: Ids) -> dict[str, dict[str, str]]:
         "/api_keys": {"name": "Forged key"},
         f"/api_keys/{ids.api_key}/revoke": {"confirmed": "yes"},
         f"/oauth/authorized_applications/{ids.consent}/revoke": {"confirmed": "yes"},
+        "/people": {"name": "Forged", "email": "forged@attacker.example"},
+        f"/people/{world.employee.id}/invite": {},
+        f"/people/{world.employee.id}/deactivate": {"confirmed": "yes"},
+        f"/people/{world.employee.id}/activate": {},
+        f"/people/{world.admin.id}/grants/{ids.consent}/revoke": {"confirmed": "yes"},
+        "/account/password": {
+            "current": world.admin.password,
+            "password": "the attacker's",
+            "confirm": "the attacker's",
+        },
+        "/set-password": {"token": "gin_forged", "password": "x" * 10, "confirm": "x" * 10},
         "/oauth/authorize": {**authorize_params(world.app), "decision": "allow"},
     }
 

@@ -58,6 +58,10 @@ MISSING = (
     "/oauth/applications/999999/edit",
     "/oauth/authorized_applications/999999/revoke",
     "/api_keys/999999/revoke",
+    "/people/999999",
+    "/people/999999/deactivate",
+    "/people/999999/grants/999999/revoke",
+    "/set-password?token=gin_nope",
     "/api/2026-10-01/resources/employees/employees/999999",
     "/api/2026-10-01/resources/employees/employees/2147483648",
     "/api/1999-12-31/resources/employees/employees",
@@ -82,6 +86,7 @@ def _plausible(name: str, world: World) -> str:
         "application_id": str(world.app.id),
         "consent_id": "1",
         "key_id": "1",
+        "user_id": str(world.employee.id),
         "path": "grantly.css",
     }[name]
 

@@ -330,7 +330,8 @@ async def create_with_contract(
     body: EmployeeCreate,
 ) -> Employee:
     """A new employee of the credential's company. They have no password, so they cannot sign
-    in until an admin gives them one; contract fields are accepted and ignored."""
+    in until they set one with an admin's invitation (the People page, or `grantly users
+    invite`); contract fields are accepted and ignored."""
     _no_store(response)
     if body.company_id != principal.company_id:
         raise forbidden(

@@ -1,10 +1,10 @@
 """Generation and digests of every secret Grantly hands out.
 
-Client secrets, authorization codes, access and refresh tokens are 256-bit random values from
-``secrets``; only their SHA-256 digests are stored (RFC 9700 §4.14 and §2.4: a leaked database
-must not yield usable credentials). Because the values are high-entropy, a fast unsalted digest
-is enough and lets storage look a token up by its digest in one indexed read. Comparisons are
-constant-time (``hmac.compare_digest``).
+Client secrets, authorization codes, access and refresh tokens and invitation links are 256-bit
+random values from ``secrets``; only their SHA-256 digests are stored (RFC 9700 §4.14 and §2.4:
+a leaked database must not yield usable credentials). Because the values are high-entropy, a
+fast unsalted digest is enough and lets storage look a token up by its digest in one indexed
+read. Comparisons are constant-time (``hmac.compare_digest``).
 
 Each kind has a short prefix so that secret scanners and people can tell them apart.
 """
@@ -20,6 +20,7 @@ REFRESH_TOKEN_PREFIX = "grt_"
 AUTHORIZATION_CODE_PREFIX = "gac_"
 CLIENT_SECRET_PREFIX = "gcs_"
 API_KEY_PREFIX = "gak_"
+INVITATION_PREFIX = "gin_"  # a one-time link to set a password
 
 
 def new_secret(prefix: str = "") -> str:

@@ -36,6 +36,12 @@ EVENTS = {
     "application.secret_regenerated": "Client secret regenerated",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
+    "user.created": "Person added",
+    "user.invited": "Person invited (a link to set a password)",
+    "user.password_set": "Password set with an invitation link",
+    "user.password_changed": "Password changed",
+    "user.deactivated": "Person deactivated",
+    "user.activated": "Person reactivated",
 }
 
 # Events that record the application's name in their detail.

@@ -255,6 +255,15 @@ class Consents:
         )
         return [self._consent(row) for row in found]
 
+    async def authorized_by(self, user_id: int, now: int) -> list[Consent]:
+        """Company tokens this person (an admin) was the last to authorize, that still work:
+        they act for the company, and outlive the person's access."""
+        c = t.consents
+        found = await self.tx.rows(
+            self._listing().where(c.c.owner_type == "company", c.c.user_id == user_id, _works(now))
+        )
+        return [self._consent(row) for row in found]
+
     async def of_application(self, application_id: int, now: int) -> list[Consent]:
         """Every grant of an application that still works, user and company grants, of any
         company: what its page lists for its admins to revoke."""

@@ -1,4 +1,5 @@
-"""Housekeeping: removing rows that can never be valid again (``grantly tokens prune``).
+"""Housekeeping: removing rows that can never be valid again (``grantly tokens prune``): old
+tokens, codes, sessions, invitations and throttle counters.
 
 A row is prunable once it has been expired, revoked or used for longer than the retention
 period. Keeping them that long lets replays of recently used codes and refresh tokens still be
@@ -20,6 +21,7 @@ def prunable(cutoff: int, now: int | None = None) -> dict[str, tuple[Table, Colu
     """What each table may lose. ``cutoff``: the end of the retention period; ``now``: the
     throttle's counters go as soon as their window ended (they are not evidence of anything)."""
     a, r, c, s = t.access_tokens, t.refresh_tokens, t.authorization_codes, t.user_sessions
+    i = t.invitations
     return {
         "access_tokens": (
             a,
@@ -52,6 +54,10 @@ def prunable(cutoff: int, now: int | None = None) -> dict[str, tuple[Table, Colu
             ),
         ),
         "user_sessions": (s, s.c.expires_at < cutoff),
+        "invitations": (
+            i,
+            or_(i.c.expires_at < cutoff, i.c.used_at < cutoff, i.c.revoked_at < cutoff),
+        ),
         "throttle_counters": (
             t.throttle_counters,
             t.throttle_counters.c.expires_at < (cutoff if now is None else now),

@@ -9,8 +9,6 @@ overlap and cursors are plain ids (docs/factorial-api.md §6).
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..passwords import hash_password
+from ..passwords import unusable_password_hash
 from . import tables as t
 from .credentials import revoke_user_credentials
 from .transaction import Transaction
@@ -70,15 +68,6 @@ class Employee:
     social_security_number: str | None
     salary_cents: int | None
     termination_reason: str | None
-
-
-@functools.cache
-def unusable_password_hash() -> str:
-    """The password hash of people who have no password yet (created through the API): the
-    argon2id hash of a random 256-bit secret, discarded at once, so no one can sign in with
-    it. Unlike a sentinel that fails to parse, it takes as long to verify as any password, so
-    sign-in reveals nothing about the account. Computed once per process."""
-    return hash_password(secrets.token_urlsafe(32))
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -300,8 +289,8 @@ class People:
         values: Mapping[str, object],
         now: int,
     ) -> Employee:
-        """A new employee, created through the API: no password, so no sign-in until an
-        admin gives them one."""
+        """A new employee, created through the API: no password (``password_set_at`` NULL),
+        so no sign-in until they set one with an admin's invitation."""
         row = await self.tx.first(
             insert(t.users)
             .values(

@@ -32,9 +32,9 @@ metadata = MetaData(
 )
 
 
-# Companies, people, applications and API keys never get an id that was used before: audit
-# rows and old links name them by id. SQLite reuses the highest id after its row is deleted
-# unless the table is AUTOINCREMENT; PostgreSQL's sequences never reuse one.
+# Companies, people, applications, API keys and invitations never get an id that was used
+# before: audit rows and old links name them by id. SQLite reuses the highest id after its row
+# is deleted unless the table is AUTOINCREMENT; PostgreSQL's sequences never reuse one.
 NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
 
 companies = Table(
@@ -55,7 +55,8 @@ users = Table(
     # The full name: kept equal to "first_name last_name" when either is set.
     Column("name", String(200), nullable=False),
     # An employee created through the API has the hash of a random secret no one knows (see
-    # ``store.people.unusable_password_hash``): no sign-in until an admin sets a password.
+    # ``passwords.unusable_password_hash``): no sign-in until they set a password from an
+    # admin's invitation (``invitations``).
     Column("password_hash", String(200), nullable=False),
     Column("admin", Boolean, nullable=False, default=False),
     # False once the employee is terminated: no sign-in, user tokens stop at once.
@@ -86,6 +87,9 @@ users = Table(
     Column("social_security_number", String(40), nullable=True),
     Column("salary_cents", BigInteger, nullable=True),
     Column("termination_reason", String(1000), nullable=True),
+    # When the person last chose a password (or was given one by ``grantly users create``);
+    # NULL: never, so they cannot sign in until they set one from an invitation's link.
+    Column("password_set_at", BigInteger, nullable=True),
     Index("ix_users_company_id", "company_id"),
     Index("ix_users_manager_id", "manager_id"),
     **NEVER_REUSED_IDS,
@@ -238,6 +242,26 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_api_keys_company_id", "company_id"),
+    **NEVER_REUSED_IDS,
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    # One-time links to set a password, made by an admin for a person who has none (or forgot
+    # it): only the digest of the link's token is kept. A link works once, until it expires,
+    # while its person is active and no newer invitation replaced it (``revoked_at``).
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    # The admin who made it; NULL when made with the CLI (or once that admin is removed).
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    # Replaced by a newer invitation, or ended by the person's deactivation.
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_invitations_user_id", "user_id"),
     **NEVER_REUSED_IDS,
 )
 

@@ -9,6 +9,7 @@ from .applications import Applications
 from .audit import AuditLog
 from .consents import Consents
 from .counters import Counters
+from .invitations import Invitations
 from .people import People
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
@@ -61,3 +62,7 @@ class Store:
     @cached_property
     def api_keys(self) -> ApiKeys:
         return ApiKeys(self.tx)
+
+    @cached_property
+    def invitations(self) -> Invitations:
+        return Invitations(self.tx)

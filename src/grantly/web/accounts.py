@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..passwords import hash_password, needs_rehash, verify_password_async
+from ..passwords import MAX_LENGTH, hash_password, needs_rehash, verify_password_async
 from ..services import services
 from . import sessions
 from .pages import audit, render, signed_in_user
@@ -90,7 +90,7 @@ async def login(request: Request) -> Response:
     svc = services(request)
     form = await request.form()
     email = str(form.get("email") or "").strip()[:320]
-    password = str(form.get("password") or "")[:1024]
+    password = str(form.get("password") or "")[:MAX_LENGTH]
     next_path = sessions.safe_next(str(form.get("next") or ""))
     try:
         sessions.check_csrf(request, str(form.get(sessions.CSRF_FIELD) or ""))

@@ -122,6 +122,13 @@ async def sign_out(request: Request, uow: Store) -> None:
     request.session.clear()
 
 
+def session_digest(request: Request) -> str | None:
+    """The digest of this browser's session id, as ``user_sessions`` keys it (None when it
+    has none): the session to keep when a person ends their others."""
+    session_id = request.session.get(_SESSION_ID)
+    return digest(session_id) if isinstance(session_id, str) else None
+
+
 async def current_user(request: Request, uow: Store) -> User | None:
     session_id = request.session.get(_SESSION_ID)
     if not isinstance(session_id, str):
