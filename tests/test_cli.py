@@ -705,7 +705,12 @@ def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> No
     quiet = grantly("companies", "create", "--name", "Acme", "--json")
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout) == {"id": 1, "name": "Acme"}
-    _sql(cli_env["GRANTLY_DATABASE_URL"], "UPDATE alembic_version SET version_num = '0006'")
-    loud = grantly("--verbose", "companies", "list")  # migrates to 0007 again
+    from alembic import command
+
+    from grantly.settings import async_database_url
+
+    url = async_database_url(cli_env["GRANTLY_DATABASE_URL"])
+    command.downgrade(migrate.alembic_config(url), "0006")
+    loud = grantly("--verbose", "companies", "list")  # migrates from 0006 again
     assert loud.stdout == "1\tAcme\n"
     assert "Running upgrade 0006 -> 0007" in loud.stderr
