@@ -41,7 +41,13 @@ def test_a_full_flow_leaves_its_events(client: TestClient, world: World) -> None
     )
     client.post("/oauth/revoke", data={"token": tokens["access_token"]}, auth=auth)
     names = [name for name, _ in _events(world)]
-    assert names == ["authorization.granted", "token.issued", "token.refreshed", "token.revoked"]
+    assert names == [
+        "sign_in.succeeded",
+        "authorization.granted",
+        "token.issued",
+        "token.refreshed",
+        "token.revoked",
+    ]
     assert {company for _, company in _events(world)} == {world.company_a}
 
 

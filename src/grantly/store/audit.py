@@ -29,6 +29,8 @@ EVENTS = {
     "refresh_token.reused": "Refresh token reused (grant revoked)",
     "client.authentication_failed": "Client authentication failed",
     "client.authentication_throttled": "Client authentication throttled (address failed often)",
+    "sign_in.succeeded": "Signed in",
+    "sign_in.failed": "Sign-in failed",
     "sign_in.throttled": "Sign-in throttled (too many failed attempts)",
     "application.created": "Application created",
     "application.updated": "Application changed",
