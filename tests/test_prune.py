@@ -60,7 +60,11 @@ def test_prune_prints_a_human_summary(world: World) -> None:
     }
     result = CliRunner().invoke(cli, ["tokens", "prune"], env=env)
     assert result.exit_code == 0
-    assert "removed 0 rows older than 30 days" in result.stdout
+    assert (
+        "removed 0 rows: those that ended more than 30 days ago, audit events older than "
+        "365 days:" in result.stdout
+    )
+    assert "  audit_events: 0" in result.stdout
 
 
 def test_prune_keeps_an_old_code_whose_grant_is_still_refreshed(world: World) -> None:
@@ -114,3 +118,63 @@ def test_prune_removes_old_used_replaced_and_expired_invitations(world: World) -
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["removed"]["invitations"] == 3
     assert _count(world, "invitations") == 1
+
+
+def _audit_events_at(world: World, *days_ago: int) -> None:
+    now = int(time.time())
+
+    async def work(uow):
+        for days in days_ago:
+            await uow.audit.record(
+                "token.issued", company_id=world.company_a, now=now - days * 86400, scope="read"
+            )
+
+    world.run(work)
+
+
+def _prune(world: World, *args: str, **env: str) -> dict:
+    result = CliRunner().invoke(
+        cli,
+        ["tokens", "prune", *args, "--json"],
+        env={
+            "GRANTLY_DATABASE_URL": world.settings.database_url,
+            "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+            **env,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_prune_removes_audit_events_older_than_a_year_by_default(world: World) -> None:
+    _audit_events_at(world, 400, 366, 364, 30, 0)
+    summary = _prune(world)
+    assert summary["removed"]["audit_events"] == 2
+    assert summary["audit_retention_days"] == 365
+    assert _count(world, "audit_events") == 3
+
+
+def test_the_audit_retention_is_a_setting_of_its_own(world: World) -> None:
+    """GRANTLY_AUDIT_RETENTION_DAYS, not --retention-days (which is the tokens'), and in
+    batches like the rest."""
+    _audit_events_at(world, 400, 40, 12, 9, 8, 1)
+    summary = _prune(
+        world, "--retention-days", "5", "--batch-size", "2", GRANTLY_AUDIT_RETENTION_DAYS="10"
+    )
+    assert summary["removed"]["audit_events"] == 3
+    assert summary["audit_retention_days"] == 10
+    assert _count(world, "audit_events") == 3
+
+
+def test_an_audit_retention_under_a_day_is_refused(world: World) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["tokens", "prune"],
+        env={
+            "GRANTLY_DATABASE_URL": world.settings.database_url,
+            "GRANTLY_AUDIT_RETENTION_DAYS": "0",
+        },
+    )
+    assert result.exit_code == 1
+    assert "audit_retention_days" in result.output
+    assert "greater than or equal to 1" in result.output

@@ -990,36 +990,47 @@ def tokens_prune(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per batch.")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove old expired, revoked and used tokens, codes, sessions and invitations.
+    """Remove old expired, revoked and used tokens, codes, sessions and invitations, and old
+    audit events.
 
-    Rows are kept for the retention period after they expire or end; a progress bar shows the
-    work, a summary what was removed."""
+    Rows are kept for the retention period after they expire or end; audit events for
+    GRANTLY_AUDIT_RETENTION_DAYS (365 unless set) after they were recorded. A progress bar
+    shows the work, a summary what was removed."""
     from .store import maintenance
 
     settings = _settings()
     migrate.upgrade(settings.async_database_url)
     now = SystemClock().now()
     cutoff = now - retention_days * 86400
+    audit_cutoff = now - settings.audit_retention_days * 86400
 
     async def main() -> dict[str, int]:
         db = open_database(settings.database_url)
         try:
-            total = sum((await maintenance.count(db, cutoff, now)).values())
+            total = sum((await maintenance.count(db, cutoff, now, audit_cutoff)).values())
             with typer.progressbar(
                 length=total, label="Pruning", file=sys.stderr, show_pos=True
             ) as bar:
                 return await maintenance.prune(
-                    db, cutoff, batch_size, lambda _table, n: bar.update(n), now
+                    db, cutoff, batch_size, lambda _table, n: bar.update(n), now, audit_cutoff
                 )
         finally:
             await db.close()
 
     removed = asyncio.run(main())
     total_removed = sum(removed.values())
-    lines = [f"removed {total_removed} rows older than {retention_days} days:"]
+    lines = [
+        f"removed {total_removed} rows: those that ended more than {retention_days} days ago, "
+        f"audit events older than {settings.audit_retention_days} days:"
+    ]
     lines += [f"  {name}: {n}" for name, n in removed.items()]
     _emit(
-        {"removed": removed, "total": total_removed, "retention_days": retention_days},
+        {
+            "removed": removed,
+            "total": total_removed,
+            "retention_days": retention_days,
+            "audit_retention_days": settings.audit_retention_days,
+        },
         as_json,
         "\n".join(lines),
     )

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     refresh_token_grace_period: int = Field(default=0, ge=0, le=300, description="seconds")
     authorization_code_lifetime: int = Field(default=600, gt=0, le=600, description="seconds")
     session_lifetime: int = Field(default=12 * 3600, gt=0, description="seconds")
+    # Days an audit event is kept; `grantly tokens prune` removes older ones.
+    audit_retention_days: int = Field(default=365, ge=1, le=100 * 365, description="days")
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -10,6 +10,11 @@ authentication counts for its source address and for the pair (client, address);
 limit, failures from there are answered 429 instead of 401, and no longer written one by one to
 the audit trail (the limit being reached is, once per window).
 
+The audit trail gets a failed sign-in of an account (``sign_in_failure_audited``) within a
+budget per company: the limits below bound each account's failures, not a company's, and a
+company has as many accounts as it has people. Past the budget failures are counted, not
+written; the last one written says so.
+
 Sign-in (``sign_in_attempt`` before the password is checked: the attempt is counted first, so
 requests sent together cannot all pass a limit before any failure is recorded; a success gives
 its count back, ``sign_in_succeeded``):
@@ -125,6 +130,12 @@ Check = tuple[str, RateLimitItem, str]  # (the limit's name, the limit, the key 
 AUDITED_FAILURES_PER_CLIENT = parse("30/minute")
 
 
+# Failed sign-ins written to one company's audit trail, from all its accounts and addresses:
+# past it they are counted, not written. Keyed by the company, it changes only what is written,
+# never what is answered.
+AUDITED_SIGN_IN_FAILURES_PER_COMPANY = parse("100/15 minutes")
+
+
 @dataclass(slots=True)
 class Attempt:
     """A sign-in attempt, counted before its password is checked."""
@@ -139,6 +150,12 @@ class ClientFailure:
     refusal: Refusal | None  # answer 429, not 401
     reached: bool  # this failure filled the (client, address) limit: audit that, once
     audited: bool  # write this failure to the audit trail
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBudget:
+    audited: bool  # write this failure to the audit trail
+    spent: bool  # it is the last one written in this window: say that later ones are not
 
 
 class Throttle:
@@ -254,6 +271,19 @@ class Throttle:
                 await self.storage.incr(key, limit.get_expiry(), amount=-1)
         except Exception as exc:
             self._unavailable(exc)
+
+    async def sign_in_failure_audited(self, company_id: int) -> AuditBudget:
+        """Whether a failed sign-in of one of the company's accounts is written to its audit
+        trail: within ``AUDITED_SIGN_IN_FAILURES_PER_COMPANY``, so that strangers guessing at
+        every account of a company cannot fill its trail (or the database)."""
+        budget = AUDITED_SIGN_IN_FAILURES_PER_COMPANY
+        key = budget.key_for("sign_in_audited", self.digest("company", str(company_id)))
+        try:
+            count = await self.storage.incr(key, budget.get_expiry())
+        except Exception as exc:
+            self._unavailable(exc)
+            return AuditBudget(audited=True, spent=False)
+        return AuditBudget(audited=count <= budget.amount, spent=count == budget.amount)
 
     # --- client authentication ------------------------------------------------------------
 

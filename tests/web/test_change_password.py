@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from grantly.store.audit import AuditQuery
 from tests.conftest import Person, World, csrf_of, sign_in
 
 NEW_PASSWORD = "a brand new password"
@@ -117,7 +118,11 @@ def test_a_change_is_audited(client: TestClient, world: World) -> None:
     _change(client, world.employee.password)
 
     async def work(uow: Any) -> list[Any]:
-        return [e for e in await uow.audit.recent(world.company_a) if e.event.startswith("user.")]
+        return [
+            e
+            for e in await uow.audit.batch(world.company_a, AuditQuery(), None, 1000)
+            if e.event.startswith("user.")
+        ]
 
     [event] = world.run(work)
     assert event.event == "user.password_changed"

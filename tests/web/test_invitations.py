@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from grantly import admin
 from grantly.oauth.clock import FrozenClock
 from grantly.oauth.secrets import digest
+from grantly.store.audit import AuditQuery
 from tests.conftest import (
     Person,
     World,
@@ -55,7 +56,7 @@ def _person(world: World, password: str = NEW_PASSWORD) -> Person:
 
 def _events(world: World, event: str) -> list[dict[str, Any]]:
     async def work(uow: Any) -> list[dict[str, Any]]:
-        found = await uow.audit.recent(world.company_a)
+        found = await uow.audit.batch(world.company_a, AuditQuery(), None, 1000)
         return [{"actor": e.actor_email, **e.detail} for e in found if e.event == event]
 
     return list(world.run(work))

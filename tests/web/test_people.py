@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from grantly.oauth.clock import FrozenClock
 from grantly.passwords import hash_password
+from grantly.store.audit import AuditQuery
 from tests.conftest import (
     Person,
     World,
@@ -46,7 +47,11 @@ def _post(client: TestClient, path: str, page: str, **fields: str):
 
 def _events(world: World, prefix: str) -> list[Any]:
     async def work(uow: Any) -> list[Any]:
-        return [e for e in await uow.audit.recent(world.company_a) if e.event.startswith(prefix)]
+        return [
+            e
+            for e in await uow.audit.batch(world.company_a, AuditQuery(), None, 1000)
+            if e.event.startswith(prefix)
+        ]
 
     return list(world.run(work))
 

@@ -99,7 +99,9 @@ def test_the_counters_hold_no_email_address_or_client_id(world: World, tmp_path)
         _wrong_secret(http, world)
     redis_keys = [k.decode() for k in redis.Redis.from_url(REDIS).keys(f"{prefix}*")]
     keys = _counter_keys(world) + redis_keys
-    assert len(_counter_keys(world)) == 6 and len(redis_keys) == 6, keys
+    # Sign-in: address, account and address, account, the company's audit budget; client
+    # authentication: address, client and address, the client's audit budget.
+    assert len(_counter_keys(world)) == 7 and len(redis_keys) == 7, keys
     for key in keys:
         for secret in (world.employee.email, "employee", "192.0.2.44", world.app.client_id):
             assert secret not in key, key
@@ -113,7 +115,7 @@ def test_prune_removes_ended_windows(world: World, tmp_path) -> None:
 
     with _app(world, tmp_path) as http:
         _login(http, world.employee.email, "wrong")
-    assert len(_counter_keys(world)) == 3
+    assert len(_counter_keys(world)) == 4  # with the company's audit budget
 
     async def main() -> None:
         db = open_database(world.settings.database_url)

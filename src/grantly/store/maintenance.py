@@ -3,7 +3,9 @@ tokens, codes, sessions, invitations and throttle counters.
 
 A row is prunable once it has been expired, revoked or used for longer than the retention
 period. Keeping them that long lets replays of recently used codes and refresh tokens still be
-recognised as replays (RFC 6749 §4.1.2, RFC 9700 §4.14.2) rather than as unknown values.
+recognised as replays (RFC 6749 §4.1.2, RFC 9700 §4.14.2) rather than as unknown values. Audit
+events have a retention of their own (``GRANTLY_AUDIT_RETENTION_DAYS``): they are evidence,
+kept for their age, whatever became of what they name.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from . import tables as t
 from .database import Database
 
 
-def prunable(cutoff: int, now: int | None = None) -> dict[str, tuple[Table, ColumnElement[bool]]]:
+def prunable(
+    cutoff: int, now: int | None = None, audit_cutoff: int | None = None
+) -> dict[str, tuple[Table, ColumnElement[bool]]]:
     """What each table may lose. ``cutoff``: the end of the retention period; ``now``: the
-    throttle's counters go as soon as their window ended (they are not evidence of anything)."""
+    throttle's counters go as soon as their window ended (they are not evidence of anything);
+    ``audit_cutoff``: audit events recorded before it go (none without it)."""
     a, r, c, s = t.access_tokens, t.refresh_tokens, t.authorization_codes, t.user_sessions
     i = t.invitations
-    return {
+    tables: dict[str, tuple[Table, ColumnElement[bool]]] = {
         "access_tokens": (
             a,
             or_(
@@ -63,13 +68,18 @@ def prunable(cutoff: int, now: int | None = None) -> dict[str, tuple[Table, Colu
             t.throttle_counters.c.expires_at < (cutoff if now is None else now),
         ),
     }
+    if audit_cutoff is not None:
+        tables["audit_events"] = (t.audit_events, t.audit_events.c.created_at < audit_cutoff)
+    return tables
 
 
-async def count(db: Database, cutoff: int, now: int | None = None) -> dict[str, int]:
+async def count(
+    db: Database, cutoff: int, now: int | None = None, audit_cutoff: int | None = None
+) -> dict[str, int]:
     """Rows each table would lose; a scan, so off the event loop (``long_read``)."""
     counts = {}
     async with db.long_read() as uow:
-        for name, (table, condition) in prunable(cutoff, now).items():
+        for name, (table, condition) in prunable(cutoff, now, audit_cutoff).items():
             counts[name] = int(
                 await uow.tx.scalar(select(func.count()).select_from(table).where(condition)) or 0
             )
@@ -82,13 +92,14 @@ async def prune(
     batch_size: int,
     on_progress: Callable[[str, int], Any],
     now: int | None = None,
+    audit_cutoff: int | None = None,
 ) -> dict[str, int]:
     """Delete prunable rows in batches, each batch its own short transaction, so that a large
     prune never holds a lock for long; ``on_progress(table, deleted)`` after each batch. Each
     batch's ids are found by a scan outside the write transaction (``long_read``); the DELETE
     re-checks the condition, so a row that became valid again meanwhile is kept."""
     removed: dict[str, int] = {}
-    for name, (table, condition) in prunable(cutoff, now).items():
+    for name, (table, condition) in prunable(cutoff, now, audit_cutoff).items():
         removed[name] = 0
         (key,) = table.primary_key.columns
         while True:

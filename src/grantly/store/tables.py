@@ -279,6 +279,11 @@ audit_events = Table(
     Column("ip", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_audit_events_company_id_created_at", "company_id", "created_at"),
+    # The trail's filters (``AuditLog.page``): one index range each, already in the page's
+    # order. The person's also serves ON DELETE SET NULL of ``users`` on PostgreSQL.
+    Index("ix_audit_events_company_id_event", "company_id", "event", "created_at"),
+    Index("ix_audit_events_company_id_actor", "company_id", "actor_user_id", "created_at"),
+    Index("ix_audit_events_company_id_application", "company_id", "application_id", "created_at"),
 )
 
 throttle_counters = Table(

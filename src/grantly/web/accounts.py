@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..oauth.models import User
 from ..passwords import MAX_LENGTH, hash_password, needs_rehash, verify_password_async
 from ..services import services
+from ..throttle import Attempt
 from . import sessions
 from .pages import audit, render, signed_in_user
 from .responses import error_page
@@ -131,19 +133,8 @@ async def login(request: Request) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop, and outside any transaction.
     valid = await verify_password_async(password_hash, password)
     if user is None or not valid or not user.active:
-        if attempt.reached and user is not None:
-            # A lockout is a security event for the account's company (never the password).
-            async with svc.db.unit() as uow:
-                for limit in attempt.reached:
-                    await audit(
-                        request,
-                        uow,
-                        "sign_in.throttled",
-                        company_id=user.company_id,
-                        actor_user_id=user.id,
-                        limit=limit,
-                        known_browser=device is not None,
-                    )
+        if user is not None:
+            await _audit_failure(request, user, attempt, valid, device is not None)
         return render(request, "login.html", 401, next_path=next_path, email=email, failed=True)
     await svc.throttle.sign_in_succeeded(attempt)
     new_hash = None
@@ -153,9 +144,52 @@ async def login(request: Request) -> Response:
         if new_hash:
             await uow.accounts.set_password_hash(user.id, new_hash)
         await sessions.sign_in(request, uow, user, svc.settings.session_lifetime)
+        await audit(
+            request,
+            uow,
+            "sign_in.succeeded",
+            company_id=user.company_id,
+            actor_user_id=user.id,
+            known_browser=device is not None,
+        )
     response = RedirectResponse(next_path, status_code=303)
     remember_device(request, response, account)
     return response
+
+
+async def _audit_failure(
+    request: Request, user: User, attempt: Attempt, valid: bool, known_browser: bool
+) -> None:
+    """A failed sign-in of an account is a security event for its company, never with the
+    password: the failure, within the company's budget (grantly/throttle.py), and each limit
+    it filled (a lockout). An email no account has belongs to no company's trail: the throttle
+    counts it, nothing is written."""
+    svc = services(request)
+    budget = await svc.throttle.sign_in_failure_audited(user.company_id)
+    if not (budget.audited or attempt.reached):
+        return
+    async with svc.db.unit() as uow:
+        if budget.audited:
+            await audit(
+                request,
+                uow,
+                "sign_in.failed",
+                company_id=user.company_id,
+                actor_user_id=user.id,
+                reason="wrong password" if not valid else "account deactivated",
+                known_browser=known_browser,
+                **({"later_failures_unrecorded": True} if budget.spent else {}),
+            )
+        for limit in attempt.reached:
+            await audit(
+                request,
+                uow,
+                "sign_in.throttled",
+                company_id=user.company_id,
+                actor_user_id=user.id,
+                limit=limit,
+                known_browser=known_browser,
+            )
 
 
 def _minutes(seconds: int) -> str:
