@@ -9,6 +9,7 @@ application, a grant of each kind, an API key, audit events."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ _LAYOUT_PROBLEMS = """(fewest) => {
 class Shot:
     name: str
     reach: Callable[[Page], None]  # from a signed-in (or signed-out) page, get there
-    who: str = "admin"  # admin, employee or nobody
+    who: str = "admin"  # admin, employee, nobody, or admin-without-javascript
 
 
 def _goto(path: str, status: int = 200) -> Callable[[Page], None]:
@@ -146,6 +147,26 @@ def _shots(server: LiveServer) -> list[Shot]:
         page.locator("input[name=name]").fill("Nightly export")
         page.get_by_role("button", name="Create API key").click()
 
+    employee = world.employee.id
+    invitation: dict[str, str] = {}
+
+    def invited(page: Page) -> None:
+        page.goto(f"{BASE[0]}/people/{employee}")
+        page.get_by_role("button", name=re.compile("^Invite")).click()
+        invitation["link"] = page.locator("#invitation-link").inner_text().strip()
+
+    def set_password(page: Page) -> None:
+        response = page.goto(invitation["link"])
+        assert response is not None and response.status == 200
+
+    def confirm_step(path: str, button: str) -> Callable[[Page], None]:
+        def reach(page: Page) -> None:  # without JavaScript: the server's confirm page
+            page.goto(BASE[0] + path)
+            page.get_by_role("button", name=button, exact=True).first.click()
+            expect(page.locator("ul.consequences")).to_be_visible()
+
+        return reach
+
     return [
         Shot("sign-in", _goto("/login"), who="nobody"),
         Shot("home", _goto("/")),
@@ -162,6 +183,22 @@ def _shots(server: LiveServer) -> list[Shot]:
         Shot("api-keys", _goto("/api_keys")),
         Shot("api-key-created", api_key_created),
         Shot("audit-trail", _goto("/audit")),
+        Shot("audit-trail-filtered", _goto("/audit?event=sign_in.*")),
+        Shot("people", _goto("/people")),
+        Shot("person", _goto(f"/people/{employee}")),
+        Shot("person-invited", invited),
+        Shot("set-password", set_password, who="nobody"),
+        Shot("change-password", _goto("/account/password")),
+        Shot(
+            "confirm-delete-application",
+            confirm_step(f"/oauth/applications/{app.id}", "Delete (revokes its tokens)"),
+            who="admin-without-javascript",
+        ),
+        Shot(
+            "confirm-deactivate-person",
+            confirm_step(f"/people/{employee}", "Deactivate"),
+            who="admin-without-javascript",
+        ),
         Shot("not-found", _goto("/no/such/page", 404)),
         Shot("employee-refused", _goto("/oauth/applications", 403), who="employee"),
         Shot("employee-home", _goto("/"), who="employee"),
@@ -169,8 +206,12 @@ def _shots(server: LiveServer) -> list[Shot]:
     ]
 
 
-def _signed_in_page(browser: Browser, width: int, person: Person | None) -> Page:
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def _signed_in_page(
+    browser: Browser, width: int, person: Person | None, javascript: bool = True
+) -> Page:
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, java_script_enabled=javascript
+    )
     context.set_default_timeout(15_000)
     page = context.new_page()
     if person is not None:
@@ -194,6 +235,9 @@ def test_every_page_fits_and_is_photographed(browser: Browser, live_server: Live
             who: _signed_in_page(browser, width, people.get(who))
             for who in ("admin", "employee", "nobody")
         }
+        pages["admin-without-javascript"] = _signed_in_page(
+            browser, width, people["admin"], javascript=False
+        )
         for shot in _shots(live_server):
             page = pages[shot.who]
             shot.reach(page)
