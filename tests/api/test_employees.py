@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from grantly.oauth.clock import FrozenClock
+from grantly.store.audit import AuditQuery
 from tests.api.conftest import (
     EMPLOYEES,
     Target,
@@ -355,3 +357,26 @@ def test_a_failed_change_leaves_nothing_behind(
     )
     assert response.status_code == 422
     assert _get(client, key, other.id)["first_name"] == "Olga"
+
+
+def test_terminating_and_unterminating_are_in_the_audit_trail(
+    client: TestClient, world: World, key: dict[str, str]
+) -> None:
+    """As a deactivation on the dashboard is: who, by which credential; once per change."""
+    for _ in range(2):  # terminating an already terminated person changes nothing
+        client.post(
+            f"{EMPLOYEES}/terminate",
+            headers=key,
+            json={"id": world.employee.id, "terminated_on": "2020-01-31"},
+        )
+    client.post(f"{EMPLOYEES}/unterminate", headers=key, json={"id": world.employee.id})
+
+    async def work(uow: Any) -> list[Any]:
+        found = await uow.audit.batch(world.company_a, AuditQuery(event="user.*"), None, 100)
+        return [(e.event, e.detail) for e in reversed(found)]
+
+    events = world.run(work)
+    assert [event for event, _ in events] == ["user.deactivated", "user.activated"]
+    for _, detail in events:
+        assert detail["user_id"] == world.employee.id and detail["via"] == "api"
+        assert detail["credential"].startswith("api_key_")

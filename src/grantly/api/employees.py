@@ -21,6 +21,7 @@ from ..services import services
 from ..store.errors import Conflict
 from ..store.people import Employee as EmployeeRecord
 from ..store.people import EmployeeFilter, PageRequest, People
+from ..store.unit import Store
 from .pagination import CURSOR_PATTERN, decode_cursor, encode_cursor, page_size
 from .principal import Principal
 from .problems import (
@@ -382,9 +383,10 @@ async def terminate(
     _no_store(response)
     people = uow.people
     employee = await _employee(people, principal, body.id)
-    terminated = await people.terminate(
-        employee, body.terminated_on, body.termination_reason, services(request).clock.now()
-    )
+    now = services(request).clock.now()
+    terminated = await people.terminate(employee, body.terminated_on, body.termination_reason, now)
+    if employee.active and not terminated.active:
+        await _audit_access_change(request, uow, principal, "user.deactivated", terminated, now)
     return view(terminated, principal, _today(request))
 
 
@@ -407,5 +409,31 @@ async def unterminate(
     _no_store(response)
     people = uow.people
     employee = await _employee(people, principal, body.id)
-    restored = await people.unterminate(employee, services(request).clock.now())
+    now = services(request).clock.now()
+    restored = await people.unterminate(employee, now)
+    if restored.active and not employee.active:
+        await _audit_access_change(request, uow, principal, "user.activated", restored, now)
     return view(restored, principal, _today(request))
+
+
+async def _audit_access_change(
+    request: Request,
+    uow: Store,
+    principal: Principal,
+    event: str,
+    person: EmployeeRecord,
+    now: int,
+) -> None:
+    """A termination through the API ends a person's access as deactivating them on the
+    dashboard does, and is in the company's audit trail the same way: by which credential."""
+    await uow.audit.record(
+        event,
+        company_id=principal.company_id,
+        now=now,
+        actor_user_id=principal.user_id,
+        ip=request.client.host if request.client else None,
+        user_id=person.id,
+        email=person.email,
+        via="api",
+        credential=principal.credential_id,
+    )
