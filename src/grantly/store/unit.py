@@ -10,6 +10,7 @@ from .audit import AuditLog
 from .consents import Consents
 from .counters import Counters
 from .people import People
+from .resources import ResourceServers
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
 from .users import Accounts, UserSessions
@@ -61,3 +62,7 @@ class Store:
     @cached_property
     def api_keys(self) -> ApiKeys:
         return ApiKeys(self.tx)
+
+    @cached_property
+    def resources(self) -> ResourceServers:
+        return ResourceServers(self.tx)
