@@ -56,6 +56,13 @@ class OwnResources:
                 return None  # no issuer (a test of the core): its own cannot be named
         return None
 
+    def names(self, value: str) -> bool:
+        """Whether a URI, as written, names one of Grantly's own resources."""
+        try:
+            return self.entry_for(normalize(value.strip())) is not None
+        except InvalidTarget:
+            return False
+
     def uri(self, entry: str) -> str:
         """An audience entry as the absolute URI a resource knows itself by (``aud``)."""
         return self.issuer + entry if entry.startswith("/") else entry
