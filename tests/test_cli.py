@@ -15,11 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from alembic import command
 from typer.testing import CliRunner
 
 from grantly.cli import app, listening_url
 from grantly.demo import DEMO_ADMIN
 from grantly.store import migrate
+from grantly.store.migrate import alembic_config
 from tests.conftest import (
     ON_POSTGRESQL,
     Person,
@@ -705,7 +707,12 @@ def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> No
     quiet = grantly("companies", "create", "--name", "Acme", "--json")
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout) == {"id": 1, "name": "Acme"}
-    _sql(cli_env["GRANTLY_DATABASE_URL"], "UPDATE alembic_version SET version_num = '0006'")
+    # Back to 0006 (0007 and what follows undone, the rows kept), for a migration to run again.
+    url = cli_env["GRANTLY_DATABASE_URL"]
+    async_url = url.replace("sqlite://", "sqlite+aiosqlite://", 1).replace(
+        "postgresql://", "postgresql+asyncpg://", 1
+    )
+    command.downgrade(alembic_config(async_url), "0006")
     loud = grantly("--verbose", "companies", "list")  # migrates to 0007 again
     assert loud.stdout == "1\tAcme\n"
     assert "Running upgrade 0006 -> 0007" in loud.stderr
