@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grantly.oauth import bearer, resources
 from grantly.oauth.errors import (
@@ -91,6 +93,19 @@ def test_uris_are_compared_normalized(server: Server, reports) -> None:
         assert server.authorize(resource=spelling).audience == (REPORTS,)
     assert resources.normalize("https://files.example/") == FILES
     assert resources.normalize("http://[::1]:80/x") == "http://[::1]/x"
+
+
+URI_PIECES = ["https://", "HTTP://", "urn:", "a", "B", "1", ":", "@", "[", "]", "%", "?", "/"]
+URI_PIECES += [".", "::1", "#", "443", "80"]
+
+
+@given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(URI_PIECES)).map("".join)))
+def test_normalizing_is_invalid_target_or_a_fixed_point(value: str) -> None:
+    try:
+        once = resources.normalize(value)
+    except InvalidTarget:
+        return
+    assert resources.normalize(once) == once
 
 
 def test_the_path_is_compared_as_written(server: Server, reports) -> None:

@@ -106,7 +106,7 @@ def normalize(value: str) -> str:
         )
     if scheme not in _DEFAULT_PORTS:
         return urlunsplit(parts._replace(scheme=scheme))
-    if not parts.netloc:
+    if not parts.hostname:
         raise InvalidTarget(f"the resource '{shown(value)}' has no host.")
     userinfo, at, _ = parts.netloc.rpartition("@")
     host = parts.hostname or ""
