@@ -895,3 +895,108 @@ def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> No
     loud = grantly("--verbose", "companies", "list")  # migrates to 0007 (and on) again
     assert loud.stdout == "1\tAcme\n"
     assert "Running upgrade 0006 -> 0007" in loud.stderr
+
+
+# --- resource servers (RFC 8707) ------------------------------------------------------------
+
+
+def test_a_resource_server_is_registered_listed_and_deleted(grantly, cli_env) -> None:
+    import hashlib
+
+    created = _json(
+        grantly(
+            "resources", "create", "--uri", "HTTPS://Reports.Example/api", "--name", "Reports",
+            "--scope", "read", "--json",
+        )
+    )  # fmt: skip
+    assert set(created) == {"id", "uri", "name", "scopes", "client_id", "client_secret"}
+    assert created["uri"] == "https://reports.example/api"  # normalized
+    assert created["scopes"] == ["read"] and created["name"] == "Reports"
+    assert created["client_id"].startswith("rs.")
+    assert created["client_secret"].startswith("grs_")
+    # Only the secret's digest is kept.
+    [(stored,)] = _sql(
+        cli_env["GRANTLY_DATABASE_URL"], "SELECT secret_digest FROM resource_servers"
+    )
+    assert stored == hashlib.sha256(created["client_secret"].encode()).hexdigest()
+
+    listed = _json(grantly("resources", "list", "--json"))["resource_servers"]
+    assert listed == [{k: v for k, v in created.items() if k != "client_secret"}]
+    human = grantly("resources", "list").stdout
+    assert "https://reports.example/api\tReports\tread" in human
+    assert created["client_secret"] not in human
+
+    deleted = _json(grantly("resources", "delete", "--id", str(created["id"]), "--yes", "--json"))
+    assert deleted["deleted"] is True and deleted["uri"] == created["uri"]
+    assert "there are no resource servers yet" in grantly("resources", "list").stdout
+
+
+def test_registering_a_resource_server_says_how_it_introspects(grantly) -> None:
+    out = grantly("resources", "create", "--uri", "https://files.example", "--name", "Files").stdout
+    assert out.startswith("created resource server 1: Files\n")
+    assert "scopes:        (any scope)" in out
+    assert "client_secret: grs_" in out and "(shown once)" in out
+    assert "/oauth/introspect" in out
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("reports.example/api", "not an absolute URI"),
+        ("https://reports.example/api#top", "fragment"),
+        ("http://reports.example/api", "https"),
+        ("http://127.0.0.1:9000/api", "GRANTLY_ENV=development"),
+        ("ftp://reports.example/", "https"),
+        ("http://127.0.0.1:8000/api", "Grantly's own API"),
+    ],
+)
+def test_a_resource_server_uri_is_absolute_https_and_not_grantly_s_own(
+    grantly, uri: str, problem: str
+) -> None:
+    result = grantly("resources", "create", "--uri", uri, "--name", "X", code=2)
+    assert problem in result.stderr
+    assert _json(grantly("resources", "create", "--uri", uri, "--name", "X", "--json", code=2))[
+        "error"
+    ]
+
+
+def test_http_on_loopback_is_registered_in_development(grantly) -> None:
+    created = _json(
+        grantly(
+            "resources", "create", "--uri", "http://127.0.0.1:9000/api", "--name", "Local",
+            "--json", GRANTLY_ENV="development",
+        )
+    )  # fmt: skip
+    assert created["uri"] == "http://127.0.0.1:9000/api"
+
+
+def test_a_resource_server_uri_is_registered_once_and_its_scopes_are_the_server_s(grantly) -> None:
+    grantly("resources", "create", "--uri", "https://reports.example/api", "--name", "A")
+    again = grantly(
+        "resources", "create", "--uri", "https://REPORTS.example:443/api", "--name", "B", code=1
+    )
+    assert "already registered" in again.stderr
+    unknown = grantly(
+        "resources", "create", "--uri", "https://other.example", "--name", "C", "--scope", "admin",
+        code=2,
+    )  # fmt: skip
+    assert "unknown scope 'admin'" in unknown.stderr
+    empty = grantly("resources", "create", "--uri", "https://x.example", "--name", " ", code=2)
+    assert "--name" in empty.stderr
+
+
+def test_deleting_a_resource_server_asks_first(grantly, cli_env) -> None:
+    created = _json(
+        grantly("resources", "create", "--uri", "https://files.example", "--name", "F", "--json")
+    )
+    runner = CliRunner()
+    args = ["resources", "delete", "--id", str(created["id"])]
+    declined = runner.invoke(app, args, env=cli_env, input="n\n")
+    assert declined.exit_code == 1 and "nothing was deleted" in declined.stderr
+    assert _json(grantly("resources", "list", "--json"))["resource_servers"]
+    accepted = runner.invoke(app, args, env=cli_env, input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "deleted resource server" in accepted.stdout
+    assert "invalid_target" in accepted.stdout
+    missing = grantly("resources", "delete", "--id", str(created["id"]), "--yes", code=1)
+    assert missing.stderr == f"error: there is no resource server {created['id']}.\n"

@@ -1332,6 +1332,158 @@ _one_line_paragraphs(app, db_app, companies_app, users_app, apps_app, tokens_app
 _one_line_paragraphs(api_keys_app, dev_app)
 
 
+# --- resource servers -------------------------------------------------------------------------
+
+# Imported here, with the commands that use it: this block is the resource servers' alone.
+from .oauth.models import ResourceServer  # noqa: E402
+
+resources_app = typer.Typer(
+    help="Resource servers: APIs other than Grantly's own that tokens are issued for (RFC 8707).",
+    no_args_is_help=True,
+)
+app.add_typer(resources_app, name="resources")
+ResourceServerIdOption = Annotated[int, typer.Option("--id", help="The resource server's id.")]
+
+
+def _resource_server_json(server: ResourceServer) -> dict[str, Any]:
+    return {
+        "id": server.id,
+        "uri": server.uri,
+        "name": server.name,
+        "scopes": list(server.scopes),
+        "client_id": server.client_id,
+    }
+
+
+@resources_app.command("create")
+def resources_create(
+    uri: Annotated[str, typer.Option(help="The resource's URI, as clients name it (https).")],
+    name: Annotated[str, typer.Option(help="A name to recognise it by.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="A scope it understands (repeatable); none: any scope."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a resource server: tokens may then be asked for it with resource=URI.
+
+    Prints the client_id and client_secret it introspects tokens with (at /oauth/introspect,
+    HTTP Basic); the secret is shown once, only its digest is stored. It sees only the tokens
+    issued for it."""
+    from .oauth import resources
+    from .oauth.secrets import (
+        RESOURCE_SERVER_SECRET_PREFIX,
+        digest,
+        new_resource_server_client_id,
+        new_secret,
+    )
+
+    settings = _settings()
+    if resources.OwnResources(settings.issuer).names(uri):
+        _fail(
+            f"{uri.strip()} is Grantly's own API: tokens are issued for it without registering it.",
+            as_json,
+            2,
+        )
+    try:
+        normalized = resources.validate_registration(
+            uri, allow_loopback_http=settings.env != "production"
+        )
+        scopes = resources.registered_scopes(scope or [], settings.scope_names)
+    except ValueError as exc:
+        _fail(f"{exc}", as_json, 2)
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        _fail("--name must be 1 to 200 characters, without control characters.", as_json, 2)
+    secret = new_secret(RESOURCE_SERVER_SECRET_PREFIX)
+
+    async def work(uow: Store) -> ResourceServer:
+        return await uow.resources.create(
+            uri=normalized,
+            name=name,
+            scopes=scopes,
+            client_id=new_resource_server_client_id(),
+            secret_digest=digest(secret),
+            now=SystemClock().now(),
+        )
+
+    try:
+        server = _run(settings, work)
+    except Conflict:
+        _fail(f"a resource server with URI {normalized} is already registered.", as_json)
+    _emit(
+        {**_resource_server_json(server), "client_secret": secret},
+        as_json,
+        f"created resource server {server.id}: {server.name}\n"
+        f"  uri:           {server.uri}\n"
+        f"  scopes:        {' '.join(server.scopes) or '(any scope)'}\n"
+        f"  client_id:     {server.client_id}\n"
+        f"  client_secret: {secret}  (shown once)\n"
+        f"  it introspects at {settings.issuer}/oauth/introspect with these (HTTP Basic)",
+    )
+
+
+@resources_app.command("list")
+def resources_list(as_json: JsonOption = False) -> None:
+    """List the registered resource servers (never their secrets)."""
+    servers = _run(_settings(), lambda uow: uow.resources.everyone())
+    human = "\n".join(
+        f"{s.id}\t{s.uri}\t{s.name}\t{' '.join(s.scopes) or '(any scope)'}\t{s.client_id}"
+        for s in servers
+    )
+    _emit(
+        {"resource_servers": [_resource_server_json(s) for s in servers]},
+        as_json,
+        human or "there are no resource servers yet; register one with `grantly resources create`",
+    )
+
+
+@resources_app.command("delete")
+def resources_delete(
+    server_id: ResourceServerIdOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a resource server: its credentials stop introspecting at once.
+
+    Authorization and token requests naming its URI then get invalid_target. Tokens issued for
+    it keep their audience (its URI): registered again at that URI, it accepts them."""
+    settings = _settings()
+
+    async def find(uow: Store) -> ResourceServer:
+        server = await uow.resources.by_id(server_id) if 0 < server_id <= MAX_ID else None
+        if server is None:
+            _not_found(f"resource server {server_id}", as_json)
+        return server
+
+    server = _run(settings, find)
+    if not yes:
+        try:
+            confirmed = typer.confirm(
+                f"Delete resource server {server.id} ({server.uri})? Its credentials stop "
+                "introspecting at once.",
+                err=True,
+            )
+        except typer.Abort:
+            confirmed = False
+        if not confirmed:
+            _fail("nothing was deleted (pass --yes to delete without being asked).", as_json)
+
+    async def work(uow: Store) -> None:
+        await uow.resources.delete(server.id)
+
+    _run(settings, work)
+    _emit(
+        {**_resource_server_json(server), "deleted": True},
+        as_json,
+        f"deleted resource server {server.id}: {server.name} ({server.uri})\n"
+        "  its client_id no longer introspects; requests naming its URI get invalid_target",
+    )
+
+
+_one_line_paragraphs(resources_app)
+
+
 def main() -> None:
     try:
         log_format = Settings().log_format

@@ -83,7 +83,9 @@ class MintRequest:
 async def mint_batch(uow: Store, request: MintRequest, n: int) -> list[str]:
     """Mint ``n`` values in the caller's unit of work. Raises ``OAuthError`` when the
     authorization request would be refused."""
-    auth = await authz.validate(request.params, uow.applications, request.authorization_policy)
+    auth = await authz.validate(
+        request.params, uow.applications, request.authorization_policy, uow.resources
+    )
     if request.kind != "code" and auth.code_challenge is None and auth.application.public:
         raise OAuthError("a public application needs PKCE: mint codes for it, not tokens.")
     codes = _BatchedCodes(uow.codes, uow.tokens, auth.application)

@@ -42,11 +42,18 @@ def json_error(error: OAuthError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-def bearer_error(error: OAuthError, scope: str | None = None) -> JSONResponse:
+def bearer_error(
+    error: OAuthError, scope: str | None = None, resource_metadata: str | None = None
+) -> JSONResponse:
     """RFC 6750 §3: the challenge names the error (and, for ``insufficient_scope``, the scope
-    needed); a request with no credentials gets a bare challenge and no error code (§3.1)."""
+    needed); a request with no credentials gets a bare challenge and no error code (§3.1).
+    A protected resource that publishes RFC 9728 metadata names it in every challenge
+    (``resource_metadata``, RFC 9728 §5.1), so a client that knows nothing else can discover
+    where to get a token."""
     OAUTH_ERRORS.labels("resource", error.error).inc()
     challenge = 'Bearer realm="grantly"'
+    if resource_metadata is not None:
+        challenge += f', resource_metadata="{resource_metadata}"'
     headers = dict(NO_STORE)
     if isinstance(error, MissingToken):
         body: dict[str, str] = {"error_description": error.public_description}

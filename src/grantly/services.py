@@ -12,6 +12,7 @@ from starlette.requests import Request
 from .oauth.authorize import AuthorizationPolicy
 from .oauth.clock import Clock
 from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
+from .oauth.resources import OwnResources
 from .settings import Settings
 from .store.database import Database
 from .store.unit import Store
@@ -32,11 +33,17 @@ class Services:
     def server_scopes(self) -> tuple[str, ...]:
         return self.settings.scope_names
 
+    @property
+    def own_resources(self) -> OwnResources:
+        """Grantly's own protected resources (RFC 8707, RFC 9728): its API, under the issuer."""
+        return OwnResources(self.settings.issuer)
+
     def authorization_policy(self) -> AuthorizationPolicy:
         return AuthorizationPolicy(
             server_scopes=self.server_scopes,
             allow_plain_pkce=self.settings.allow_plain_pkce,
             max_parameter_length=self.settings.max_parameter_length,
+            resources=self.own_resources,
         )
 
     def token_context(self, uow: Store, on_issue: IssuanceHook | None = None) -> TokenContext:
@@ -51,6 +58,7 @@ class Services:
                 refresh_token_grace_period=self.settings.refresh_token_grace_period,
                 server_scopes=self.server_scopes,
                 max_parameter_length=self.settings.max_parameter_length,
+                resources=self.own_resources,
             ),
             on_issue=on_issue,
         )

@@ -27,7 +27,10 @@ def test_a_request_without_credentials_gets_a_bare_bearer_challenge(
 ) -> None:
     response = client.get(EMPLOYEES)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="grantly"'
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="grantly", resource_metadata='
+        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"'
+    )
     assert "error" not in response.json()
 
 

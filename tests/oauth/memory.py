@@ -20,12 +20,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from grantly.oauth.models import (
+    DEFAULT_AUDIENCE,
     AccessToken,
     Application,
+    Audience,
     AuthorizationCode,
     NewAuthorizationCode,
     NewTokens,
     ResourceOwner,
+    ResourceServer,
     User,
 )
 from grantly.oauth.models import RefreshToken as RefreshTokenRecord
@@ -61,6 +64,7 @@ class _CodeRow:
             expires_at=self.code.expires_at,
             consumed_at=self.consumed_at,
             owner_active=owner_active,
+            audience=self.code.audience,
         )
 
 
@@ -74,6 +78,7 @@ class _AccessRow:
     created_at: int
     expires_at: int | None
     revoked_at: int | None = None
+    audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass
@@ -87,6 +92,7 @@ class _RefreshRow:
     expires_at: int
     revoked_at: int | None = None
     rotated_at: int | None = None
+    audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass
@@ -98,6 +104,7 @@ class Database:
     codes: dict[str, _CodeRow] = field(default_factory=dict)  # by digest
     access_tokens: dict[str, _AccessRow] = field(default_factory=dict)  # by digest
     refresh_tokens: dict[str, _RefreshRow] = field(default_factory=dict)  # by digest
+    resource_servers: dict[str, ResourceServer] = field(default_factory=dict)  # by uri
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self) -> int:
@@ -106,6 +113,10 @@ class Database:
     def add_application(self, application: Application) -> Application:
         self.applications[application.client_id] = application
         return application
+
+    def add_resource_server(self, server: ResourceServer) -> ResourceServer:
+        self.resource_servers[server.uri] = server
+        return server
 
     def add_user(self, user: User) -> User:
         self.users[user.id] = user
@@ -132,6 +143,17 @@ class MemoryApplications:
     async def by_client_id(self, client_id: str) -> Application | None:
         await _round_trip()
         return self.db.applications.get(client_id)
+
+
+class MemoryResourceServers:
+    """``ResourceStore``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def by_uri(self, uri: str) -> ResourceServer | None:
+        await _round_trip()
+        return self.db.resource_servers.get(uri)
 
 
 class MemoryAuthorizationCodes:
@@ -210,6 +232,7 @@ class MemoryTokens:
             revoked_at=row.revoked_at,
             rotated_at=row.rotated_at,
             owner_active=self.db.user_is_active(row.owner.user_id),
+            audience=row.audience,
         )
 
     async def rotate(
@@ -240,6 +263,17 @@ class MemoryTokens:
         if application is None:
             return None, None
         return application, self._access_record(digest)
+
+    async def resource_server_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[ResourceServer | None, AccessToken | None]:
+        await _round_trip()
+        server = next(
+            (s for s in self.db.resource_servers.values() if s.client_id == client_id), None
+        )
+        if server is None:
+            return None, None
+        return server, self._access_record(digest)
 
     async def lock_family(self, family_id: int) -> None:
         # One statement runs to completion without yielding here, so there is nothing to order.
@@ -307,6 +341,7 @@ class MemoryTokens:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             user_active=user_active,
+            audience=row.audience,
         )
 
 
@@ -322,6 +357,7 @@ def _store_tokens(db: Database, tokens: NewTokens) -> None:
         family_id=tokens.family_id,
         created_at=tokens.created_at,
         expires_at=tokens.access_expires_at,
+        audience=tokens.audience,
     )
     if tokens.refresh_digest is not None:
         assert tokens.refresh_expires_at is not None
@@ -335,4 +371,5 @@ def _store_tokens(db: Database, tokens: NewTokens) -> None:
             family_id=tokens.family_id,
             created_at=tokens.created_at,
             expires_at=tokens.refresh_expires_at,
+            audience=tokens.refresh_audience,
         )

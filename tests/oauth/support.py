@@ -16,13 +16,15 @@ from grantly.oauth import bearer
 from grantly.oauth.authorize import AuthorizationPolicy, AuthorizationRequest, issue_code, validate
 from grantly.oauth.clock import FrozenClock
 from grantly.oauth.grants.common import TokenContext, TokenPolicy
-from grantly.oauth.models import AccessToken, Application, TokenResponse, User
+from grantly.oauth.models import AccessToken, Application, ResourceServer, TokenResponse, User
+from grantly.oauth.resources import OwnResources
 from grantly.oauth.secrets import digest
 from grantly.oauth.token import token_request
 from tests.oauth.memory import (
     Database,
     MemoryApplications,
     MemoryAuthorizationCodes,
+    MemoryResourceServers,
     MemoryTokens,
     run,
 )
@@ -84,7 +86,8 @@ class Server:
         self.applications = MemoryApplications(self.db)
         self.codes = MemoryAuthorizationCodes(self.db)
         self.tokens = MemoryTokens(self.db)
-        self.policy = TokenPolicy(server_scopes=SERVER_SCOPES)
+        self.resource_servers = MemoryResourceServers(self.db)
+        self.policy = TokenPolicy(server_scopes=SERVER_SCOPES, resources=OwnResources(ISSUER))
         self.context = TokenContext(
             applications=self.applications,
             codes=self.codes,
@@ -92,7 +95,9 @@ class Server:
             clock=self.clock,
             policy=self.policy,
         )
-        self.authorization_policy = AuthorizationPolicy(server_scopes=SERVER_SCOPES)
+        self.authorization_policy = AuthorizationPolicy(
+            server_scopes=SERVER_SCOPES, resources=OwnResources(ISSUER)
+        )
         self.secrets: dict[str, str] = {}
 
         self.company_id = 1
@@ -128,6 +133,22 @@ class Server:
                 confidential=secret is not None,
                 redirect_uris=redirect_uris,
                 scopes=scopes,
+            )
+        )
+
+    def add_resource_server(
+        self, uri: str, secret: str = "grs_secret", scopes: tuple[str, ...] = ()
+    ) -> ResourceServer:
+        """A resource server registered by the operator, with its introspection secret."""
+        return self.db.add_resource_server(
+            ResourceServer(
+                id=len(self.db.resource_servers) + 1,
+                uri=uri,
+                name=uri,
+                scopes=scopes,
+                client_id=f"rs.{len(self.db.resource_servers) + 1}",
+                secret_digest=digest(secret),
+                created_at=self.clock.now(),
             )
         )
 
@@ -186,10 +207,14 @@ class Server:
         self, application: Application | None = None, /, **overrides: str | list[str] | None
     ) -> AuthorizationRequest:
         query = self.authorization_query(application, **overrides)
-        return run(validate(query, self.applications, self.authorization_policy))
+        return run(
+            validate(query, self.applications, self.authorization_policy, self.resource_servers)
+        )
 
     def validate(self, query: dict[str, list[str]]) -> AuthorizationRequest:
-        return run(validate(query, self.applications, self.authorization_policy))
+        return run(
+            validate(query, self.applications, self.authorization_policy, self.resource_servers)
+        )
 
     def issue_code(self, request: AuthorizationRequest, user: User | None = None) -> str:
         return run(

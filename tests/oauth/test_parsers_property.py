@@ -30,6 +30,7 @@ NAMES = [
     "code",
     "refresh_token",
     "code_verifier",
+    "resource",
 ]
 KNOWN = [
     "web-client",
@@ -38,6 +39,7 @@ KNOWN = [
     "https://client.example/callback",
     "com.example.app:/oauth/callback",
     "http://127.0.0.1:5000/cb",
+    "https://grantly.example/api",
     "code",
     "token",
     "code=read,write",

@@ -118,7 +118,7 @@ def test_upgrading_to_0007_keeps_every_row_and_every_reference(empty_database: s
     before = _everything(empty_database)
     assert all(before), "every table has rows to lose"
 
-    command.upgrade(config, "0007")  # later revisions add columns: compared to 0007's rows
+    command.upgrade(config, "0007")
     assert _everything(empty_database) == before
     # Application 2 was deleted before the upgrade; the audit trail still names it, so its id
     # is not handed out either.
@@ -131,7 +131,7 @@ def test_downgrading_from_0007_keeps_every_row_too(empty_database: str) -> None:
     command.upgrade(config, "0006")
     _make_rows(empty_database)
     before = _everything(empty_database)
-    command.upgrade(config, "head")
+    command.upgrade(config, "0007")
     command.downgrade(config, "0006")
     assert _everything(empty_database) == before
     command.upgrade(config, "0007")

@@ -280,6 +280,32 @@ def test_issued_tokens_are_found_by_digest_as_issued(store: Store) -> None:
     assert (refresh.revoked_at, refresh.rotated_at, refresh.owner_active) == (None, None, True)
 
 
+def test_the_audience_of_a_code_and_of_its_tokens_is_kept_as_issued(store: Store) -> None:
+    grant = ("https://reports.example/api", "/api")
+    code = _code(store, audience=grant)
+
+    async def work(ports: Ports) -> tuple[Any, ...]:
+        await ports.codes.save(code)
+        record = await ports.code(store, code.digest)
+        narrowed = _tokens(store, record.id, audience=grant[:1], refresh_audience=grant)
+        default = _tokens(store, record.id)
+        await ports.tokens.issue(narrowed)
+        await ports.tokens.issue(default)
+        return (
+            record,
+            await ports.tokens.access_token(narrowed.access_digest),
+            await ports.tokens.refresh_token(narrowed.refresh_digest or ""),
+            await ports.tokens.access_token(default.access_digest),
+            await ports.tokens.refresh_token(default.refresh_digest or ""),
+        )
+
+    record, access, refresh, default_access, default_refresh = store.run(work)
+    assert record.audience == grant
+    assert access.audience == ("https://reports.example/api",)
+    assert refresh.audience == grant
+    assert default_access.audience == default_refresh.audience == ("/api",)
+
+
 def test_a_refresh_token_rotates_exactly_once_with_its_successor(store: Store) -> None:
     family, tokens = _grant(store)
     winner, loser = _tokens(store, family), _tokens(store, family)

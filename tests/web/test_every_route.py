@@ -25,7 +25,6 @@ ACCEPTS = {"json": "application/json", "html": "text/html"}
 UNKNOWN_PATHS = (
     "/.well-known/openid-configuration",
     "/.well-known/oauth-protected-resource",
-    "/.well-known/oauth-protected-resource/api",
     "/.well-known/jwks.json",
     "/.well-known/",
     "/.well-known/oauth-authorization-server/extra",

@@ -21,7 +21,10 @@ def test_no_token_gets_a_bearer_challenge_without_an_error_code(
 ) -> None:
     response = client.get("/api/v1/me")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="grantly"'
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="grantly", resource_metadata='
+        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"'
+    )
     assert "error" not in response.json()
     assert response.headers["cache-control"] == "no-store"
 

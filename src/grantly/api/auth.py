@@ -1,18 +1,36 @@
-"""Authenticating resource requests with a Bearer access token (RFC 6750 §2.1)."""
+"""Authenticating resource requests with a Bearer access token (RFC 6750 §2.1), for Grantly's
+own API: the resource ``{issuer}/api`` (RFC 8707), whose RFC 9728 metadata every challenge
+names."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from ..http import authorization
+from ..http import authorization, bearer_error
 from ..oauth import bearer
-from ..oauth.models import AccessToken
+from ..oauth.errors import OAuthError
+from ..oauth.models import API, AccessToken
 from ..services import services
 from ..store.unit import Store
 
+# RFC 9728 §3: the metadata of the resource {issuer}/api, at the well-known path with the
+# resource's path after it (web/metadata.py serves it).
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource" + API
+
 
 async def access_token(request: Request, uow: Store) -> AccessToken:
-    """The request's valid access token, or an ``OAuthError`` for the handler to answer."""
+    """The request's valid access token for this API, or an ``OAuthError`` for the handler to
+    answer. The token's audience comes with it, in the same statement: no round trip more."""
     svc = services(request)
     presented = bearer.token_from_header(authorization(request))
-    return await bearer.authenticate(presented, uow.tokens, svc.clock)
+    token = await bearer.authenticate(presented, uow.tokens, svc.clock)
+    bearer.require_audience(token, API)
+    return token
+
+
+def challenge(request: Request, error: OAuthError, scope: str | None = None) -> JSONResponse:
+    """The RFC 6750 §3 answer to a credential the API refused, naming where the API's RFC 9728
+    metadata is (§5.1), and for ``insufficient_scope`` the scope it needs (RFC 6750 §3.1)."""
+    issuer = services(request).settings.issuer
+    return bearer_error(error, scope=scope, resource_metadata=issuer + RESOURCE_METADATA_PATH)

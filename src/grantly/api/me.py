@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..http import NO_STORE, bearer_error
+from ..http import NO_STORE
 from ..oauth.errors import OAuthError
 from ..observability import Route
 from ..services import services
+from .auth import challenge
 from .principal import authenticate
 
 router = APIRouter(prefix="/api/v1")
@@ -25,7 +26,7 @@ async def me(request: Request) -> Response:
         try:
             principal = await authenticate(request, uow, "read")
         except OAuthError as error:
-            return bearer_error(error, scope="read")
+            return challenge(request, error, scope="read")
         name = principal.company_name
         if name is None:
             company = await uow.accounts.company(principal.company_id)

@@ -29,10 +29,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..http import bearer_error
 from ..oauth.errors import OAuthError
 from ..services import services
 from ..store.unit import Store
+from .auth import challenge
 from .principal import API_KEY_HEADER, Principal, authenticate
 from .problems import ApiProblem, forbidden, from_validation_error
 
@@ -98,7 +98,7 @@ class ResourceRoute(APIRoute):
                     try:
                         principal = await authenticate(request, uow, scope)
                     except OAuthError as error:
-                        return bearer_error(error, scope=scope)
+                        return challenge(request, error, scope=scope)
                     if scope == "write" and not principal.may_write:
                         raise forbidden(
                             "only the company's admins, company tokens and API keys may "

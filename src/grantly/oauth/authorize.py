@@ -3,15 +3,16 @@
 ``validate`` checks a request in the order RFC 6749 §4.1.2.1 implies: until the client and its
 redirect URI are known to be genuine, errors are shown to the person and never redirected (an
 attacker must not be able to use Grantly as an open redirector); after that, errors go back to
-the client's redirect URI with ``error``, ``error_description``, ``state`` and ``iss``.
+the client's redirect URI with ``error``, ``error_description``, ``state`` and ``iss`` (an
+unknown or malformed ``resource`` among them: ``invalid_target``, RFC 8707 §2.1).
 ``issue_code`` then mints the code once the resource owner has allowed it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import pkce, scopes
+from . import pkce, resources, scopes
 from .clock import Clock
 from .errors import (
     AccessDenied,
@@ -21,10 +22,20 @@ from .errors import (
     UnsupportedResponseType,
     shown,
 )
-from .models import OWNER_TYPES, Application, NewAuthorizationCode, OwnerType, ResourceOwner, User
+from .models import (
+    DEFAULT_AUDIENCE,
+    OWNER_TYPES,
+    Application,
+    Audience,
+    NewAuthorizationCode,
+    OwnerType,
+    ResourceOwner,
+    User,
+)
 from .params import ParamReader, Params
-from .ports import ApplicationStore, AuthorizationCodeStore
+from .ports import ApplicationStore, AuthorizationCodeStore, ResourceStore
 from .redirect_uris import OUT_OF_BAND, matches, with_params
+from .resources import OwnResources
 from .secrets import AUTHORIZATION_CODE_PREFIX, digest, new_secret
 
 
@@ -40,13 +51,18 @@ class AuthorizationRequest:
     owner_type: OwnerType
     code_challenge: str | None
     code_challenge_method: str | None
+    # RFC 8707 §2.1: the resources the grant is for, and the URIs the request named them by
+    # (none: the default audience, Grantly's own API).
+    audience: Audience = DEFAULT_AUDIENCE
+    resource_uris: tuple[str, ...] = ()
 
     @property
     def out_of_band(self) -> bool:
         return self.redirect_uri == OUT_OF_BAND
 
-    def query(self) -> dict[str, str]:
-        """The request's parameters, to carry it through sign-in and the consent form."""
+    def query(self) -> list[tuple[str, str]]:
+        """The request's parameters, to carry it through sign-in and the consent form; a
+        repeated one (``resource``) once per value."""
         params = {
             "client_id": self.application.client_id,
             "response_type": "code",
@@ -60,7 +76,7 @@ class AuthorizationRequest:
         if self.code_challenge is not None:
             params["code_challenge"] = self.code_challenge
             params["code_challenge_method"] = self.code_challenge_method or "plain"
-        return params
+        return [*params.items(), *(("resource", uri) for uri in self.resource_uris)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,7 @@ class AuthorizationPolicy:
     server_scopes: tuple[str, ...]
     allow_plain_pkce: bool = False
     max_parameter_length: int = 2048
+    resources: OwnResources = field(default_factory=OwnResources)
 
 
 def _response_type_error(response_type: str | None) -> OAuthError | None:
@@ -90,9 +107,13 @@ def _response_type_error(response_type: str | None) -> OAuthError | None:
 
 
 async def validate(
-    params: Params, applications: ApplicationStore, policy: AuthorizationPolicy
+    params: Params,
+    applications: ApplicationStore,
+    policy: AuthorizationPolicy,
+    servers: ResourceStore,
 ) -> AuthorizationRequest:
-    """Validate an authorization request (RFC 6749 §4.1.1) or raise an ``OAuthError``.
+    """Validate an authorization request (RFC 6749 §4.1.1, RFC 8707 §2.1) or raise an
+    ``OAuthError``; ``servers`` are the registered resource servers ``resource`` may name.
 
     An error raised before the redirect URI is trusted has ``redirectable=False``.
     """
@@ -133,10 +154,12 @@ async def validate(
         error = _response_type_error(reader.get("response_type"))
         if error is not None:
             raise error
+        targets = await resources.requested(reader, policy.resources, servers)
         requested_scopes = scopes.parse(reader.get("scope"))
         granted = scopes.resolve_requested(
             requested_scopes, application.scopes, policy.server_scopes
         )
+        granted = resources.scopes_for(targets, requested_scopes, granted)
         owner_type = reader.get("resource_owner_type") or "user"
         if owner_type not in OWNER_TYPES:
             raise InvalidRequest(
@@ -170,6 +193,8 @@ async def validate(
         owner_type=owner_type,
         code_challenge=challenge[0] if challenge else None,
         code_challenge_method=challenge[1] if challenge else None,
+        audience=tuple(target.entry for target in targets),
+        resource_uris=tuple(target.uri for target in targets if target.uri),
     )
 
 
@@ -220,8 +245,8 @@ async def issue_code(
     """Mint an authorization code for an allowed request (RFC 6749 §4.1.2).
 
     The code is a 256-bit random value stored only as a digest, valid for ``lifetime`` seconds
-    (at most 10 minutes, RFC 6749 §4.1.2), bound to the client, redirect URI, owner, scopes and
-    PKCE challenge.
+    (at most 10 minutes, RFC 6749 §4.1.2), bound to the client, redirect URI, owner, scopes,
+    PKCE challenge and resources (RFC 8707 §2.1).
     """
     owner = resource_owner(request, user)
     code = new_secret(AUTHORIZATION_CODE_PREFIX)
@@ -238,6 +263,7 @@ async def issue_code(
             code_challenge_method=request.code_challenge_method,
             created_at=now,
             expires_at=now + lifetime,
+            audience=request.audience,
         )
     )
     return code

@@ -41,6 +41,17 @@ async def authenticate(token: str | None, tokens: TokenStore, clock: Clock) -> A
     return record
 
 
+def require_audience(token: AccessToken, entry: str) -> None:
+    """RFC 8707 §2: a token is audience-restricted to the resources it was issued for, and any
+    other resource refuses it; RFC 6750 §3.1 calls that ``invalid_token`` ("invalid for other
+    reasons"). Told only to the holder of a live token, after it was found active."""
+    if entry not in token.audience:
+        raise InvalidToken(
+            "the access token was not issued for this resource: its audience names other "
+            "resources (RFC 8707); ask for a token with this resource, or without any."
+        )
+
+
 def require_scope(token: AccessToken, scope: str) -> None:
     """RFC 6750 §3.1: a valid token without the needed scope gets ``insufficient_scope``."""
     if scope not in token.scopes:

@@ -1,8 +1,9 @@
 """OAuth errors, one type for all of them.
 
 The codes are those of RFC 6749 §4.1.2.1 (authorization endpoint), §5.2 (token endpoint),
-RFC 6750 §3.1 (resource requests) and RFC 7009 §2.2.1. ``description`` is safe to show to the
-client; ``debug`` is for logs only and never leaves the server.
+RFC 6750 §3.1 (resource requests), RFC 7009 §2.2.1 and RFC 8707 §2 (resource indicators).
+``description`` is safe to show to the client; ``debug`` is for logs only and never leaves the
+server.
 """
 
 from __future__ import annotations
@@ -114,6 +115,14 @@ class UnsupportedResponseType(OAuthError):
 
 class InvalidScope(OAuthError):
     error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed." Sent
+    back to a trusted redirect URI by the authorization endpoint (§2.1), as JSON by the token
+    endpoint (§2.2)."""
+
+    error = "invalid_target"
 
 
 class AccessDenied(OAuthError):

@@ -1,26 +1,34 @@
 """Token introspection (RFC 7662), for resource servers.
 
-Only confidential clients may ask (§2.1: the endpoint MUST require authorization, else it
-becomes a token-scanning oracle). A client sees the tokens issued to itself and those that open
-its own company's data; any other token, like an expired, revoked or unknown one, is simply
-``{"active": false}`` (§2.2), which tells nothing.
+Two kinds of caller may ask, each with its own credentials (§2.1: the endpoint MUST require
+authorization, else it becomes a token-scanning oracle):
+- a confidential application, which sees the tokens issued to itself and those that open its
+  own company's data;
+- a registered resource server (RFC 8707), which sees the access tokens whose audience names
+  it, of any company, and nothing else: RFC 8707 §2 "audience-restricts" a token, and a token
+  issued for another resource is, to this one, not a token at all.
+Any other token, like an expired, revoked or unknown one, is simply ``{"active": false}``
+(§2.2), which tells nothing. An active token's ``aud`` (§2.2) lists the resources it is for:
+one URI as a string, several as an array.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import clients
+from . import clients, resources
+from .clients import ClientCredentials
 from .errors import InvalidClient
 from .grants.common import TokenContext, owner_still_entitled
 from .models import AccessToken, Application
 from .params import ParamReader, Params
-from .secrets import digest
+from .resources import OwnResources
+from .secrets import digest, is_resource_server_client_id
 
 INACTIVE: dict[str, Any] = {"active": False}
 
 
-def describe(token: AccessToken) -> dict[str, Any]:
+def describe(token: AccessToken, own: OwnResources) -> dict[str, Any]:
     """The facts about an active access token (RFC 7662 §2.2 names, plus Grantly's own)."""
     facts: dict[str, Any] = {
         "active": True,
@@ -28,6 +36,7 @@ def describe(token: AccessToken) -> dict[str, Any]:
         "client_id": token.client_id,
         "token_type": "Bearer",
         "iat": token.created_at,
+        "aud": resources.audience_claim(token.audience, own),
         "sub": token.owner.subject,
         "company_id": token.owner.company_id,
         "resource_owner_type": token.owner.type,
@@ -54,6 +63,9 @@ async def introspect(
     token = reader.require("token")
     hint = reader.get("token_type_hint")
     token_digest = digest(token)
+    own = context.policy.resources
+    if is_resource_server_client_id(clients.claimed_id(credentials)):
+        return await _for_resource_server(credentials, token_digest, context)
     access: AccessToken | None = None
     if hint == "refresh_token":
         application = await clients.authenticate(credentials, context.applications)
@@ -77,7 +89,7 @@ async def introspect(
             if access.is_active(now) and _visible_to(
                 application, access.application_id, access.owner.company_id
             ):
-                return describe(access)
+                return describe(access, own)
             return INACTIVE
         refresh = await tokens.refresh_token(token_digest)
         if refresh is None:
@@ -96,8 +108,26 @@ async def introspect(
             "scope": " ".join(refresh.scopes),
             "token_use": "refresh_token",
             "exp": refresh.expires_at,
+            "aud": resources.audience_claim(refresh.audience, own),
             "sub": refresh.owner.subject,
             "company_id": refresh.owner.company_id,
             "resource_owner_type": refresh.owner.type,
         }
     return INACTIVE
+
+
+async def _for_resource_server(
+    credentials: ClientCredentials, token_digest: str, context: TokenContext
+) -> dict[str, Any]:
+    """A resource server asks: only access tokens are sent to it (refresh tokens go to the
+    authorization server alone, RFC 6749 §1.5), and only those issued for it are active to it
+    (RFC 8707 §2), whichever ``token_type_hint`` it gives (RFC 7662 §2.1: a hint only)."""
+    server, access = await context.tokens.resource_server_with_access_token(
+        clients.claimed_id(credentials), token_digest
+    )
+    server = resources.authenticate_server(credentials, server)
+    if access is None or server.uri not in access.audience:
+        return INACTIVE
+    if not access.is_active(context.clock.now()):
+        return INACTIVE
+    return describe(access, context.policy.resources)

@@ -10,6 +10,14 @@ OWNER_TYPES: tuple[OwnerType, ...] = ("user", "company")
 ConsentMode = Literal["always", "remember", "trusted"]
 CONSENT_MODES: tuple[ConsentMode, ...] = ("always", "remember", "trusted")
 
+# A grant's audience (RFC 8707): the protected resources its access tokens may be used at. Each
+# entry is either a path relative to the issuer, for Grantly's own resources ("/api"), so that
+# tokens stay right when the issuer changes, or the absolute URI of a registered resource server.
+Audience = tuple[str, ...]
+API = "/api"
+# No resource indicator anywhere: Grantly's own API, as before resource indicators existed.
+DEFAULT_AUDIENCE: Audience = (API,)
+
 
 @dataclass(frozen=True, slots=True)
 class Application:
@@ -85,6 +93,8 @@ class AuthorizationCode:
     # Whether the person who authorized it is an active employee (read with the record): a
     # user grant needs them to be; a company grant does not depend on them.
     owner_active: bool
+    # RFC 8707 §2.1: the resources the authorization request named apply to the whole grant.
+    audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class NewAuthorizationCode:
     code_challenge_method: str | None
     created_at: int
     expires_at: int
+    audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,9 @@ class RefreshToken:
     rotated_at: int | None
     # Whether the person who authorized the grant is an active employee (read with the record).
     owner_active: bool
+    # The whole grant's audience, whatever a token request narrowed its access tokens to
+    # (RFC 8707 §2.2: the refresh token "is bound to the full original grant").
+    audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +150,10 @@ class NewTokens:
     # RFC 6749 §6: a refresh may narrow the new access token's scope, but the new refresh
     # token keeps the scope of the one presented, so the client can widen again later.
     refresh_scopes: tuple[str, ...]
+    # RFC 8707 §2.2, alike: the access token's audience may be a subset of the grant's; the
+    # refresh token keeps the grant's (``refresh_audience``).
+    audience: Audience = DEFAULT_AUDIENCE
+    refresh_audience: Audience = DEFAULT_AUDIENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +173,9 @@ class AccessToken:
     # resource request needs them, and one statement sees them in one state.
     user: User | None = None
     company_name: str | None = None
+    # The resources it may be used at (RFC 8707 §2): a resource refuses a token whose audience
+    # does not name it.
+    audience: Audience = DEFAULT_AUDIENCE
 
     def is_active(self, now: int) -> bool:
         """RFC 6750 §3.1 / RFC 7662 §2.2: not revoked, not expired, owner still entitled."""
@@ -167,6 +188,22 @@ class AccessToken:
         if self.owner.type == "user":
             return self.owner.user_id is not None and self.user_active
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceServer:
+    """A protected resource other than Grantly's own, registered by the operator: a grant names
+    it by ``uri`` (RFC 8707 §2), and it introspects the tokens issued for it with its own
+    ``client_id`` and secret (RFC 7662 §2.1), kept only as a digest. ``scopes`` are the
+    server's scopes it declares it understands; none declared, it takes any."""
+
+    id: int
+    uri: str
+    name: str
+    scopes: tuple[str, ...]
+    client_id: str
+    secret_digest: str
+    created_at: int
 
 
 @dataclass(frozen=True, slots=True)

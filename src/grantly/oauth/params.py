@@ -15,6 +15,9 @@ from .errors import InvalidRequest
 
 Params = Mapping[str, Sequence[str]]
 
+# The most values a repeatable parameter may have: each one may cost a lookup.
+MAX_REPEATS = 10
+
 # C0 controls and DEL: never part of a valid OAuth parameter (RFC 6749 Appendix A's syntax).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -41,6 +44,24 @@ class ParamReader:
         if _CONTROL.search(value):
             raise InvalidRequest(f"the '{name}' parameter contains control characters.")
         return value
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of a parameter that may be repeated (RFC 8707 §2's ``resource``), each
+        bounded and checked as ``get`` checks one; empty values are omitted (§3.1)."""
+        values = tuple(v for v in self.params.get(name, ()) if v != "")
+        if len(values) > MAX_REPEATS:
+            raise InvalidRequest(
+                f"the '{name}' parameter is repeated more than {MAX_REPEATS} times."
+            )
+        for value in values:
+            if len(value) > self.max_length:
+                raise InvalidRequest(
+                    f"a '{name}' parameter is too long ({len(value)} characters; "
+                    f"at most {self.max_length})."
+                )
+            if _CONTROL.search(value):
+                raise InvalidRequest(f"a '{name}' parameter contains control characters.")
+        return values
 
     def require(self, name: str) -> str:
         value = self.get(name)

@@ -19,12 +19,19 @@ from .models import (
     NewAuthorizationCode,
     NewTokens,
     ResourceOwner,
+    ResourceServer,
 )
 from .models import RefreshToken as RefreshTokenRecord
 
 
 class ApplicationStore(Protocol):
     async def by_client_id(self, client_id: str) -> Application | None: ...
+
+
+class ResourceStore(Protocol):
+    async def by_uri(self, uri: str) -> ResourceServer | None:
+        """The resource server registered with this (normalized) URI (RFC 8707 §2)."""
+        ...
 
 
 class AuthorizationCodeStore(Protocol):
@@ -58,6 +65,13 @@ class TokenStore(Protocol):
     ) -> tuple[Application | None, AccessToken | None]:
         """The application of this client_id and the access token of this digest, read
         together (introspection)."""
+        ...
+
+    async def resource_server_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[ResourceServer | None, AccessToken | None]:
+        """The resource server of this client_id and the access token of this digest, read
+        together (a resource server's introspection, RFC 7662)."""
         ...
 
     async def refresh_token(self, digest: str) -> RefreshTokenRecord | None: ...

@@ -21,6 +21,11 @@ AUTHORIZATION_CODE_PREFIX = "gac_"
 CLIENT_SECRET_PREFIX = "gcs_"
 API_KEY_PREFIX = "gak_"
 INVITATION_PREFIX = "gin_"  # a one-time link to set a password
+RESOURCE_SERVER_SECRET_PREFIX = "grs_"
+# A resource server's client_id starts with a character no application's can hold (those are
+# ``token_urlsafe``: letters, digits, '-' and '_'), so introspection knows which table to read
+# the caller from before reading anything: one statement, as for applications.
+RESOURCE_SERVER_CLIENT_ID_PREFIX = "rs."
 
 
 def new_secret(prefix: str = "") -> str:
@@ -29,6 +34,14 @@ def new_secret(prefix: str = "") -> str:
 
 def new_client_id() -> str:
     return secrets.token_urlsafe(24)
+
+
+def new_resource_server_client_id() -> str:
+    return RESOURCE_SERVER_CLIENT_ID_PREFIX + secrets.token_urlsafe(24)
+
+
+def is_resource_server_client_id(client_id: str) -> bool:
+    return client_id.startswith(RESOURCE_SERVER_CLIENT_ID_PREFIX)
 
 
 def digest(value: str) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..oauth.models import Application, ResourceOwner, User
+from ..oauth.models import (
+    DEFAULT_AUDIENCE,
+    Application,
+    Audience,
+    ResourceOwner,
+    ResourceServer,
+    User,
+)
 
 
 def owner(row: Any) -> ResourceOwner:
@@ -13,6 +20,29 @@ def owner(row: Any) -> ResourceOwner:
 
 def scopes(value: str) -> tuple[str, ...]:
     return tuple(value.split())
+
+
+def audience(value: str | None) -> Audience:
+    """An ``audience`` column (``tables._audience_column``): NULL is the default audience."""
+    return DEFAULT_AUDIENCE if value is None else tuple(value.split())
+
+
+def audience_value(audience: Audience) -> str | None:
+    """What an ``audience`` column keeps: NULL for the default, so that a grant naming no
+    resource writes the same row it wrote before resource indicators."""
+    return None if audience == DEFAULT_AUDIENCE else " ".join(audience)
+
+
+def resource_server(row: Any) -> ResourceServer:
+    return ResourceServer(
+        id=row.id,
+        uri=row.uri,
+        name=row.name,
+        scopes=scopes(row.scopes),
+        client_id=row.client_id,
+        secret_digest=row.secret_digest,
+        created_at=row.created_at,
+    )
 
 
 def application(row: Any) -> Application:

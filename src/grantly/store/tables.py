@@ -135,6 +135,14 @@ def _grant_columns() -> list[Column[object]]:
     ]
 
 
+def _audience_column() -> Column[object]:
+    """RFC 8707: the resources a code's grant or a token is for, space-separated: a path under
+    the issuer for Grantly's own ("/api"), the URI of a registered resource server otherwise.
+    NULL is the default audience, Grantly's own API alone: every row from before resource
+    indicators, and every grant that named no resource."""
+    return Column("audience", Text, nullable=True)
+
+
 authorization_codes = Table(
     "authorization_codes",
     metadata,
@@ -147,6 +155,7 @@ authorization_codes = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("consumed_at", BigInteger, nullable=True),
+    _audience_column(),
 )
 
 access_tokens = Table(
@@ -158,6 +167,7 @@ access_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    _audience_column(),
     Index("ix_access_tokens_family_id", "family_id"),
     Index("ix_access_tokens_application_id", "application_id"),
 )
@@ -172,6 +182,7 @@ refresh_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("rotated_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    _audience_column(),
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_application_id", "application_id"),
 )
@@ -296,4 +307,21 @@ throttle_counters = Table(
     Column("count", Integer, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_throttle_counters_expires_at", "expires_at"),
+)
+
+resource_servers = Table(
+    "resource_servers",
+    metadata,
+    # Protected resources other than Grantly's own API, registered by the operator (RFC 8707):
+    # a grant names one by ``uri`` (normalized, unique); it introspects the tokens issued for
+    # it with ``client_id`` and a secret kept only as a digest.
+    Column("id", Integer, primary_key=True),
+    Column("uri", String(2000), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    # The server's scopes it declares, space-separated; empty: it takes any.
+    Column("scopes", String(1000), nullable=False),
+    Column("client_id", String(64), nullable=False, unique=True),
+    Column("secret_digest", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    **NEVER_REUSED_IDS,
 )

@@ -20,6 +20,7 @@ from ..oauth.models import (
     NewTokens,
     RefreshToken,
     ResourceOwner,
+    ResourceServer,
     User,
 )
 from . import live, rows
@@ -69,11 +70,12 @@ _CODE_SELECT = select(t.authorization_codes, _OWNER_ACTIVE_OF_CODE.label("owner_
 )
 
 
-def _with_client(credential: Any, name: str) -> Query:
-    """The application of ``client_id`` (its columns prefixed ``app_``) with the credential
-    that ``credential`` selects by ``digest``, or NULLs: one read for both (``ports``)."""
+def _with_client(credential: Any, name: str, clients: Any = t.applications) -> Query:
+    """The application (or, with ``clients``, the resource server) of ``client_id`` (its
+    columns prefixed ``app_``) with the credential that ``credential`` selects by ``digest``,
+    or NULLs: one read for both (``ports``)."""
     found = credential.subquery(name)
-    client = t.applications.alias("client")
+    client = clients.alias("client")
     return Query(
         select(*[column.label(f"app_{column.name}") for column in client.c], found)
         .select_from(client.outerjoin(found, true()))
@@ -84,6 +86,9 @@ def _with_client(credential: Any, name: str) -> Query:
 _CLIENT_WITH_CODE = _with_client(_CODE_SELECT, "code")
 _CLIENT_WITH_REFRESH_TOKEN = _with_client(_REFRESH_TOKEN_SELECT, "refresh_token")
 _CLIENT_WITH_ACCESS_TOKEN = _with_client(_ACCESS_TOKEN_SELECT, "access_token")
+_RESOURCE_SERVER_WITH_ACCESS_TOKEN = _with_client(
+    _ACCESS_TOKEN_SELECT, "access_token", t.resource_servers
+)
 # The exactly-once steps: each changes its row only if it is still unused (``guarded``).
 _REDEEM = Query(
     update(t.authorization_codes)
@@ -158,6 +163,7 @@ def code_row(code: NewAuthorizationCode) -> dict[str, Any]:
         "code_challenge_method": code.code_challenge_method,
         "created_at": code.created_at,
         "expires_at": code.expires_at,
+        "audience": rows.audience_value(code.audience),
     }
 
 
@@ -172,6 +178,7 @@ def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None
         "scopes": " ".join(tokens.scopes),
         "family_id": tokens.family_id,
         "created_at": tokens.created_at,
+        "audience": rows.audience_value(tokens.audience),
     }
     access = {**common, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at}
     if tokens.refresh_digest is None:
@@ -182,6 +189,7 @@ def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None
         "digest": tokens.refresh_digest,
         "expires_at": tokens.refresh_expires_at,
         "scopes": " ".join(tokens.refresh_scopes),
+        "audience": rows.audience_value(tokens.refresh_audience),
     }
     return access, refresh
 
@@ -239,6 +247,7 @@ class AuthorizationCodes:
             expires_at=row.expires_at,
             consumed_at=row.consumed_at,
             owner_active=bool(row.owner_active),
+            audience=rows.audience(row.audience),
         )
 
 
@@ -363,6 +372,17 @@ class Tokens:
             self.tx, _CLIENT_WITH_ACCESS_TOKEN, client_id, digest, _access_token
         )
 
+    async def resource_server_with_access_token(
+        self, client_id: str, digest: str
+    ) -> tuple[ResourceServer | None, AccessToken | None]:
+        row = await self.tx.first(
+            _RESOURCE_SERVER_WITH_ACCESS_TOKEN, {"client_id": client_id, "digest": digest}
+        )
+        if row is None:
+            return None, None
+        server = rows.resource_server(_Prefixed(row, "app_"))
+        return server, (_access_token(row) if row.id is not None else None)
+
     async def rotate(
         self, refresh_token_id: int, family_id: int, now: int, successor: NewTokens
     ) -> bool:
@@ -474,6 +494,7 @@ def _refresh_token(row: Any) -> RefreshToken:
         revoked_at=row.revoked_at,
         rotated_at=row.rotated_at,
         owner_active=bool(row.owner_active),
+        audience=rows.audience(row.audience),
     )
 
 
@@ -499,4 +520,5 @@ def _access_token(row: Any) -> AccessToken:
         if row.user_email is not None
         else None,
         company_name=row.company_name,
+        audience=rows.audience(row.audience),
     )

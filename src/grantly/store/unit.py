@@ -11,6 +11,7 @@ from .consents import Consents
 from .counters import Counters
 from .invitations import Invitations
 from .people import People
+from .resources import ResourceServers
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
 from .users import Accounts, UserSessions
@@ -66,3 +67,7 @@ class Store:
     @cached_property
     def invitations(self) -> Invitations:
         return Invitations(self.tx)
+
+    @cached_property
+    def resources(self) -> ResourceServers:
+        return ResourceServers(self.tx)

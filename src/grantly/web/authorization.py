@@ -48,7 +48,9 @@ async def authorize(request: Request) -> Response:
     params = multi_params(request.query_params.multi_items())
     async with svc.db.unit(write=False) as uow:
         try:
-            auth = await authz.validate(params, uow.applications, svc.authorization_policy())
+            auth = await authz.validate(
+                params, uow.applications, svc.authorization_policy(), uow.resources
+            )
         except OAuthError as error:
             return await _authorization_error(request, uow, error, params)
         user = await signed_in_user(request, uow)
@@ -209,7 +211,9 @@ async def decide(request: Request) -> Response:
     decision = _str(form.get("decision"))
     async with svc.db.unit() as uow:
         try:
-            auth = await authz.validate(params, uow.applications, svc.authorization_policy())
+            auth = await authz.validate(
+                params, uow.applications, svc.authorization_policy(), uow.resources
+            )
         except OAuthError as error:
             return await _authorization_error(request, uow, error, params)
         user = await signed_in_user(request, uow)
@@ -302,7 +306,9 @@ async def dashboard_authorization(
         params["code_challenge"] = [pkce.s256(verifier)]
         params["code_challenge_method"] = ["S256"]
     try:
-        auth = await authz.validate(params, uow.applications, svc.authorization_policy())
+        auth = await authz.validate(
+            params, uow.applications, svc.authorization_policy(), uow.resources
+        )
     except OAuthError as error:
         return error_page(request, "This application cannot be authorized", error.description, 400)
     return await consent_page(request, uow, auth, user, show_code=True)

@@ -1,6 +1,15 @@
-"""Authorization server metadata (RFC 8414), so clients discover the endpoints, that PKCE with
-S256 is supported (RFC 9700 §2.1.1: clients "MUST be able to detect" it) and that
-authorization responses carry ``iss`` (RFC 9207 §3)."""
+"""Metadata documents, for clients that discover what they need instead of being told.
+
+- Authorization server metadata (RFC 8414), so clients discover the endpoints, that PKCE with
+  S256 is supported (RFC 9700 §2.1.1: clients "MUST be able to detect" it), that
+  authorization responses carry ``iss`` (RFC 9207 §3), and which protected resources are
+  Grantly's own (RFC 9728 §4 ``protected_resources``, the resources a ``resource`` parameter
+  may name without registration, RFC 8707).
+- Protected resource metadata (RFC 9728 §2-3) of each of Grantly's own resources: where to get
+  a token for it. A client that met the resource first (a 401 naming ``resource_metadata``,
+  RFC 9728 §5.1) starts here. Resource servers registered by the operator are listed in
+  neither: each publishes its own metadata naming this issuer, and their URIs may be internal.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +19,23 @@ from starlette.responses import JSONResponse
 
 from ..oauth import pkce
 from ..oauth.clients import AUTH_METHODS
+from ..oauth.models import API
 from ..oauth.token import GRANTS
 from ..services import services
 
 router = APIRouter()
 
+CACHEABLE = {"Cache-Control": "public, max-age=3600"}
+# RFC 9728 §3: the well-known URI of a resource is this, followed by the resource's path.
+PROTECTED_RESOURCE_PREFIX = "/.well-known/oauth-protected-resource"
+
 
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
 async def authorization_server_metadata(request: Request) -> JSONResponse:
-    settings = services(request).settings
+    svc = services(request)
+    settings = svc.settings
     issuer = settings.issuer
+    own = svc.own_resources
     return JSONResponse(
         {
             "issuer": issuer,
@@ -38,6 +54,32 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
             "scopes_supported": list(settings.scope_names),
             "code_challenge_methods_supported": list(pkce.methods(settings.allow_plain_pkce)),
             "authorization_response_iss_parameter_supported": True,
+            "protected_resources": [own.uri(path) for path in own.paths],
         },
-        headers={"Cache-Control": "public, max-age=3600"},
+        headers=CACHEABLE,
     )
+
+
+def protected_resource_metadata(
+    request: Request, path: str, name: str, documentation: str | None = None
+) -> JSONResponse:
+    """RFC 9728 §3.2: the metadata of Grantly's own resource ``{issuer}{path}``. ``resource``
+    is exactly the identifier the well-known URI was made from (§3.3: clients compare them);
+    tokens come from this issuer alone, in the Authorization header only (RFC 6750 §2.1)."""
+    svc = services(request)
+    issuer = svc.settings.issuer
+    metadata: dict[str, object] = {
+        "resource": svc.own_resources.uri(path),
+        "authorization_servers": [issuer],
+        "scopes_supported": list(svc.server_scopes),
+        "bearer_methods_supported": ["header"],
+        "resource_name": name,
+    }
+    if documentation is not None:
+        metadata["resource_documentation"] = issuer + documentation
+    return JSONResponse(metadata, headers=CACHEABLE)
+
+
+@router.get(PROTECTED_RESOURCE_PREFIX + API, include_in_schema=False)
+async def api_metadata(request: Request) -> JSONResponse:
+    return protected_resource_metadata(request, API, "Grantly API", documentation="/api/docs")

@@ -59,10 +59,11 @@ class SecurityHeaders:
 # Endpoints a browser application (a single-page app, a public client with PKCE) calls from its
 # own origin. They authenticate with the client's credentials or a Bearer token, never with a
 # cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
-# endpoint, RFC 7009's revocation, RFC 8414's metadata, the resource API). The dashboard, the
-# authorization endpoint and introspection (a resource server's back channel) get no CORS.
+# endpoint, RFC 7009's revocation, RFC 8414's and RFC 9728's metadata, the resource API). The
+# dashboard, the authorization endpoint and introspection (a resource server's back channel)
+# get no CORS.
 CORS_PATHS = frozenset((*client_endpoints.CORS, "/.well-known/oauth-authorization-server"))
-CORS_PREFIXES = ("/api/",)
+CORS_PREFIXES = ("/api/", "/.well-known/oauth-protected-resource/")
 CORS_EXCLUDED = ("/api/docs",)
 
 

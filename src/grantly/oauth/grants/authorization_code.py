@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import clients
+from .. import clients, resources
 from ..clients import ClientCredentials
 from ..errors import InvalidGrant, SecurityEvent
 from ..models import Application, AuthorizationCode, TokenResponse
@@ -27,7 +27,9 @@ async def exchange(
     possession of the code as its first redeemer had to (Doorkeeper's and oidc-provider's
     order), so that someone holding a leaked, used code of a public client cannot revoke its
     owner's tokens. The code is used and the tokens stored in one atomic step (``redeem``),
-    so of many racing redemptions exactly one gets tokens; the others are replays.
+    so of many racing redemptions exactly one gets tokens; the others are replays. RFC 8707
+    §2.2: ``resource`` may narrow the access token to some of the resources the code was
+    authorized for (the refresh token keeps them all), and never name another.
     """
     code = await presented(params, "code", credentials, context)
     application, record = await context.codes.client_with_code(
@@ -65,7 +67,16 @@ async def redeem(
         raise
     if not owner_still_entitled(record.owner, record.owner_active):
         raise InvalidGrant("the user who authorized this code is no longer active.")
-    tokens, response = await prepare(context, application, record.owner, record.scopes, record.id)
+    audience = resources.narrowed(params, record.audience, context.policy.resources)
+    tokens, response = await prepare(
+        context,
+        application,
+        record.owner,
+        record.scopes,
+        record.id,
+        audience=audience,
+        refresh_audience=record.audience,
+    )
     if not await context.codes.redeem(record.id, now, tokens):
         raise await _replayed(context, application, record, now)  # a racing request won
     return response

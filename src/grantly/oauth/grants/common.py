@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import clients
 from ..clients import ClientCredentials
 from ..clock import Clock
 from ..errors import OAuthError
-from ..models import Application, NewTokens, ResourceOwner, TokenResponse
+from ..models import Application, Audience, NewTokens, ResourceOwner, TokenResponse
 from ..params import ParamReader
 from ..ports import ApplicationStore, AuthorizationCodeStore, TokenStore
+from ..resources import OwnResources
 from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
 
 
@@ -24,6 +25,8 @@ class TokenPolicy:
     refresh_token_grace_period: int = 0
     server_scopes: tuple[str, ...] = ("read", "write")
     max_parameter_length: int = 2048
+    # Grantly's own resources, under its issuer (RFC 8707 ``resource`` and RFC 7662 ``aud``).
+    resources: OwnResources = field(default_factory=OwnResources)
 
 
 # Called with each token response before its tokens are stored, in the same unit of work (the
@@ -50,11 +53,16 @@ async def prepare(
     family_id: int,
     refresh_scopes: tuple[str, ...] | None = None,
     grace_retry: bool = False,
+    *,
+    audience: Audience,
+    refresh_audience: Audience | None = None,
 ) -> tuple[NewTokens, TokenResponse]:
     """A fresh access token, plus a refresh token for user tokens (RFC 6749 §5.1), as the
     digests to store and the response to send; the caller stores them (``redeem``,
     ``rotate`` or ``issue``). A company token has neither expiry nor refresh token, and
-    replaces the application's previous company token for that company (Factorial's rule)."""
+    replaces the application's previous company token for that company (Factorial's rule).
+    The access token is for ``audience``; the refresh token for the whole grant's,
+    ``refresh_audience`` (RFC 8707 §2.2), by default the same."""
     now = context.clock.now()
     application_id = application.id
     access_token = new_secret(ACCESS_TOKEN_PREFIX)
@@ -82,6 +90,8 @@ async def prepare(
         ),
         family_id=family_id,
         refresh_scopes=refresh_scopes if refresh_scopes is not None else scopes,
+        audience=audience,
+        refresh_audience=refresh_audience if refresh_audience is not None else audience,
     )
     response = TokenResponse(
         access_token=access_token,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import clients
+from .. import clients, resources
 from .. import scopes as scope_rules
 from ..clients import ClientCredentials
 from ..errors import InvalidGrant, InvalidScope, SecurityEvent, shown
@@ -22,7 +22,9 @@ async def refresh(
     one that was already used is a sign it was stolen, so the whole family is revoked, unless
     it comes back within the configured grace period (``refresh_token_grace_period``, off by
     default) and its successor was never used: a client that lost the response to its refresh
-    may retry it and gets a new pair, which replaces the lost one.
+    may retry it and gets a new pair, which replaces the lost one. RFC 8707 §2.2: ``resource``
+    may narrow the new access token to some of the grant's resources, never name another; the
+    new refresh token stays bound to all of them.
     """
     token = await presented(params, "refresh_token", credentials, context)
     now = context.clock.now()
@@ -51,6 +53,7 @@ async def refresh(
         granted = scope_rules.ordered(requested, context.policy.server_scopes)
     else:
         granted = record.scopes
+    audience = resources.narrowed(params, record.audience, context.policy.resources)
     if not owner_still_entitled(record.owner, record.owner_active):
         raise InvalidGrant("the user who authorized this grant is no longer active.")
     if record.rotated_at is None:
@@ -58,7 +61,14 @@ async def refresh(
         # step under the grant's lock, which revocations take too, so a reuse racing a
         # rotation is detected, and a revocation misses none of the rotation's tokens.
         successor, response = await prepare(
-            context, application, record.owner, granted, record.family_id, record.scopes
+            context,
+            application,
+            record.owner,
+            granted,
+            record.family_id,
+            record.scopes,
+            audience=audience,
+            refresh_audience=record.audience,
         )
         if await context.tokens.rotate(record.id, record.family_id, now, successor):
             return response
@@ -87,6 +97,8 @@ async def refresh(
             record.family_id,
             record.scopes,
             grace_retry=True,
+            audience=audience,
+            refresh_audience=record.audience,
         )
         await context.tokens.issue(successor)
         return response
