@@ -266,7 +266,7 @@ async def deactivate(uow: Store, user: User, now: int) -> tuple[User, Access] | 
     if not user.active:
         return None
     access = await access_of(uow, user, now)
-    deactivated = await uow.accounts.deactivate(user.id)
+    deactivated = await uow.accounts.deactivate(user.id, now)
     assert deactivated is not None
     await uow.invitations.revoke_pending(user.id, now)
     return deactivated[0], access

@@ -87,7 +87,7 @@ def test_downgrading_from_0010_keeps_the_tokens(empty_database: str) -> None:
     run_sql(empty_database, BEFORE)
     before = run_sql(empty_database, ["SELECT id, digest, scopes FROM access_tokens"])
     command.upgrade(config, "head")
-    command.downgrade(config, "0007")
+    command.downgrade(config, "0009")
     assert run_sql(empty_database, ["SELECT id, digest, scopes FROM access_tokens"]) == before
     command.upgrade(config, "head")
 

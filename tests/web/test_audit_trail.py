@@ -547,7 +547,7 @@ def test_a_failed_sign_in_of_a_deactivated_account_says_so(
     client: TestClient, world: World
 ) -> None:
     async def deactivate(uow):
-        await uow.accounts.deactivate(world.employee.id)
+        await uow.accounts.deactivate(world.employee.id, int(time.time()))
 
     world.run(deactivate)
     assert _try(client, world.employee.email, world.employee.password) == 401

@@ -249,7 +249,7 @@ def test_a_company_grant_never_expires(
 
 def _deactivate_and_activate(world: World, person: Person) -> None:
     async def work(uow: Any) -> None:
-        await uow.accounts.deactivate(person.id)
+        await uow.accounts.deactivate(person.id, int(time.time()))
         await uow.accounts.activate(person.id, int(time.time()))
 
     world.run(work)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import World, csrf_of, sign_in
@@ -97,14 +99,14 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(
 
 def test_a_deactivated_user_cannot_sign_in(client: TestClient, world: World) -> None:
 
-    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id, int(time.time())))
     assert _login(client, world.employee.email, world.employee.password).status_code == 401
 
 
 def test_a_deactivated_users_open_session_stops_working(client: TestClient, world: World) -> None:
 
     sign_in(client, world.admin)
-    world.run(lambda uow: uow.accounts.deactivate(world.admin.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.admin.id, int(time.time())))
     assert client.get("/oauth/applications").status_code == 303
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -328,6 +329,31 @@ def test_deactivating_asks_first_and_says_what_stops_working(
     [event] = _events(world, "user.deactivated")
     assert event.actor_email == world.admin.email
     assert event.detail["tokens_stopped"] == 2 and event.detail["email"] == world.employee.email
+
+
+def test_a_deactivated_persons_grants_are_listed_and_counted_nowhere(
+    client: TestClient, world: World
+) -> None:
+    """Their tokens are revoked at deactivation: no page lists them as working, no count
+    counts them (the person page, the application page and its confirm steps, the CLI's)."""
+    _grant(client, world, world.employee, scope="read")
+    _as(client, world.admin)
+    application = f"/oauth/applications/{world.app.id}"
+    assert world.employee.email in client.get(application).text
+    person_page = client.get(f"/people/{world.employee.id}")
+    confirm_page = _post(client, f"/people/{world.employee.id}/deactivate", person_page.text)
+    client.post(f"/people/{world.employee.id}/deactivate", data=hidden_fields(confirm_page.text))
+
+    shown = client.get(f"/people/{world.employee.id}").text
+    assert "Revoke" not in shown.split("<main>", 1)[1]
+    assert world.employee.email not in client.get(application).text
+    delete_step = _post(client, f"{application}/delete", client.get(application).text)
+    assert "live token" not in delete_step.text or "No token" in delete_step.text
+
+    async def live(uow: Any) -> int:
+        return await uow.tokens.count_live(int(time.time()), application_id=world.app.id)
+
+    assert world.run(live) == 0
 
 
 def test_deactivating_ends_the_persons_sessions_at_once(client: TestClient, world: World) -> None:

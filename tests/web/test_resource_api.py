@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import (
@@ -55,7 +57,7 @@ def test_deactivating_the_user_stops_their_user_tokens_at_once(
     tokens = exchange(client, world.app, obtain_code(client, world, person=world.employee)).json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id, int(time.time())))
     response = client.get("/api/v1/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
@@ -76,7 +78,7 @@ def test_a_company_token_keeps_working_after_its_authorizer_is_deactivated(
         consent(client, authorize_params(world.app, resource_owner_type="company"))
     )["code"]
     token = exchange(client, world.app, code).json()["access_token"]
-    world.run(lambda uow: uow.accounts.deactivate(world.admin.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.admin.id, int(time.time())))
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
     assert me.json()["resource_owner_type"] == "company"
@@ -87,7 +89,7 @@ def test_a_code_from_a_user_deactivated_before_the_exchange_is_refused(
     client: TestClient, world: World
 ) -> None:
     code = obtain_code(client, world, person=world.employee)
-    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id, int(time.time())))
     response = exchange(client, world.app, code)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -161,7 +163,7 @@ def test_an_inactive_token_is_only_active_false(
     elif how == "unknown":
         token = "gat_unknown"
     else:
-        world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
+        world.run(lambda uow: uow.accounts.deactivate(world.employee.id, int(time.time())))
     response = client.post("/oauth/introspect", data={"token": token}, auth=_auth(world))
     assert response.json() == {"active": False}
 

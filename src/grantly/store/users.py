@@ -180,10 +180,13 @@ class Accounts:
             .values(password_hash=password_hash, password_set_at=now)
         )
 
-    async def deactivate(self, user_id: int) -> tuple[User, int] | None:
+    async def deactivate(self, user_id: int, now: int) -> tuple[User, int] | None:
         """A terminated employee: no more sign-in, open sessions end now (how many is
-        returned with the user)."""
+        returned with the user), and, as ``People.terminate`` does, their user tokens,
+        consents and unused codes are revoked at once: no list or count shows them as working
+        any more, and nothing of theirs comes back with them (``activate``)."""
         ended = await UserSessions(self.tx).end_all(user_id)
+        await revoke_user_credentials(self.tx, user_id, now)
         row = await self.tx.first(
             update(t.users).where(t.users.c.id == user_id).values(active=False).returning(t.users)
         )
