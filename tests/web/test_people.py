@@ -261,6 +261,23 @@ def test_an_admin_adds_a_person_who_is_invited_at_once(client: TestClient, world
     row = client.get("/people", params={"q": "nuria"}).text
     assert "nuria@acme.example" in row and "Invitation pending" in row and "Admin" in row
     assert sorted(e.event for e in _events(world, "user.")) == ["user.created", "user.invited"]
+    assert "earlier invitation link" not in response.text  # there was none
+    assert "1 person matches “nuria”" in html.unescape(row)
+
+
+def test_inviting_again_says_the_earlier_link_stopped(client: TestClient, world: World) -> None:
+    _as(client, world.admin)
+    for replaced in (False, True):
+        page = client.get(f"/people/{world.employee.id}")
+        invited = _post(client, f"/people/{world.employee.id}/invite", page.text)
+        assert ("Their earlier invitation link no longer works." in invited.text) is replaced
+
+
+def test_a_page_past_the_end_says_so(client: TestClient, world: World) -> None:
+    _as(client, world.admin)
+    page = html.unescape(client.get("/people?page=999").text)
+    assert "no people yet" not in page
+    assert "There is no page 999: 2 people, on 1 page." in page
 
 
 def test_adding_a_person_refuses_a_bad_or_taken_email(client: TestClient, world: World) -> None:
@@ -437,12 +454,13 @@ def test_the_person_page_lists_their_grants_and_revokes_one_after_asking(
     assert done.status_code == 303
     shown = client.get(done.headers["location"])
     assert _notices(shown.text) == [
-        "Revoked Acme integration's access: its tokens stopped working."
+        "Revoked Acme integration's access: 1 access token and 1 refresh token stopped working."
     ]
     assert "No application holds access they gave." in shown.text
     assert _me(client, tokens["access_token"]) == 401
     [event] = _events(world, "grant.revoked")
     assert event.actor_email == world.admin.email and event.detail["user_id"] == world.employee.id
+    assert event.detail["tokens_revoked"] == 2
 
 
 def test_company_tokens_an_admin_authorized_are_on_their_page(

@@ -20,9 +20,10 @@ from ..store.consents import Consent
 from ..store.errors import Conflict
 from ..store.unit import Store
 from ..store.users import Person
+from . import consequences as say
 from . import sessions
 from .guards import admin_or_refusal, checked_form, form_id
-from .pages import audit, confirm, confirmed, plural, render
+from .pages import audit, confirm, confirmed, plural, possessive, render
 from .responses import error_page
 
 router = APIRouter(prefix="/people")
@@ -103,6 +104,7 @@ async def _index(
         pages=pages,
         previous_page=link(page - 1) if page > 1 else None,
         next_page=link(page + 1) if page < pages else None,
+        last_page=link(pages),
         values=values or {"name": "", "email": "", "admin": False},
         problems=problems or [],
     )
@@ -128,6 +130,7 @@ def _invited_page(
         link=invited.link(services(request).settings.issuer),
         expires_at=invited.expires_at,
         added=added,
+        replaced=invited.replaced,
         had_password=person is not None and person.has_password,
     )
     # The link is a credential: neither cached nor sent on as a Referer (the header is the
@@ -434,13 +437,13 @@ async def revoke_grant(request: Request, user_id: int, consent_id: int) -> Respo
             )
             return confirm(
                 request,
-                title=f"Revoke {consent.application_name}'s access?",
+                title=f"Revoke {possessive(consent.application_name)} access?",
                 consequences=[_revoke_consequence(consent, live)],
                 action=f"/people/{user_id}/grants/{consent_id}/revoke",
                 button="Revoke",
                 cancel=f"/people/{user_id}",
             )
-        await uow.consents.revoke(consent, now)
+        stopped = await uow.consents.revoke(consent, now)
         await audit(
             request,
             uow,
@@ -451,8 +454,11 @@ async def revoke_grant(request: Request, user_id: int, consent_id: int) -> Respo
             resource_owner_type=consent.owner.type,
             scope=" ".join(consent.scopes),
             user_id=person.user.id,
+            tokens_revoked=stopped.tokens,
         )
     sessions.notify(
-        request, f"Revoked {consent.application_name}'s access: its tokens stopped working."
+        request,
+        f"Revoked {possessive(consent.application_name)} access: "
+        f"{say.tokens(stopped)} stopped working.",
     )
     return RedirectResponse(f"/people/{user_id}", status_code=303)
