@@ -377,7 +377,7 @@ def test_serve_without_an_issuer_uses_its_port_and_a_set_issuer_wins(running) ->
     port = free_port()
     printed = running("serve", "--port", str(port), GRANTLY_ENV="development")
     assert _metadata_issuer(f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}"
-    assert f"Grantly serving http://127.0.0.1:{port} on" in printed
+    assert f"Grantly serving http://127.0.0.1:{port} (1 worker)" in printed
 
     other = free_port()
     running(

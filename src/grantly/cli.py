@@ -317,7 +317,9 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics in any worker reports them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grantly-metrics-")
-    typer.echo(f"Grantly serving {settings.issuer} on http://{host}:{port} ({workers} worker(s))")
+    address = f"http://{host}:{port}"
+    served = address if settings.issuer == address else f"{settings.issuer} on {address}"
+    typer.echo(f"Grantly serving {served} ({workers} worker{'s' if workers != 1 else ''})")
     uvicorn.run(
         "grantly.app:create_app_from_environment",
         factory=True,

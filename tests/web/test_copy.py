@@ -10,7 +10,7 @@ import re
 from fastapi.testclient import TestClient
 
 from grantly.web.pages import possessive
-from tests.conftest import World, authorize_params, run_sql, sign_in
+from tests.conftest import World, authorize_params, hidden_fields, run_sql, sign_in
 
 
 def _consent_page(client: TestClient, world: World, **extra: str) -> str:
@@ -90,3 +90,15 @@ def test_a_sign_in_wait_is_told_in_minutes(client: TestClient, world: World) -> 
     assert response.status_code == 429
     assert re.search(r"Wait \d+ minutes?, then try again", response.text)
     assert "seconds" not in response.text
+
+
+def test_denying_on_the_authorize_button_tells_the_person_what_they_did(
+    client: TestClient, world: World
+) -> None:
+    """The client reads "the user denied"; the person who pressed Deny reads "You denied"."""
+    sign_in(client, world.admin)
+    page = client.get(f"/oauth/applications/{world.app.id}/authorize")
+    assert page.status_code == 200
+    denied = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
+    assert denied.status_code == 403
+    assert "You denied the request" in denied.text and "the user denied" not in denied.text

@@ -297,8 +297,11 @@ def _day(value: str, name: str, problems: list[str]) -> date | None:
         day = date.fromisoformat(value) if _DAY.fullmatch(value) else None
     except ValueError:
         day = None
-    if day is None or day.year < 1970 or day.year > 9998:
+    if day is None:
         problems.append(f"“{name}” is a date written 2026-12-31, not “{value}”.")
+        return None
+    if day.year < 1970 or day.year > 9998:
+        problems.append(f"“{name}” is a day from 1970 to 9998, not {value}.")
         return None
     return day
 

@@ -235,7 +235,13 @@ async def decide(request: Request) -> Response:
             code = await _grant(request, uow, auth, user)
         except OAuthError as error:
             if show_code or auth.out_of_band:
-                return error_page(request, "Authorization not granted", error.description, 403)
+                message = (
+                    "You denied the request: no code was issued, and the application was not "
+                    "given access."
+                    if decision != "allow"
+                    else error.description
+                )
+                return error_page(request, "Authorization not granted", message, 403)
             return await _authorization_error(request, uow, error, params, user)
         if show_code or auth.out_of_band:
             again = f"/oauth/applications/{auth.application.id}" if show_code else "/"
