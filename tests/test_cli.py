@@ -876,6 +876,13 @@ def test_no_help_text_breaks_mid_sentence_at_80_columns(grantly) -> None:
         text = grantly(*path, "--help", COLUMNS="80", TERMINAL_WIDTH="80").stdout
         assert max(len(line) for line in text.splitlines()) <= 80, path
         assert _early_breaks(text) == [], path
+        cut = [
+            line
+            for line in text.splitlines()
+            if line.rstrip().endswith(("…", "...")) and not line.startswith("Usage:")
+        ]
+        assert cut == [], (path, cut)  # nothing cut short either
+        assert "<bool>" not in text, path
 
 
 def test_migration_log_lines_reach_the_terminal_only_with_verbose(cli_env) -> None:

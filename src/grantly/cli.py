@@ -37,16 +37,20 @@ from .store.live import LiveTokens
 from .store.unit import Store
 from .store.users import Company, Person
 
-app = typer.Typer(help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True)
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-companies_app = typer.Typer(help="Companies (tenants).", no_args_is_help=True)
-users_app = typer.Typer(help="People who sign in.", no_args_is_help=True)
-apps_app = typer.Typer(help="OAuth applications.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Grantly: an OAuth 2 authorization server.", no_args_is_help=True
+)
+db_app = typer.Typer(rich_markup_mode=None, help="The database schema.", no_args_is_help=True)
+companies_app = typer.Typer(
+    rich_markup_mode=None, help="Companies (tenants).", no_args_is_help=True
+)
+users_app = typer.Typer(rich_markup_mode=None, help="People who sign in.", no_args_is_help=True)
+apps_app = typer.Typer(rich_markup_mode=None, help="OAuth applications.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(companies_app, name="companies")
 app.add_typer(users_app, name="users")
 app.add_typer(apps_app, name="apps")
-tokens_app = typer.Typer(help="Tokens and codes.", no_args_is_help=True)
+tokens_app = typer.Typer(rich_markup_mode=None, help="Tokens and codes.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -873,7 +877,7 @@ def apps_update(
     _emit(data, as_json, "\n".join(lines))
 
 
-@apps_app.command("rotate-secret")
+@apps_app.command("rotate-secret", short_help="Give an application a new client secret.")
 def apps_rotate_secret(
     application_id: AppIdOption = None,
     client_id: ClientIdOption = None,
@@ -922,7 +926,7 @@ def apps_rotate_secret(
     )
 
 
-@apps_app.command("delete")
+@apps_app.command("delete", short_help="Delete an application and stop its tokens.")
 def apps_delete(
     application_id: AppIdOption = None,
     client_id: ClientIdOption = None,
@@ -984,7 +988,7 @@ def apps_delete(
     )
 
 
-@tokens_app.command("prune")
+@tokens_app.command("prune", short_help="Remove old tokens, codes, sessions and events.")
 def tokens_prune(
     retention_days: Annotated[
         int, typer.Option(min=0, help="Keep rows for this many days after they expire or end.")
@@ -1038,7 +1042,7 @@ def tokens_prune(
     )
 
 
-@app.command()
+@app.command(short_help="Seed a demo company and serve it on this machine.")
 def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")
@@ -1090,12 +1094,14 @@ def demo(
 # --- API keys ---------------------------------------------------------------------------------
 
 api_keys_app = typer.Typer(
-    help="API keys: company credentials for the x-api-key header.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="API keys: company credentials for the x-api-key header.",
+    no_args_is_help=True,
 )
 app.add_typer(api_keys_app, name="api-keys")
 
 
-@api_keys_app.command("create")
+@api_keys_app.command("create", short_help="Create an API key (shown once).")
 def api_keys_create(
     company: CompanyOption,
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
@@ -1214,10 +1220,11 @@ def api_keys_list(company: CompanyOption, as_json: JsonOption = False) -> None:
 # --- development tools ------------------------------------------------------------------------
 
 dev_app = typer.Typer(
+    rich_markup_mode=None,
     help="Development tools (benchmarks): refuse to run unless GRANTLY_ENV=development.",
     no_args_is_help=True,
 )
-app.add_typer(dev_app, name="dev")
+app.add_typer(dev_app, name="dev", short_help="Development tools (benchmarks).")
 
 MINT_BATCH = 5000  # values per transaction
 
@@ -1340,10 +1347,11 @@ _one_line_paragraphs(api_keys_app, dev_app)
 from .oauth.models import ResourceServer  # noqa: E402
 
 resources_app = typer.Typer(
+    rich_markup_mode=None,
     help="Resource servers: APIs other than Grantly's own that tokens are issued for (RFC 8707).",
     no_args_is_help=True,
 )
-app.add_typer(resources_app, name="resources")
+app.add_typer(resources_app, name="resources", short_help="Resource servers (RFC 8707).")
 ResourceServerIdOption = Annotated[int, typer.Option("--id", help="The resource server's id.")]
 
 
@@ -1357,7 +1365,7 @@ def _resource_server_json(server: ResourceServer) -> dict[str, Any]:
     }
 
 
-@resources_app.command("create")
+@resources_app.command("create", short_help="Register a resource server.")
 def resources_create(
     uri: Annotated[str, typer.Option(help="The resource's URI, as clients name it (https).")],
     name: Annotated[str, typer.Option(help="A name to recognise it by.")],
@@ -1440,7 +1448,7 @@ def resources_list(as_json: JsonOption = False) -> None:
     )
 
 
-@resources_app.command("delete")
+@resources_app.command("delete", short_help="Delete a resource server.")
 def resources_delete(
     server_id: ResourceServerIdOption,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,

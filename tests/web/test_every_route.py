@@ -180,13 +180,13 @@ def test_no_route_method_or_unknown_path_answers_a_server_error(
         ("GET", "/.well-known/openid-configuration", 404, None),
         ("GET", "/.well-known/oauth-protected-resource", 404, None),
         ("GET", "/.well-known/webfinger", 404, None),
-        ("PUT", "/.well-known/oauth-authorization-server", 405, "GET"),
+        ("PUT", "/.well-known/oauth-authorization-server", 405, "GET, HEAD"),
         ("POST", "/healthz", 405, "GET, HEAD"),
         ("POST", "/readyz", 405, "GET, HEAD"),
         ("DELETE", "/metrics", 405, "GET, HEAD"),
         ("POST", "/static/grantly.css", 405, "GET, HEAD"),
         ("GET", "/nope", 404, None),
-        ("DELETE", "/login", 405, "GET, POST"),
+        ("DELETE", "/login", 405, "GET, HEAD, POST"),
     ],
 )
 def test_the_issues_examples_answer_in_the_form_asked_for(

@@ -133,6 +133,8 @@ def _allowed_methods(request: Request) -> str:
         scope = dict(request.scope, method=method)
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # middleware.HeadAsGet answers it
     return ", ".join(allowed)
 
 
