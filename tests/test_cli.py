@@ -694,7 +694,10 @@ def test_applications_are_listed_and_shown_by_id_or_client_id(grantly, acme) -> 
     assert by_client_id["live_tokens"] == 4  # two access tokens, each with its refresh token
     assert "client_secret" not in by_client_id
     human = grantly("apps", "show", "--id", str(sync["id"])).stdout
-    assert f"application {sync['id']}: Sync\n" in human and "live tokens:   4" in human
+    assert (
+        f"application {sync['id']}: Sync\n" in human
+        and "live tokens:   2 access tokens and 2 refresh tokens (1 user grant)" in human
+    )
 
 
 def test_rotating_a_secret_says_the_old_one_stopped(grantly, acme) -> None:

@@ -738,7 +738,7 @@ def apps_show(
             f"  scopes:        {' '.join(application.scopes)}",
             f"  consent:       {application.consent}",
             f"  token life:    {f'{lifetime} s' if lifetime else 'the server default'}",
-            f"  live tokens:   {live.tokens}: {_tokens(live)}",
+            f"  live tokens:   {_tokens(live) if live.tokens else 'none'}",
         ]
     )
     _emit(data, as_json, human)
@@ -949,8 +949,8 @@ def apps_delete(
         f"Delete application {found.id} ({found.name})?",
         [
             f"Deleting application {found.id} ({found.name}, client_id {found.client_id}) "
-            f"stops {_tokens(live)} at once and its client_id no longer signs in; it cannot "
-            "be undone.",
+            + (f"stops {_tokens(live)} at once" if live.tokens else "stops no working token")
+            + " and its client_id no longer signs in; it cannot be undone.",
         ],
         yes,
         as_json,

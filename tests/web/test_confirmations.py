@@ -310,7 +310,7 @@ def test_the_new_form_shows_every_problem_at_once(client: TestClient, world: Wor
         problems and html.unescape(problems[1]),
         "choose at least one scope.",
         "the access-token lifetime must be a whole number of seconds between 60 and 86400 "
-        "(24 hours), or empty for the server's default.",
+        "(1 day), or none for the server's default.",
     ]
     assert "https" in problems[1]
     assert 'value="ten minutes"' in response.text

@@ -47,7 +47,7 @@ MAX_ACCESS_TOKEN_LIFETIME = 24 * 3600
 LIFETIME_PROBLEM = (
     "the access-token lifetime must be a whole number of seconds between "
     f"{MIN_ACCESS_TOKEN_LIFETIME} and {MAX_ACCESS_TOKEN_LIFETIME} "
-    f"({MAX_ACCESS_TOKEN_LIFETIME // 3600} hours), or empty for the server's default."
+    f"(1 day), or none for the server's default."
 )
 
 
