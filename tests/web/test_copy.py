@@ -102,3 +102,16 @@ def test_denying_on_the_authorize_button_tells_the_person_what_they_did(
     denied = client.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "deny"})
     assert denied.status_code == 403
     assert "You denied the request" in denied.text and "the user denied" not in denied.text
+
+
+def test_a_form_sent_again_says_nothing_was_done_again(client: TestClient, world: World) -> None:
+    """A reload of the page that showed a code re-sends its form: nothing is done again, and
+    the page it lands on says so."""
+    sign_in(client, world.admin)
+    page = client.get(f"/oauth/applications/{world.app.id}/authorize")
+    fields = {**hidden_fields(page.text), "decision": "allow"}
+    assert client.post("/oauth/authorize", data=fields).status_code == 200  # the code page
+    again = client.post("/oauth/authorize", data=fields)
+    assert again.status_code == 303
+    landed = client.get(again.headers["location"])
+    assert "already shown once and is not shown again" in html.unescape(landed.text)

@@ -202,6 +202,12 @@ async def decide(request: Request) -> Response:
     form_id = _str(form.get(sessions.FORM_ID_FIELD))
     if (done := sessions.already_done(request, form_id)) is not None:
         # A reload of the page that displayed a code: the code was shown once; start again.
+        sessions.notify(
+            request,
+            "That code was already shown once and is not shown again: authorize again for "
+            "another one.",
+            "warn",
+        )
         return RedirectResponse(done, status_code=303)
     params = multi_params(
         (key, value)

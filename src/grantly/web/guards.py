@@ -40,6 +40,12 @@ async def checked_form(request: Request) -> tuple[FormData, Response | None]:
         )
     done = sessions.already_done(request, form_id(form))
     if done is not None:
+        sessions.notify(
+            request,
+            "That form was already sent, so nothing was done again. What it showed once (a "
+            "secret, a link, a code) is not shown again.",
+            "warn",
+        )
         return form, RedirectResponse(done, status_code=303)
     return form, None
 
