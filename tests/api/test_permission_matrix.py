@@ -53,7 +53,7 @@ def _expired(client: TestClient, world: World, clock: FrozenClock) -> Headers:
 
 def _deactivated(client: TestClient, world: World, clock: FrozenClock) -> Headers:
     token = user_token(client, world.employee, world.app)
-    world.run(lambda uow: uow.accounts.deactivate(world.employee.id))
+    world.run(lambda uow: uow.accounts.deactivate(world.employee.id, clock.now()))
     return bearer(token)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from grantly.oauth.models import (
     Application,
@@ -24,6 +25,7 @@ from grantly.oauth.models import (
     User,
 )
 from grantly.oauth.ports import AuthorizationCodeStore, TokenStore
+from grantly.store import tables as t
 from grantly.store.database import open_database
 from tests.conftest import World
 from tests.oauth.memory import Database as MemoryDatabase
@@ -91,7 +93,10 @@ def _sql_store(world: World) -> Store:
             db = open_database(world.settings.database_url)
             try:
                 async with db.unit() as uow:
-                    await uow.accounts.deactivate(user_id)
+                    # The flag alone (deactivating also revokes): it is what records read.
+                    await uow.tx.execute(
+                        update(t.users).where(t.users.c.id == user_id).values(active=False)
+                    )
             finally:
                 await db.close()
 
