@@ -87,6 +87,9 @@ def _grant(page: Page, server: LiveServer, **extra: str) -> None:
     """Allow on the consent page, then exchange the code the browser was sent back with (a
     grant is listed once it has a token)."""
     app = server.world.app
+    # A page of its own: the browser's failed navigation to the callback (nothing listens
+    # there) must not interrupt the next grant's.
+    page = page.context.new_page()
     sent_back: list[str] = []
     page.on(
         "request",
@@ -99,6 +102,7 @@ def _grant(page: Page, server: LiveServer, **extra: str) -> None:
             break
         page.wait_for_timeout(100)
     code = parse_qs(urlsplit(sent_back[0]).query)["code"][0]
+    page.close()
     token = httpx.post(
         f"{BASE[0]}/oauth/token",
         data={"grant_type": "authorization_code", "code": code, "redirect_uri": LOOPBACK_CALLBACK},
