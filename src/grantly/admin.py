@@ -14,6 +14,7 @@ from .oauth.secrets import (
     new_client_id,
     new_secret,
 )
+from .store import live
 from .store.live import LiveTokens
 from .store.unit import Store
 
@@ -253,7 +254,9 @@ async def access_of(uow: Store, user: User, now: int) -> Access:
     return Access(
         sessions=await uow.sessions.count_live(user.id, now),
         applications=len(await uow.consents.of_user(user.id, now)),
-        tokens=await uow.tokens.count_live(now, user_id=user.id),
+        tokens=live.total(
+            (await uow.tokens.live_by_grant(now, owner_type="user", user_id=user.id)).values()
+        ).tokens,
         invitation_pending=await uow.invitations.pending_for(user.id, now) is not None,
         company_grants=len(await uow.consents.authorized_by(user.id, now)),
     )

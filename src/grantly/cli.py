@@ -907,8 +907,8 @@ def apps_rotate_secret(
             name=application.name,
             via="cli",
         )
-        live = await uow.tokens.count_live(now, application_id=application.id)
-        return application, secret, live
+        live = await uow.tokens.live_tokens(now, application.id)
+        return application, secret, live.tokens
 
     application, secret, live = _run(_settings(), work)
     _emit(

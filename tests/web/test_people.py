@@ -365,10 +365,10 @@ def test_a_deactivated_persons_grants_are_listed_and_counted_nowhere(
     assert "Revoke" not in shown.split("<main>", 1)[1]
     assert world.employee.email not in client.get(application).text
     delete_step = _post(client, f"{application}/delete", client.get(application).text)
-    assert "live token" not in delete_step.text or "No token" in delete_step.text
+    assert "No grant of it works now, so no token stops working." in delete_step.text
 
     async def live(uow: Any) -> int:
-        return await uow.tokens.count_live(int(time.time()), application_id=world.app.id)
+        return (await uow.tokens.live_tokens(int(time.time()), world.app.id)).tokens
 
     assert world.run(live) == 0
 
@@ -443,9 +443,10 @@ def test_the_person_page_lists_their_grants_and_revokes_one_after_asking(
     page = client.get(f"/people/{world.employee.id}")
     assert "Acme integration" in page.text and "User token" in page.text
     [action] = re.findall(r'action="(/people/\d+/grants/\d+/revoke)"', page.text)
-    assert 'data-confirm="Acme integration can no longer act as this person: 2 live tokens' in (
-        page.text
-    )
+    assert (
+        'data-confirm="Acme integration can no longer act as employee (employee@acme.example) '
+        "with this user token: 1 access token and 1 refresh token stop working at once."
+    ) in page.text
     confirm_page = _post(client, action, page.text)
     assert confirm_page.status_code == 200
     assert "Revoke Acme integration&#39;s access?" in confirm_page.text
@@ -470,7 +471,10 @@ def test_company_tokens_an_admin_authorized_are_on_their_page(
     page = client.get(f"/people/{world.admin.id}")
     assert "Company token" in page.text
     [action] = re.findall(r'action="(/people/\d+/grants/\d+/revoke)"', page.text)
-    assert "loses its company token: 1 live token stops working at once" in page.text
+    assert (
+        "Acme integration can no longer act for Acme with this company token: 1 access token "
+        "stops working at once."
+    ) in page.text
     _post(client, action, page.text, confirmed="yes")
     assert _me(client, tokens["access_token"]) == 401
 

@@ -80,9 +80,9 @@ async def retire(tx: Transaction, application_id: int, owner: ResourceOwner, now
 
 
 def _works(now: int) -> Any:
-    """A consent whose grant still has a token that works or can mint one: a live access
-    token, or a live refresh token neither rotated nor expired (company tokens never expire).
-    A grant with none is over, whatever its consent row says."""
+    """A consent whose grant still has a token that works or can mint one (``live``: a live
+    access token, or a live refresh token neither rotated nor expired; company tokens never
+    expire). A grant with none is over, whatever its consent row says."""
     c, a, r = t.consents, t.access_tokens, t.refresh_tokens
 
     def same_grant(table: Any) -> Any:
@@ -91,12 +91,12 @@ def _works(now: int) -> Any:
             table.c.owner_type == c.c.owner_type,
             table.c.company_id == c.c.company_id,
             or_(c.c.owner_type != "user", table.c.user_id == c.c.user_id),
-            table.c.revoked_at.is_(None),
         )
 
-    live_access = exists().where(same_grant(a), a.c.expires_at.is_(None) | (a.c.expires_at > now))
-    live_refresh = exists().where(same_grant(r), r.c.rotated_at.is_(None), r.c.expires_at > now)
-    return or_(live_access, live_refresh)
+    return or_(
+        exists().where(same_grant(a), live.live_access(now)),
+        exists().where(same_grant(r), live.live_refresh(now)),
+    )
 
 
 def _still_offered(consented: str, offered: str) -> tuple[str, ...]:

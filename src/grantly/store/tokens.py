@@ -263,39 +263,6 @@ class Tokens:
         for statement, row in _token_inserts(tokens):
             self.tx.insert_later(statement, row)
 
-    async def count_live(
-        self,
-        now: int,
-        *,
-        application_id: int | None = None,
-        user_id: int | None = None,
-        owner: ResourceOwner | None = None,
-    ) -> int:
-        """Access and refresh tokens that still work (not revoked, expired or rotated) of an
-        application, or acting as a person (their user tokens), or of one resource owner (with
-        ``application_id``: one grant's): what stops working when the application goes, the
-        person is deactivated or the grant is revoked."""
-        total = 0
-        for table in (t.access_tokens, t.refresh_tokens):
-            query = select(func.count()).where(
-                table.c.revoked_at.is_(None),
-                table.c.expires_at.is_(None) | (table.c.expires_at > now),
-            )
-            if table is t.refresh_tokens:
-                query = query.where(table.c.rotated_at.is_(None))
-            if application_id is not None:
-                query = query.where(table.c.application_id == application_id)
-            if user_id is not None:
-                query = query.where(table.c.user_id == user_id, table.c.owner_type == "user")
-            if owner is not None:
-                query = query.where(
-                    table.c.owner_type == owner.type, table.c.company_id == owner.company_id
-                )
-                if owner.type == "user":
-                    query = query.where(table.c.user_id == owner.user_id)
-            total += int(await self.tx.scalar(query) or 0)
-        return total
-
     async def live_by_grant(
         self,
         now: int,

@@ -18,6 +18,7 @@ from ..oauth.models import User
 from ..services import services
 from ..store.consents import Consent
 from ..store.errors import Conflict
+from ..store.live import NOTHING, LiveTokens, grant_key
 from ..store.unit import Store
 from ..store.users import Person
 from . import consequences as say
@@ -213,40 +214,28 @@ async def _audit_invited(request: Request, uow: Store, user: User, invited: admi
 class _Grant:
     consent: Consent
     kind: str  # "User token" or "Company token"
-    live_tokens: int
+    live: LiveTokens
 
     @property
     def confirmation(self) -> str:
-        return _revoke_consequence(self.consent, self.live_tokens)
-
-
-def _revoke_consequence(consent: Consent, live_tokens: int) -> str:
-    stop = "stops" if live_tokens == 1 else "stop"
-    tokens = f"{plural(live_tokens, 'live token')} {stop} working at once"
-    if consent.owner.type == "company":
-        return (
-            f"{consent.application_name} loses its company token: {tokens}. It acts for the "
-            "whole company, whoever authorized it; an admin must authorize it again."
-        )
-    return (
-        f"{consent.application_name} can no longer act as this person: {tokens}. It must ask "
-        "them again."
-    )
+        return say.dialog(say.revoke_grant(self.consent, self.live, own=False))
 
 
 async def _grants(uow: Store, person: Person, now: int) -> list[_Grant]:
-    consents = uow.consents
+    """The person's user grants and the company grants they authorized, with what works of
+    each: two grouped reads of the tokens, whatever the number of grants."""
+    consents, tokens, user = uow.consents, uow.tokens, person.user
     found = [
-        *((c, "User token") for c in await consents.of_user(person.user.id, now)),
-        *((c, "Company token") for c in await consents.authorized_by(person.user.id, now)),
+        *((c, "User token") for c in await consents.of_user(user.id, now)),
+        *((c, "Company token") for c in await consents.authorized_by(user.id, now)),
     ]
+    working = {
+        **await tokens.live_by_grant(now, owner_type="user", user_id=user.id),
+        **await tokens.live_by_grant(now, owner_type="company", company_id=user.company_id),
+    }
     return [
         _Grant(
-            consent,
-            kind,
-            await uow.tokens.count_live(
-                now, application_id=consent.application_id, owner=consent.owner
-            ),
+            consent, kind, working.get(grant_key(consent.application_id, consent.owner), NOTHING)
         )
         for consent, kind in found
     ]
@@ -432,13 +421,11 @@ async def revoke_grant(request: Request, user_id: int, consent_id: int) -> Respo
                 404,
             )
         if not confirmed(form):
-            live = await uow.tokens.count_live(
-                now, application_id=consent.application_id, owner=consent.owner
-            )
+            live = await uow.tokens.live_tokens(now, consent.application_id, consent.owner)
             return confirm(
                 request,
                 title=f"Revoke {possessive(consent.application_name)} access?",
-                consequences=[_revoke_consequence(consent, live)],
+                consequences=say.revoke_grant(consent, live, own=False),
                 action=f"/people/{user_id}/grants/{consent_id}/revoke",
                 button="Revoke",
                 cancel=f"/people/{user_id}",
