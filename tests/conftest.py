@@ -356,6 +356,17 @@ def authorize_params(app: Client, **extra: str) -> dict[str, str]:
     return params
 
 
+def grant_as(http: TestClient, world: World, person: Person, **extra: str) -> dict[str, Any]:
+    """Sign in as ``person`` (alone in this client), allow ``world.app``, exchange the code:
+    the token response of a grant that works."""
+    http.cookies.clear()
+    sign_in(http, person)
+    code = callback_params(consent(http, authorize_params(world.app, **extra)))["code"]
+    response = exchange(http, world.app, code)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def obtain_code(http: TestClient, world: World, person: Person | None = None, **extra: str) -> str:
     sign_in(http, person or world.admin)
     params = callback_params(consent(http, authorize_params(world.app, **extra)))

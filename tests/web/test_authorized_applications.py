@@ -8,20 +8,10 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import (
     World,
-    authorize_params,
-    callback_params,
-    consent,
     csrf_of,
-    exchange,
+    grant_as,
     sign_in,
 )
-
-
-def _grant(client: TestClient, world: World, person, **extra) -> dict:
-    client.cookies.clear()
-    sign_in(client, person)
-    code = callback_params(consent(client, authorize_params(world.app, **extra)))["code"]
-    return exchange(client, world.app, code).json()
 
 
 def _revoke_forms(page: str) -> list[str]:
@@ -33,7 +23,7 @@ def _me(client: TestClient, token: str) -> int:
 
 
 def test_a_user_sees_the_applications_they_authorized(client: TestClient, world: World) -> None:
-    _grant(client, world, world.employee, scope="read")
+    grant_as(client, world, world.employee, scope="read")
     page = client.get("/oauth/authorized_applications")
     assert page.status_code == 200
     assert "Acme integration" in page.text
@@ -45,7 +35,7 @@ def test_a_user_sees_the_applications_they_authorized(client: TestClient, world:
 def test_revoking_an_authorization_stops_its_tokens_at_once(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.employee)
+    tokens = grant_as(client, world, world.employee)
     page = client.get("/oauth/authorized_applications")
     response = client.post(
         _revoke_forms(page.text)[0], data={"csrf_token": csrf_of(page.text), "confirmed": "yes"}
@@ -62,7 +52,7 @@ def test_revoking_an_authorization_stops_its_tokens_at_once(
 
 
 def test_nobody_revokes_someone_elses_authorization(client: TestClient, world: World) -> None:
-    tokens = _grant(client, world, world.employee)
+    tokens = grant_as(client, world, world.employee)
     page = client.get("/oauth/authorized_applications")
     action = _revoke_forms(page.text)[0]
     client.cookies.clear()
@@ -74,7 +64,7 @@ def test_nobody_revokes_someone_elses_authorization(client: TestClient, world: W
 
 
 def test_an_admin_sees_and_revokes_the_company_tokens(client: TestClient, world: World) -> None:
-    token = _grant(client, world, world.admin, resource_owner_type="company")["access_token"]
+    token = grant_as(client, world, world.admin, resource_owner_type="company")["access_token"]
     page = client.get("/oauth/authorized_applications")
     assert "Company tokens" in page.text and world.admin.email in page.text
     client.post(
@@ -86,7 +76,9 @@ def test_an_admin_sees_and_revokes_the_company_tokens(client: TestClient, world:
 def test_the_application_page_lists_and_revokes_company_tokens_of_any_company(
     client: TestClient, world: World
 ) -> None:
-    theirs = _grant(client, world, world.other_admin, resource_owner_type="company")["access_token"]
+    theirs = grant_as(client, world, world.other_admin, resource_owner_type="company")[
+        "access_token"
+    ]
     client.cookies.clear()
     sign_in(client, world.admin)
     page = client.get(f"/oauth/applications/{world.app.id}")
@@ -104,7 +96,7 @@ def test_the_application_page_lists_and_revokes_company_tokens_of_any_company(
 
 
 def test_revoking_needs_the_csrf_token(client: TestClient, world: World) -> None:
-    tokens = _grant(client, world, world.employee)
+    tokens = grant_as(client, world, world.employee)
     page = client.get("/oauth/authorized_applications")
     assert client.post(_revoke_forms(page.text)[0], data={"csrf_token": "x"}).status_code == 403
     assert _me(client, tokens["access_token"]) == 200

@@ -19,11 +19,8 @@ from tests.conftest import (
     REDIRECT_URI,
     Person,
     World,
-    authorize_params,
-    callback_params,
-    consent,
     csrf_of,
-    exchange,
+    grant_as,
     hidden_fields,
     sign_in,
 )
@@ -41,19 +38,11 @@ def _as(client: TestClient, person: Person) -> None:
     sign_in(client, person)
 
 
-def _grant(client: TestClient, world: World, person: Person, **extra: str) -> dict[str, Any]:
-    _as(client, person)
-    code = callback_params(consent(client, authorize_params(world.app, **extra)))["code"]
-    response = exchange(client, world.app, code)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
 def _two_grants(client: TestClient, world: World) -> tuple[dict[str, Any], dict[str, Any]]:
     """The employee's user grant (an access and a refresh token) and the admin's company
     grant (one access token) of ``world.app``; the admin is signed in after."""
-    user = _grant(client, world, world.employee)
-    company = _grant(client, world, world.admin, resource_owner_type="company")
+    user = grant_as(client, world, world.employee)
+    company = grant_as(client, world, world.admin, resource_owner_type="company")
     return user, company
 
 
@@ -351,7 +340,7 @@ def _revoke_forms(page: str) -> list[str]:
 def test_the_application_page_lists_every_live_grant_with_who_holds_it(
     client: TestClient, world: World
 ) -> None:
-    _grant(client, world, world.other_admin, scope="read")  # a person of another company
+    grant_as(client, world, world.other_admin, scope="read")  # a person of another company
     _two_grants(client, world)
     page = client.get(APP.format(world.app.id)).text
     users = page.split("<h2>User tokens</h2>", 1)[1].split("<h2>Company tokens</h2>", 1)[0]
@@ -397,7 +386,7 @@ def test_an_admin_revokes_a_persons_grant_from_the_application_page(
 def test_an_employee_revokes_their_own_grant_after_confirming(
     client: TestClient, world: World
 ) -> None:
-    user = _grant(client, world, world.employee)
+    user = grant_as(client, world, world.employee)
     page = client.get("/oauth/authorized_applications").text
     [action] = _revoke_forms(page)
     asked = client.post(action, data={"csrf_token": csrf_of(page)})
@@ -417,8 +406,8 @@ def test_an_employee_revokes_their_own_grant_after_confirming(
 def test_the_authorized_applications_page_labels_each_grant(
     client: TestClient, world: World
 ) -> None:
-    _grant(client, world, world.admin)
-    _grant(client, world, world.admin, resource_owner_type="company")
+    grant_as(client, world, world.admin)
+    grant_as(client, world, world.admin, resource_owner_type="company")
     page = client.get("/oauth/authorized_applications").text
     mine, company = page.split("<h2>Company tokens</h2>", 1)
     assert mine.count('<span class="token-label">User token</span>') == 1

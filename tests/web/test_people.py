@@ -17,11 +17,8 @@ from grantly.store.audit import AuditQuery
 from tests.conftest import (
     Person,
     World,
-    authorize_params,
-    callback_params,
-    consent,
     csrf_of,
-    exchange,
+    grant_as,
     hidden_fields,
     sign_in,
 )
@@ -30,12 +27,6 @@ from tests.conftest import (
 def _as(client: TestClient, person: Person) -> None:
     client.cookies.clear()
     sign_in(client, person)
-
-
-def _grant(client: TestClient, world: World, person: Person, **extra: str) -> dict[str, Any]:
-    _as(client, person)
-    code = callback_params(consent(client, authorize_params(world.app, **extra)))["code"]
-    return dict(exchange(client, world.app, code).json())
 
 
 def _me(client: TestClient, token: str) -> int:
@@ -316,7 +307,7 @@ def test_the_list_says_who_has_a_password(
 def test_deactivating_asks_first_and_says_what_stops_working(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.employee, scope="read")
+    tokens = grant_as(client, world, world.employee, scope="read")
     _as(client, world.admin)
     person_page = client.get(f"/people/{world.employee.id}")
     # The employee signed in to authorize: that session is theirs too.
@@ -353,7 +344,7 @@ def test_a_deactivated_persons_grants_are_listed_and_counted_nowhere(
 ) -> None:
     """Their tokens are revoked at deactivation: no page lists them as working, no count
     counts them (the person page, the application page and its confirm steps, the CLI's)."""
-    _grant(client, world, world.employee, scope="read")
+    grant_as(client, world, world.employee, scope="read")
     _as(client, world.admin)
     application = f"/oauth/applications/{world.app.id}"
     assert world.employee.email in client.get(application).text
@@ -406,7 +397,7 @@ def test_an_admin_cannot_deactivate_themselves(client: TestClient, world: World)
 def test_reactivating_lets_the_person_sign_in_without_their_old_tokens(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.employee, scope="read")
+    tokens = grant_as(client, world, world.employee, scope="read")
     _as(client, world.admin)
     page = client.get("/people")
     _post(client, f"/people/{world.employee.id}/deactivate", page.text, confirmed="yes")
@@ -438,7 +429,7 @@ def test_a_foreign_next_is_not_followed(client: TestClient, world: World) -> Non
 def test_the_person_page_lists_their_grants_and_revokes_one_after_asking(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.employee, scope="read")
+    tokens = grant_as(client, world, world.employee, scope="read")
     _as(client, world.admin)
     page = client.get(f"/people/{world.employee.id}")
     assert "Acme integration" in page.text and "User token" in page.text
@@ -467,7 +458,7 @@ def test_the_person_page_lists_their_grants_and_revokes_one_after_asking(
 def test_company_tokens_an_admin_authorized_are_on_their_page(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.admin, resource_owner_type="company")
+    tokens = grant_as(client, world, world.admin, resource_owner_type="company")
     page = client.get(f"/people/{world.admin.id}")
     assert "Company token" in page.text
     [action] = re.findall(r'action="(/people/\d+/grants/\d+/revoke)"', page.text)
@@ -482,7 +473,7 @@ def test_company_tokens_an_admin_authorized_are_on_their_page(
 def test_a_grant_of_someone_else_is_not_revoked_from_a_persons_page(
     client: TestClient, world: World
 ) -> None:
-    tokens = _grant(client, world, world.employee, scope="read")
+    tokens = grant_as(client, world, world.employee, scope="read")
     _as(client, world.admin)
     page = client.get(f"/people/{world.employee.id}")
     [action] = re.findall(r'action="/people/\d+(/grants/\d+/revoke)"', page.text)
