@@ -268,6 +268,11 @@ def assert_down(served: Served) -> None:
     page = answers["page"]
     assert page.headers["content-type"].startswith("text/html")
     assert "briefly unavailable" in page.text
+    # A missing page needs no database: still a 404 page, only without the signed-in
+    # navigation it cannot read (web/errors.py).
+    missing = served.browser.get("/no/such/page", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "Page not found" in missing.text
+    assert "Sign out" not in missing.text
     assert answers["readyz"].json()["database"] == "unreachable"
 
 
