@@ -9,6 +9,13 @@ OwnerType = Literal["user", "company"]
 OWNER_TYPES: tuple[OwnerType, ...] = ("user", "company")
 ConsentMode = Literal["always", "remember", "trusted"]
 CONSENT_MODES: tuple[ConsentMode, ...] = ("always", "remember", "trusted")
+# Where an application came from: a company's admin registered it on the dashboard (or the
+# operator with the CLI), it registered itself (RFC 7591), or its client_id is the URL of its
+# client metadata document (draft-ietf-oauth-client-id-metadata-document). The last two are
+# "agent applications": they belong to no company.
+ApplicationOrigin = Literal["dashboard", "registration", "metadata_document"]
+AgentPolicy = Literal["allow", "block"]
+AGENT_POLICIES: tuple[AgentPolicy, ...] = ("allow", "block")
 
 # A grant's audience (RFC 8707): the protected resources its access tokens may be used at. Each
 # entry is either a path relative to the issuer, for Grantly's own resources ("/api"), so that
@@ -21,10 +28,11 @@ DEFAULT_AUDIENCE: Audience = (API,)
 
 @dataclass(frozen=True, slots=True)
 class Application:
-    """An OAuth client (RFC 6749 §2), registered by a company's admin."""
+    """An OAuth client (RFC 6749 §2): registered by a company's admin, or an agent application
+    of no company (``company_id`` None) that registered itself or publishes its metadata."""
 
     id: int
-    company_id: int
+    company_id: int | None
     name: str
     client_id: str
     secret_digest: str | None
@@ -33,10 +41,24 @@ class Application:
     scopes: tuple[str, ...]
     consent: ConsentMode = "always"
     access_token_lifetime: int | None = None  # None: the server's default
+    origin: ApplicationOrigin = "dashboard"
+    # RFC 7592: the digest of the registration access token (self-registered clients only).
+    registration_digest: str | None = None
+    # The metadata it registered or published (JSON text), as it gave it.
+    client_metadata: str | None = None
+    # A client metadata document is fetched again from this time on.
+    metadata_expires_at: int | None = None
+    authorized_at: int | None = None
 
     @property
     def public(self) -> bool:
         return not self.confidential
+
+    @property
+    def agent(self) -> bool:
+        """Whether it belongs to no company: it registered itself or is named by its metadata
+        document."""
+        return self.origin != "dashboard"
 
 
 @dataclass(frozen=True, slots=True)

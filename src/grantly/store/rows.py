@@ -57,6 +57,11 @@ def application(row: Any) -> Application:
         scopes=scopes(row.scopes),
         consent=row.consent,
         access_token_lifetime=row.access_token_lifetime,
+        origin=row.origin,
+        registration_digest=row.registration_digest,
+        client_metadata=row.client_metadata,
+        metadata_expires_at=row.metadata_expires_at,
+        authorized_at=row.authorized_at,
     )
 
 

@@ -43,6 +43,9 @@ companies = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # "allow" or "block": whether its people may authorize agent applications (clients that
+    # registered themselves or are named by a client metadata document).
+    Column("agent_applications", String(8), nullable=False, server_default="allow"),
     **NEVER_REUSED_IDS,
 )
 
@@ -99,9 +102,12 @@ applications = Table(
     "applications",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=False),
+    # NULL for an agent application: it registered itself, or is named by its metadata
+    # document, and belongs to no company.
+    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), nullable=True),
     Column("name", String(200), nullable=False),
-    Column("client_id", String(64), nullable=False, unique=True),
+    # A client metadata document's client_id is its https URL.
+    Column("client_id", String(2048), nullable=False, unique=True),
     Column("secret_digest", String(64), nullable=True),
     Column("confidential", Boolean, nullable=False),
     # One URI per line; URIs cannot contain line breaks.
@@ -115,7 +121,18 @@ applications = Table(
     Column("consent", String(16), nullable=False, server_default="always"),
     # Seconds; NULL means the server's default (GRANTLY_ACCESS_TOKEN_LIFETIME).
     Column("access_token_lifetime", Integer, nullable=True),
+    # "dashboard", "registration" (RFC 7591) or "metadata_document".
+    Column("origin", String(24), nullable=False, server_default="dashboard"),
+    # The digest of the RFC 7592 registration access token.
+    Column("registration_digest", String(64), nullable=True, unique=True),
+    # The client's metadata as it registered or published it (JSON), shown and returned.
+    Column("client_metadata", Text, nullable=True),
+    # A fetched client metadata document is fetched again after this.
+    Column("metadata_expires_at", BigInteger, nullable=True),
+    # When a person last authorized it: registrations never authorized are pruned.
+    Column("authorized_at", BigInteger, nullable=True),
     Index("ix_applications_company_id", "company_id"),
+    Index("ix_applications_origin", "origin", "created_at"),
     **NEVER_REUSED_IDS,
 )
 
@@ -323,5 +340,30 @@ resource_servers = Table(
     Column("client_id", String(64), nullable=False, unique=True),
     Column("secret_digest", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    **NEVER_REUSED_IDS,
+)
+
+# The agent applications one company blocked: its people cannot authorize them, and the
+# company's grants to them were revoked when the block was made.
+company_application_blocks = Table(
+    "company_application_blocks",
+    metadata,
+    Column("company_id", ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True),
+    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
+    Column("blocked_by", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Initial access tokens for dynamic client registration (RFC 7591 §3), minted by an operator
+# (``grantly registration-tokens create``) when GRANTLY_REGISTRATION=token; digests only.
+registration_tokens = Table(
+    "registration_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
     **NEVER_REUSED_IDS,
 )
