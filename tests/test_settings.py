@@ -56,3 +56,14 @@ def test_a_code_lifetime_over_ten_minutes_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("GRANTLY_AUTHORIZATION_CODE_LIFETIME", "601")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_loopback_document_fetches_are_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRANTLY_CIMD_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("GRANTLY_ENV", "production")
+    with pytest.raises(ValueError, match="cannot be set when GRANTLY_ENV=production"):
+        Settings()
+    monkeypatch.setenv("GRANTLY_ENV", "test")
+    assert Settings().cimd_allow_loopback

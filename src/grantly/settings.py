@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=30, gt=0, le=600, description="seconds")
     keep_alive_timeout: int = Field(default=5, ge=1, le=300, description="seconds")
     max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Client metadata documents may be fetched from loopback addresses: for tests that run a
+    # document server on 127.0.0.1 (grantly/outbound.py). Refused in production.
+    cimd_allow_loopback: bool = False
 
     @field_validator(
         "sign_in_limit_per_account_address",
@@ -105,6 +108,16 @@ class Settings(BaseSettings):
 
         parse(value)  # "10/15 minutes"; raises ValueError with what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _no_loopback_fetches_in_production(self) -> Settings:
+        if self.cimd_allow_loopback and self.env == "production":
+            raise ValueError(
+                "GRANTLY_CIMD_ALLOW_LOOPBACK=true lets a client make Grantly fetch from this "
+                "machine's own addresses; it is for tests and cannot be set when "
+                "GRANTLY_ENV=production."
+            )
+        return self
 
     @field_validator("issuer")
     @classmethod
