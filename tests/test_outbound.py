@@ -88,6 +88,19 @@ class _Server(ThreadingHTTPServer):
         what these tests do; nothing to report."""
 
 
+@pytest.fixture(autouse=True)
+def only_loopback_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests name internal addresses, but only through the injected resolver: should the
+    fetcher ever try to connect to one, this refuses it before any packet leaves."""
+    original = asyncio.BaseEventLoop.create_connection
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **kwargs):  # type: ignore[no-untyped-def]
+        assert host in ("127.0.0.1", "::1", "localhost"), f"a connection to {host} was tried"
+        return await original(self, protocol_factory, host, port, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", create_connection)
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
