@@ -15,8 +15,10 @@ from starlette.middleware import Middleware
 
 from . import __version__
 from .api import credentials, employees, me
+from .oauth import client_documents
 from .oauth.clock import Clock, SystemClock
 from .observability import RequestLogging, configure_logging
+from .outbound import JsonFetcher
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
@@ -35,6 +37,7 @@ from .web import (
     metrics,
     middleware,
     people,
+    registration,
     set_password,
 )
 from .web import api_keys as api_keys_page
@@ -56,6 +59,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             sign_in_per_device=settings.sign_in_limit_per_device,
             client_auth_per_client_address=settings.client_auth_limit_per_client_address,
             client_auth_per_address=settings.client_auth_limit_per_address,
+            registration_per_address=settings.registration_limit_per_address,
         ),
         key_prefix=settings.redis_key_prefix,
     )
@@ -66,6 +70,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         templates=page_templates(),
         throttle=throttle,
         device_cookies=URLSafeTimedSerializer(secret_key, salt="grantly-device"),
+        fetcher=JsonFetcher(
+            max_bytes=client_documents.MAX_DOCUMENT_BYTES,
+            allow_loopback=settings.cimd_allow_loopback,
+        ),
     )
 
     @asynccontextmanager
@@ -123,6 +131,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         *health.routes,
         *client_endpoints.routes,
         *me.routes,
+        *registration.routes,
         *authorization.routes,
         *metrics.routes,
         *api_docs.routes,

@@ -25,7 +25,7 @@ import typer
 
 from . import admin
 from .oauth.clock import SystemClock
-from .oauth.models import Application, User
+from .oauth.models import AGENT_POLICIES, Application, User
 from .oauth.registration import ApplicationDraft, RegistrationError, validate
 from .observability import configure_logging
 from .passwords import hash_password, password_problem
@@ -368,6 +368,41 @@ def companies_list(as_json: JsonOption = False) -> None:
         {"companies": rows},
         as_json,
         human or "there are no companies yet; create one with `grantly companies create`",
+    )
+
+
+@companies_app.command("update", short_help="Change a company's settings.")
+def companies_update(
+    company_id: Annotated[int, typer.Option("--id", help="The company's id.")],
+    agent_applications: Annotated[
+        str | None,
+        typer.Option(
+            help="allow: its people may authorize applications no company registered (agents "
+            "that registered themselves or publish a metadata document); block: they may not."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a company's settings. Blocking agent applications refuses their authorization
+    requests from then on; tokens already issued keep working until revoked (the dashboard's
+    Agent applications page revokes them)."""
+    if agent_applications not in (None, *AGENT_POLICIES):
+        _fail("--agent-applications must be allow or block.", as_json, 2)
+    settings = _settings()
+
+    async def work(uow: Store) -> tuple[Any, str]:
+        company = await uow.accounts.company(company_id) if 0 < company_id <= MAX_ID else None
+        if company is None:
+            _not_found(f"company {company_id}", as_json)
+        if agent_applications is not None:
+            await uow.agents.set_policy(company.id, agent_applications)  # type: ignore[arg-type]
+        return company, await uow.agents.policy(company.id)
+
+    company, policy = _run(settings, work)
+    _emit(
+        {"id": company.id, "name": company.name, "agent_applications": policy},
+        as_json,
+        f"company {company.id}: {company.name}\n  agent applications: {policy}",
     )
 
 
@@ -1492,6 +1527,117 @@ def resources_delete(
 
 
 _one_line_paragraphs(resources_app)
+
+registration_tokens_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Initial access tokens for dynamic client registration (RFC 7591 §3), needed when "
+    "GRANTLY_REGISTRATION=token.",
+    no_args_is_help=True,
+)
+app.add_typer(
+    registration_tokens_app,
+    name="registration-tokens",
+    short_help="Initial access tokens for client registration (RFC 7591).",
+)
+
+
+def _registration_token_json(token: Any) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+@registration_tokens_app.command("create", short_help="Mint an initial access token.")
+def registration_tokens_create(
+    name: Annotated[str, typer.Option(help="Who it is for, to recognise it by.")],
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=1, max=3650, help="Days it stays valid; none: until revoked.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mint an initial access token: its holder may register clients at /oauth/register
+    (Authorization: Bearer TOKEN) while GRANTLY_REGISTRATION=token. Shown once; only its
+    digest is stored."""
+    from .oauth.secrets import INITIAL_ACCESS_TOKEN_PREFIX, digest, new_secret
+
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        _fail("--name must be 1 to 200 characters, without control characters.", as_json, 2)
+    settings = _settings()
+    secret = new_secret(INITIAL_ACCESS_TOKEN_PREFIX)
+    now = SystemClock().now()
+    expires_at = now + expires_in_days * 86400 if expires_in_days else None
+    token = _run(
+        settings, lambda uow: uow.registration_tokens.create(digest(secret), name, now, expires_at)
+    )
+    note = (
+        ""
+        if settings.registration == "token"
+        else (
+            f"\n  note: GRANTLY_REGISTRATION is {settings.registration}; the token is needed only "
+            "when it is token"
+        )
+    )
+    _emit(
+        {**_registration_token_json(token), "token": secret},
+        as_json,
+        f"created initial access token {token.id}: {token.name}\n"
+        f"  token: {secret}  (shown once)\n"
+        f"  register with: curl -X POST {settings.issuer}/oauth/register "
+        f"-H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' -d '{{...}}'"
+        + note,
+    )
+
+
+@registration_tokens_app.command("list")
+def registration_tokens_list(as_json: JsonOption = False) -> None:
+    """List initial access tokens (never their values)."""
+    tokens = _run(_settings(), lambda uow: uow.registration_tokens.everyone())
+    now = SystemClock().now()
+
+    def status(token: Any) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.expires_at is not None and token.expires_at <= now:
+            return "expired"
+        return "valid"
+
+    human = "\n".join(f"{t.id}\t{t.name}\t{status(t)}" for t in tokens)
+    typer.echo(
+        json.dumps([_registration_token_json(t) for t in tokens])
+        if as_json
+        else human
+        or "there are no initial access tokens; mint one with `grantly registration-tokens create`"
+    )
+
+
+@registration_tokens_app.command("revoke", short_help="Revoke an initial access token.")
+def registration_tokens_revoke(
+    token_id: Annotated[int, typer.Option("--id", help="The token's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an initial access token: it registers nothing more. Clients it registered stay."""
+    now = SystemClock().now()
+    revoked = _run(
+        _settings(),
+        lambda uow: (
+            uow.registration_tokens.revoke(token_id, now) if 0 < token_id <= MAX_ID else _false()
+        ),
+    )
+    if not revoked:
+        _not_found(f"valid initial access token {token_id}", as_json)
+    _emit({"id": token_id, "revoked": True}, as_json, f"revoked initial access token {token_id}")
+
+
+async def _false() -> bool:
+    return False
+
+
+_one_line_paragraphs(registration_tokens_app)
 
 
 def main() -> None:

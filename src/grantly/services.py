@@ -13,6 +13,7 @@ from .oauth.authorize import AuthorizationPolicy
 from .oauth.clock import Clock
 from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
 from .oauth.resources import OwnResources
+from .outbound import JsonFetcher
 from .settings import Settings
 from .store.database import Database
 from .store.unit import Store
@@ -28,6 +29,8 @@ class Services:
     throttle: Throttle
     # Signs the sign-in page's device cookies (web/accounts.py), made once with the app.
     device_cookies: URLSafeTimedSerializer
+    # Fetches client metadata documents (grantly/outbound.py: SSRF-hardened).
+    fetcher: JsonFetcher
 
     @property
     def server_scopes(self) -> tuple[str, ...]:

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     # Client metadata documents may be fetched from loopback addresses: for tests that run a
     # document server on 127.0.0.1 (grantly/outbound.py). Refused in production.
     cimd_allow_loopback: bool = False
+    # Dynamic client registration (RFC 7591) at /oauth/register: open to anyone, only with an
+    # initial access token an operator minted (`grantly registration-tokens create`), or off.
+    registration: Literal["open", "token", "off"] = "open"
+    # Registrations accepted from one address (a registration costs its author nothing).
+    registration_limit_per_address: str = "20/hour"
+    # Grantly's API as an MCP server at /mcp (grantly/mcp/).
+    mcp: bool = True
 
     @field_validator(
         "sign_in_limit_per_account_address",
@@ -101,6 +108,7 @@ class Settings(BaseSettings):
         "sign_in_limit_per_device",
         "client_auth_limit_per_client_address",
         "client_auth_limit_per_address",
+        "registration_limit_per_address",
     )
     @classmethod
     def _is_a_limit(cls, value: str) -> str:

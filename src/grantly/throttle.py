@@ -120,6 +120,7 @@ class Limits:
     sign_in_per_device: str = "10/15 minutes"
     client_auth_per_client_address: str = "20/minute"
     client_auth_per_address: str = "100/minute"
+    registration_per_address: str = "20/hour"
 
 
 Check = tuple[str, RateLimitItem, str]  # (the limit's name, the limit, the key counted)
@@ -308,6 +309,17 @@ class Throttle:
                 self._unavailable(exc)
                 audited = True
         return ClientFailure(attempt.refusal, "client_address" in attempt.reached, audited)
+
+    # --- dynamic client registration ----------------------------------------------------
+
+    async def registration(self, address: str) -> Refusal | None:
+        """Count a client registration (RFC 7591 §5 leaves abuse to the server): a refusal
+        past the address's limit. Only registrations count, so nobody can use up another
+        address's budget."""
+        attempt = await self._count(
+            [self._check("registration_per_address", self.address_key(address))]
+        )
+        return attempt.refusal
 
     async def ping(self) -> bool:
         return bool(await self.storage.check())

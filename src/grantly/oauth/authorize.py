@@ -165,6 +165,12 @@ async def validate(
             raise InvalidRequest(
                 f"resource_owner_type must be 'user' or 'company', not '{shown(owner_type)}'."
             )
+        if owner_type == "company" and application.agent:
+            # A company token is the company's, for an application the company vouches for.
+            raise UnauthorizedClient(
+                "company tokens are issued only to applications a company registered on its "
+                "dashboard; this application registered itself. Ask for a user token."
+            )
         if owner_type == "company" and application.public:
             # A token for the whole company that never expires must not live in a browser or
             # on a device: only a confidential (server) application may hold one.

@@ -22,6 +22,8 @@ CLIENT_SECRET_PREFIX = "gcs_"
 API_KEY_PREFIX = "gak_"
 INVITATION_PREFIX = "gin_"  # a one-time link to set a password
 RESOURCE_SERVER_SECRET_PREFIX = "grs_"
+REGISTRATION_ACCESS_TOKEN_PREFIX = "grg_"  # RFC 7592: manages one self-registered client
+INITIAL_ACCESS_TOKEN_PREFIX = "gri_"  # RFC 7591 §3: lets its holder register clients
 # A resource server's client_id starts with a character no application's can hold (those are
 # ``token_urlsafe``: letters, digits, '-' and '_'), so introspection knows which table to read
 # the caller from before reading anything: one statement, as for applications.

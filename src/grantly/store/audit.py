@@ -37,6 +37,13 @@ EVENTS = {
     "application.updated": "Application changed",
     "application.deleted": "Application deleted",
     "application.secret_regenerated": "Client secret regenerated",
+    "application.registered": "Agent application registered itself (RFC 7591)",
+    "application.registration_updated": "Agent application changed its registration",
+    "application.registration_deleted": "Agent application deleted its registration",
+    "agent_application.blocked": "Agent application blocked for the company",
+    "agent_application.unblocked": "Agent application unblocked for the company",
+    "agent_application.revoked": "Agent application's grants in the company revoked",
+    "company.agent_policy_changed": "Agent applications allowed or blocked for the company",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
     "user.created": "Person added",
@@ -53,6 +60,11 @@ APPLICATION_EVENTS = [
     "application.updated",
     "application.deleted",
     "application.secret_regenerated",
+    "application.registered",
+    "application.registration_deleted",
+    "agent_application.blocked",
+    "agent_application.unblocked",
+    "agent_application.revoked",
 ]
 
 _FORBIDDEN_KEYS = {

@@ -1,5 +1,6 @@
 """Housekeeping: removing rows that can never be valid again (``grantly tokens prune``): old
-tokens, codes, sessions, invitations and throttle counters.
+tokens, codes, sessions, invitations, throttle counters, and self-registered clients nobody
+authorized.
 
 A row is prunable once it has been expired, revoked or used for longer than the retention
 period. Keeping them that long lets replays of recently used codes and refresh tokens still be
@@ -17,6 +18,10 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, se
 
 from . import tables as t
 from .database import Database
+
+# RFC 7591 registrations cost their authors nothing: one never authorized by anyone within
+# this many days of registering is removed.
+UNAUTHORIZED_REGISTRATION_DAYS = 30
 
 
 def prunable(
@@ -68,6 +73,16 @@ def prunable(
             t.throttle_counters.c.expires_at < (cutoff if now is None else now),
         ),
     }
+    if now is not None:
+        apps = t.applications
+        tables["unauthorized_registrations"] = (
+            apps,
+            and_(
+                apps.c.origin == "registration",
+                apps.c.authorized_at.is_(None),
+                apps.c.created_at < now - UNAUTHORIZED_REGISTRATION_DAYS * 86400,
+            ),
+        )
     if audit_cutoff is not None:
         tables["audit_events"] = (t.audit_events, t.audit_events.c.created_at < audit_cutoff)
     return tables

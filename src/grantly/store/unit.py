@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from .agents import AgentApplications, RegistrationTokens
 from .api_keys import ApiKeys
 from .applications import Applications
 from .audit import AuditLog
@@ -71,3 +72,11 @@ class Store:
     @cached_property
     def resources(self) -> ResourceServers:
         return ResourceServers(self.tx)
+
+    @cached_property
+    def agents(self) -> AgentApplications:
+        return AgentApplications(self.tx)
+
+    @cached_property
+    def registration_tokens(self) -> RegistrationTokens:
+        return RegistrationTokens(self.tx)

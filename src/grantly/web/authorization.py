@@ -6,24 +6,26 @@ HTTP to the protocol core and back."""
 from __future__ import annotations
 
 import shlex
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..http import NO_STORE, multi_params
 from ..oauth import authorize as authz
-from ..oauth import pkce
+from ..oauth import client_documents, pkce
 from ..oauth.errors import AccessDenied, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
 from ..observability import (
     AUTHORIZATIONS,
+    OAUTH_ERRORS,
     Route,
 )
 from ..services import services
 from ..store.unit import Store
-from . import sessions
+from . import agents, sessions
 from .pages import audit, render, signed_in_user
 from .responses import authorization_error, error_page, leaving_page
 
@@ -46,6 +48,8 @@ async def authorize(request: Request) -> Response:
     signed in, then ask for consent."""
     svc = services(request)
     params = multi_params(request.query_params.multi_items())
+    if (unusable := await _document_client(request, params)) is not None:
+        return unusable
     async with svc.db.unit(write=False) as uow:
         try:
             auth = await authz.validate(
@@ -56,6 +60,8 @@ async def authorize(request: Request) -> Response:
         user = await signed_in_user(request, uow)
         if user is None:
             return _login_redirect(request)
+        if (refused := await agents.refusal(uow, auth.application, user)) is not None:
+            return await _refused_agent(request, uow, auth, user, refused, params)
         remembered = auth.application.consent == "remember" and await uow.consents.covers(
             auth.application.id, user.id, user.company_id, auth.scopes, svc.clock.now()
         )
@@ -68,6 +74,40 @@ async def authorize(request: Request) -> Response:
         except OAuthError as error:
             return authorization_error(request, error)
     return _redirect_with_code(request, auth, code)
+
+
+async def _document_client(request: Request, params: dict[str, list[str]]) -> Response | None:
+    """A client_id that is an https URL names a client metadata document: fetch it (or use the
+    cached copy) before the request is validated, or tell the person why it cannot be used.
+    Nothing is redirected: until the document is read, no redirect URI is trusted."""
+    client_id = params.get("client_id", [""])[0]
+    if not client_documents.is_document_url(client_id):
+        return None
+    try:
+        await agents.ensure_document_client(services(request), client_id)
+    except agents.ClientDocumentUnusable as exc:
+        OAUTH_ERRORS.labels("/oauth/authorize", "invalid_client").inc()
+        return error_page(request, "This application cannot be authorized", str(exc), 400)
+    return None
+
+
+async def _refused_agent(
+    request: Request,
+    uow: Store,
+    auth: authz.AuthorizationRequest,
+    user: User,
+    refused: AccessDenied,
+    params: dict[str, list[str]],
+) -> Response:
+    """The person's company does not allow this agent application: audited like a denial,
+    and answered access_denied (to a redirect URI the person is shown before following)."""
+    if uow.tx.write:
+        await _audit_denied(request, uow, auth, user, reason=refused.description)
+    else:  # the authorization page reads in a unit of its own
+        async with services(request).db.unit() as writer:
+            await _audit_denied(request, writer, auth, user, reason=refused.description)
+    error = refused.as_redirectable(auth.redirect_uri, auth.state)
+    return await _authorization_error(request, uow, error, params, user)
 
 
 async def _authorization_error(
@@ -138,6 +178,9 @@ async def _grant(request: Request, uow: Store, auth: authz.AuthorizationRequest,
         raise
     owner = authz.resource_owner(auth, user)
     AUTHORIZATIONS.labels("granted").inc()
+    if auth.application.agent:
+        # A registration someone authorized is kept (``grantly tokens prune`` removes others).
+        await uow.agents.mark_authorized(auth.application.id, svc.clock.now())
     await uow.consents.record(auth.application.id, owner, auth.scopes, svc.clock.now())
     await audit(
         request,
@@ -175,6 +218,7 @@ async def consent_page(
         request,
         "consent.html",
         auth=auth,
+        agent=_agent_facts(auth) if auth.application.agent else None,
         hidden=auth.query(),
         application_company=owner_company,
         company=user_company,
@@ -183,6 +227,24 @@ async def consent_page(
     )
     response.headers.update(NO_STORE)
     return response
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    redirect_host: str
+    document_host: str | None
+
+
+def _agent_facts(auth: authz.AuthorizationRequest) -> AgentFacts:
+    """What the consent page puts first for an application no company registered (the MCP
+    authorization specification's security considerations): where the access goes (the
+    redirect URI's host) and who publishes the metadata document (its host)."""
+    parts = urlsplit(auth.redirect_uri)
+    redirect_host = parts.netloc or auth.redirect_uri
+    document_host = None
+    if auth.application.origin == "metadata_document":
+        document_host = urlsplit(auth.application.client_id).netloc
+    return AgentFacts(redirect_host, document_host)
 
 
 async def decide(request: Request) -> Response:
@@ -215,6 +277,8 @@ async def decide(request: Request) -> Response:
         if key not in _CONSENT_FIELDS and isinstance(value, str)
     )
     decision = _str(form.get("decision"))
+    if (unusable := await _document_client(request, params)) is not None:
+        return unusable
     async with svc.db.unit() as uow:
         try:
             auth = await authz.validate(
@@ -228,6 +292,8 @@ async def decide(request: Request) -> Response:
                 "/login?" + urlencode({"next": "/oauth/authorize?" + urlencode(auth.query())}),
                 status_code=303,
             )
+        if (refused := await agents.refusal(uow, auth.application, user)) is not None:
+            return await _refused_agent(request, uow, auth, user, refused, params)
         show_code = _str(form.get("show_code")) == "1"
         if show_code and not (user.admin and user.company_id == auth.application.company_id):
             show_code = False

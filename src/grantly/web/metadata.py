@@ -5,6 +5,9 @@
   authorization responses carry ``iss`` (RFC 9207 §3), and which protected resources are
   Grantly's own (RFC 9728 §4 ``protected_resources``, the resources a ``resource`` parameter
   may name without registration, RFC 8707).
+- Whether clients may register themselves: ``registration_endpoint`` (RFC 7591 §3, unless
+  registration is off) and ``client_id_metadata_document_supported`` (a ``client_id`` that is
+  an https URL names the client's metadata document).
 - Protected resource metadata (RFC 9728 §2-3) of each of Grantly's own resources: where to get
   a token for it. A client that met the resource first (a 401 naming ``resource_metadata``,
   RFC 9728 §5.1) starts here. Resource servers registered by the operator are listed in
@@ -36,6 +39,9 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
     settings = svc.settings
     issuer = settings.issuer
     own = svc.own_resources
+    registration: dict[str, object] = {}
+    if settings.registration != "off":
+        registration["registration_endpoint"] = f"{issuer}/oauth/register"
     return JSONResponse(
         {
             "issuer": issuer,
@@ -55,6 +61,9 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
             "code_challenge_methods_supported": list(pkce.methods(settings.allow_plain_pkce)),
             "authorization_response_iss_parameter_supported": True,
             "protected_resources": [own.uri(path) for path in own.paths],
+            # draft-ietf-oauth-client-id-metadata-document §5: an https client_id is fetched.
+            "client_id_metadata_document_supported": True,
+            **registration,
         },
         headers=CACHEABLE,
     )

@@ -59,11 +59,14 @@ class SecurityHeaders:
 # Endpoints a browser application (a single-page app, a public client with PKCE) calls from its
 # own origin. They authenticate with the client's credentials or a Bearer token, never with a
 # cookie, so any origin may call them and no credentials are allowed (RFC 6749 §3.2's token
-# endpoint, RFC 7009's revocation, RFC 8414's and RFC 9728's metadata, the resource API). The
+# endpoint, RFC 7009's revocation, RFC 8414's and RFC 9728's metadata, RFC 7591's registration
+# and RFC 7592's management of it, the resource API and the MCP endpoint). The
 # dashboard, the authorization endpoint and introspection (a resource server's back channel)
 # get no CORS.
-CORS_PATHS = frozenset((*client_endpoints.CORS, "/.well-known/oauth-authorization-server"))
-CORS_PREFIXES = ("/api/", "/.well-known/oauth-protected-resource/")
+CORS_PATHS = frozenset(
+    (*client_endpoints.CORS, "/.well-known/oauth-authorization-server", "/oauth/register", "/mcp")
+)
+CORS_PREFIXES = ("/api/", "/.well-known/oauth-protected-resource/", "/oauth/register/")
 CORS_EXCLUDED = ("/api/docs",)
 
 
@@ -76,9 +79,16 @@ class CorsForClients:
             app,
             allow_origins=["*"],
             allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT"],
-            allow_headers=["Authorization", "Content-Type", "x-api-key"],
-            expose_headers=["WWW-Authenticate", "Retry-After"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "x-api-key",
+                "Mcp-Session-Id",
+                "Mcp-Protocol-Version",
+                "Last-Event-ID",
+            ],
+            expose_headers=["WWW-Authenticate", "Retry-After", "Mcp-Session-Id"],
             max_age=600,
         )
 
@@ -97,8 +107,8 @@ class CorsForClients:
 # response) is for the pages.
 SESSIONLESS_PATHS = frozenset(
     route.path for route in (*client_endpoints.routes, *health.routes)
-) | {"/metrics"}
-SESSIONLESS_PREFIXES = ("/api/", "/.well-known/")
+) | {"/metrics", "/oauth/register", "/mcp"}
+SESSIONLESS_PREFIXES = ("/api/", "/.well-known/", "/oauth/register/")
 
 
 class SessionsForPages:

@@ -1,0 +1,262 @@
+"""Client ID Metadata Documents at the authorization endpoint: a client_id that is an https
+URL is fetched (over https on loopback, the test CA as SSL_CERT_FILE) and used as the client's
+metadata, cached per its Cache-Control; every way a document can be wrong is shown to the
+person as a page, never redirected, and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from grantly.app import create_app
+from grantly.oauth import pkce
+from grantly.oauth.clock import FrozenClock
+from tests.conftest import World, callback_params, count_rows, hidden_fields, sign_in
+from tests.document_server import DocumentServer, Served, document_ca, documents  # noqa: F401
+
+CALLBACK = "http://127.0.0.1:33418/callback"
+
+
+def _document(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "client_id": url,
+        "client_name": "Example Agent",
+        "redirect_uris": [CALLBACK],
+        "token_endpoint_auth_method": "none",
+        **extra,
+    }
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(1_900_000_000)
+
+
+@pytest.fixture
+def http(world: World, clock: FrozenClock, documents: DocumentServer) -> Iterator[TestClient]:
+    settings = world.settings.model_copy(update={"cimd_allow_loopback": True})
+    with TestClient(
+        create_app(settings, clock=clock),
+        base_url="http://127.0.0.1:8000",
+        follow_redirects=False,
+        client=("127.0.0.1", 50000),
+    ) as client:
+        sign_in(client, world.employee)
+        yield client
+
+
+def _params(client_id: str) -> tuple[dict[str, str], str]:
+    verifier = pkce.new_verifier()
+    return {
+        "client_id": client_id,
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "state": "xyz",
+        "code_challenge": pkce.s256(verifier),
+        "code_challenge_method": "S256",
+    }, verifier
+
+
+def test_a_document_client_is_fetched_consented_and_exchanges_its_code(
+    http: TestClient, world: World, documents: DocumentServer
+) -> None:
+    url = documents.url("/agent/client.json")
+    documents.publish("/agent/client.json", _document(url))
+    params, verifier = _params(url)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 200, page.text
+    assert "Not registered by your company" in page.text
+    assert f"localhost:{documents.port}" in page.text  # the document's host
+    assert "127.0.0.1:33418" in page.text  # where the access goes
+    assert "Example Agent" in page.text
+    result = callback_params(
+        http.post("/oauth/authorize", data={**hidden_fields(page.text), "decision": "allow"})
+    )
+    tokens = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": CALLBACK,
+            "client_id": url,
+            "code_verifier": verifier,
+        },
+    )
+    assert tokens.status_code == 200, tokens.text
+    me = http.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    )
+    assert me.json()["company"]["id"] == world.company_a
+    stored = world.run(lambda uow: uow.applications.by_client_id(url))
+    assert stored.company_id is None and stored.origin == "metadata_document"
+    assert stored.public and stored.authorized_at is not None
+
+
+def test_the_document_is_cached_per_cache_control_then_fetched_again(
+    http: TestClient, world: World, documents: DocumentServer, clock: FrozenClock
+) -> None:
+    url = documents.publish("/c.json", {}, cache_control="max-age=120")
+    documents.publish("/c.json", _document(url), cache_control="max-age=120")
+    params, _ = _params(url)
+    assert http.get("/oauth/authorize", params=params).status_code == 200
+    assert http.get("/oauth/authorize", params=params).status_code == 200
+    assert documents.requests == ["/c.json"]
+    documents.publish("/c.json", _document(url, client_name="Renamed Agent"))
+    clock.advance(121)
+    page = http.get("/oauth/authorize", params=params)
+    assert "Renamed Agent" in page.text
+    assert documents.requests == ["/c.json", "/c.json"]
+
+
+def test_a_changed_redirect_uri_in_the_document_is_honoured_after_refetch(
+    http: TestClient, documents: DocumentServer, clock: FrozenClock
+) -> None:
+    url = documents.url("/r.json")
+    documents.publish("/r.json", _document(url), cache_control="max-age=60")
+    params, _ = _params(url)
+    assert http.get("/oauth/authorize", params=params).status_code == 200
+    documents.publish("/r.json", _document(url, redirect_uris=["http://127.0.0.1:9/other"]))
+    clock.advance(61)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert "redirect_uri does not match" in page.text
+
+
+@pytest.mark.parametrize(
+    ("served", "reason"),
+    [
+        (Served(302, b"", {"Location": "https://localhost/elsewhere.json"}), "redirect"),
+        (Served(200, b"{" + b" " * 6000 + b"}", {"Content-Type": "application/json"}), "larger"),
+        (Served(200, b"<html></html>", {"Content-Type": "text/html"}), "not JSON"),
+        (Served(200, b"{nope", {"Content-Type": "application/json"}), "not valid JSON"),
+        (Served(404, b"{}", {"Content-Type": "application/json"}), "HTTP status 404"),
+    ],
+)
+def test_an_unusable_answer_is_a_page_and_nothing_is_stored(
+    http: TestClient, world: World, documents: DocumentServer, served: Served, reason: str
+) -> None:
+    before = count_rows(world.settings, "applications")
+    url = documents.serve("/bad.json", served)
+    params, _ = _params(url)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert reason in page.text
+    assert "location" not in page.headers
+    assert count_rows(world.settings, "applications") == before
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"client_id": "https://localhost/other.json"}, "not the URL it was fetched from"),
+        ({"client_secret": "s3cret"}, "must not contain client_secret"),
+        ({"token_endpoint_auth_method": "client_secret_basic"}, "shared secret"),
+        ({"redirect_uris": ["http://evil.example/cb"]}, "redirect_uris"),
+        ({"redirect_uris": []}, "redirect_uris"),
+    ],
+)
+def test_a_document_that_breaks_the_rules_is_refused(
+    http: TestClient, world: World, documents: DocumentServer, change: dict, reason: str
+) -> None:
+    url = documents.url("/rules.json")
+    documents.publish("/rules.json", {**_document(url), **change})
+    params, _ = _params(url)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert reason in page.text.replace("&#39;", "'")
+    assert world.run(lambda uow: uow.applications.by_client_id(url)) is None
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    [
+        "https://localhost/",  # no path
+        "https://localhost/a.json?x=1",
+        "https://localhost/a/../b.json",
+        "https://user@localhost/a.json",
+    ],
+)
+def test_client_id_urls_that_break_section_3_are_refused_unfetched(
+    http: TestClient, documents: DocumentServer, client_id: str
+) -> None:
+    params, _ = _params(client_id)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert documents.requests == []
+
+
+def test_loopback_documents_are_refused_without_the_test_setting(
+    world: World, documents: DocumentServer
+) -> None:
+    """The default: a document on a loopback address is an SSRF attempt, refused before any
+    connection is made (the server sees no request)."""
+    url = documents.url("/agent.json")
+    documents.publish("/agent.json", _document(url))
+    with TestClient(
+        create_app(world.settings), base_url="http://127.0.0.1:8000", follow_redirects=False
+    ) as http:
+        sign_in(http, world.employee)
+        params, _ = _params(url)
+        page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert "loopback address" in page.text
+    assert documents.requests == []
+
+
+def test_a_certificate_from_an_untrusted_ca_is_refused(
+    world: World, documents: DocumentServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import trustme
+
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    monkeypatch.setenv("SSL_CERT_FILE", str(other))
+    url = documents.url("/agent.json")
+    documents.publish("/agent.json", _document(url))
+    settings = world.settings.model_copy(update={"cimd_allow_loopback": True})
+    with TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8000", follow_redirects=False
+    ) as http:
+        sign_in(http, world.employee)
+        params, _ = _params(url)
+        page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert "TLS certificate is not trusted" in page.text
+
+
+def test_an_unknown_document_client_at_the_token_endpoint_is_invalid_client(
+    http: TestClient, documents: DocumentServer
+) -> None:
+    """The token endpoint never fetches: a document client it does not know was never
+    authorized."""
+    response = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "gac_x",
+            "redirect_uri": CALLBACK,
+            "client_id": documents.url("/never.json"),
+            "code_verifier": "x" * 43,
+        },
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert documents.requests == []
+
+
+def test_a_company_that_blocks_one_document_client(
+    http: TestClient, world: World, documents: DocumentServer
+) -> None:
+    url = documents.url("/blocked.json")
+    documents.publish("/blocked.json", _document(url))
+    params, _ = _params(url)
+    assert http.get("/oauth/authorize", params=params).status_code == 200
+    application = world.run(lambda uow: uow.applications.by_client_id(url))
+    world.run(lambda uow: uow.agents.block(world.company_a, application.id, world.admin.id, 0))
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 403
+    assert "blocked this application" in page.text
