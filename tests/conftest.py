@@ -34,6 +34,9 @@ from grantly.settings import Settings
 from grantly.store import migrate
 from grantly.store.database import open_database
 
+# The client metadata document server's fixtures, for every test module.
+from tests.document_server import document_ca, documents  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 REDIRECT_URI = "https://client.example/callback"

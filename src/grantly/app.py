@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,9 +15,11 @@ from starlette.middleware import Middleware
 
 from . import __version__
 from .api import credentials, employees, me
+from .mcp import server as mcp_server
 from .oauth import client_documents
 from .oauth.clock import Clock, SystemClock
-from .observability import RequestLogging, configure_logging
+from .oauth.models import MCP
+from .observability import RequestLogging, Route, configure_logging
 from .outbound import JsonFetcher
 from .services import Services
 from .settings import Settings
@@ -76,9 +78,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         ),
     )
 
+    mcp_app, mcp_lifespan = mcp_server.build(services) if settings.mcp else (None, None)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with AsyncExitStack() as stack:
+            if mcp_lifespan is not None:
+                await stack.enter_async_context(mcp_lifespan())
+            yield
         await db.close()
 
     app = FastAPI(
@@ -136,6 +143,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         *metrics.routes,
         *api_docs.routes,
     ]
+    if mcp_app is not None:
+        # The SDK's app, routed at exactly /mcp: it answers nothing else, so every other path
+        # keeps Grantly's own answers (and 404 pages).
+        app.router.routes.insert(0, Route(MCP, mcp_app, methods=["GET", "POST", "DELETE"]))
     app.include_router(me.router)
     app.include_router(employees.router)
     app.include_router(credentials.router)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from .oauth.authorize import AuthorizationPolicy
 from .oauth.clock import Clock
 from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
+from .oauth.models import API, MCP
 from .oauth.resources import OwnResources
 from .outbound import JsonFetcher
 from .settings import Settings
@@ -38,8 +39,10 @@ class Services:
 
     @property
     def own_resources(self) -> OwnResources:
-        """Grantly's own protected resources (RFC 8707, RFC 9728): its API, under the issuer."""
-        return OwnResources(self.settings.issuer)
+        """Grantly's own protected resources (RFC 8707, RFC 9728): its API and, unless it is
+        off, its MCP endpoint, under the issuer."""
+        paths = (API, MCP) if self.settings.mcp else (API,)
+        return OwnResources(self.settings.issuer, paths)
 
     def authorization_policy(self) -> AuthorizationPolicy:
         return AuthorizationPolicy(

@@ -15,7 +15,7 @@ from grantly.app import create_app
 from grantly.oauth import pkce
 from grantly.oauth.clock import FrozenClock
 from tests.conftest import World, callback_params, count_rows, hidden_fields, sign_in
-from tests.document_server import DocumentServer, Served, document_ca, documents  # noqa: F401
+from tests.document_server import DocumentServer, Served
 
 CALLBACK = "http://127.0.0.1:33418/callback"
 

@@ -87,6 +87,7 @@ def _plausible(name: str, world: World) -> str:
         "key_id": "1",
         "user_id": str(world.employee.id),
         "path": "grantly.css",
+        "client_id": world.app.client_id,
     }[name]
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from ..oauth.bearer import require_scope
 from ..oauth.errors import InvalidRequest, InvalidToken
-from ..oauth.models import User
+from ..oauth.models import AccessToken, User
 from ..oauth.secrets import digest
 from ..services import services
 from ..store.unit import Store
@@ -84,6 +84,11 @@ async def authenticate(request: Request, uow: Store, scope: str) -> Principal:
         )
     token = await access_token(request, uow)
     require_scope(token, scope)
+    return of_token(token)
+
+
+def of_token(token: AccessToken) -> Principal:
+    """The principal of a valid OAuth access token (the API's and the MCP endpoint's)."""
     kind: CredentialKind
     user_id: int | None
     user: User | None = None

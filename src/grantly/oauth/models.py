@@ -22,6 +22,7 @@ AGENT_POLICIES: tuple[AgentPolicy, ...] = ("allow", "block")
 # tokens stay right when the issuer changes, or the absolute URI of a registered resource server.
 Audience = tuple[str, ...]
 API = "/api"
+MCP = "/mcp"  # Grantly's API as an MCP server (grantly/mcp/), when it is on
 # No resource indicator anywhere: Grantly's own API, as before resource indicators existed.
 DEFAULT_AUDIENCE: Audience = (API,)
 

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from ..oauth import pkce
 from ..oauth.clients import AUTH_METHODS
-from ..oauth.models import API
+from ..oauth.models import API, MCP
 from ..oauth.token import GRANTS
 from ..services import services
 
@@ -92,3 +92,13 @@ def protected_resource_metadata(
 @router.get(PROTECTED_RESOURCE_PREFIX + API, include_in_schema=False)
 async def api_metadata(request: Request) -> JSONResponse:
     return protected_resource_metadata(request, API, "Grantly API", documentation="/api/docs")
+
+
+@router.get(PROTECTED_RESOURCE_PREFIX + MCP, include_in_schema=False)
+async def mcp_metadata(request: Request) -> JSONResponse:
+    if not services(request).settings.mcp:
+        return JSONResponse(
+            {"error": "not_found", "error_description": "the MCP endpoint is off."},
+            status_code=404,
+        )
+    return protected_resource_metadata(request, MCP, "Grantly MCP server")
