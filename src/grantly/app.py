@@ -27,6 +27,7 @@ from .store.database import open_database
 from .throttle import Limits, Throttle
 from .web import (
     accounts,
+    agent_applications,
     api_docs,
     applications,
     audit_page,
@@ -153,6 +154,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(metadata.router)
     app.include_router(accounts.router)
     app.include_router(applications.router)
+    app.include_router(agent_applications.router)
     app.include_router(grants.router)
     app.include_router(audit_page.router)
     app.include_router(api_keys_page.router)
