@@ -13,14 +13,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from grantly.oauth import pkce
 from tests.browser.test_dashboard import sign_in
-from tests.conftest import ARTIFACTS, LiveServer, Person, authorize_url
+from tests.conftest import ARTIFACTS, LiveServer, Person, authorize_url, hidden_fields
+from tests.conftest import sign_in as login
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -112,6 +114,44 @@ def _grant(page: Page, server: LiveServer, **extra: str) -> None:
     assert token.status_code == 200, token.text
 
 
+AGENT: dict[str, str] = {}  # the agent application the pages show, registered by the test
+
+
+def _agent_params() -> dict[str, str]:
+    return {
+        "client_id": AGENT["client_id"],
+        "redirect_uri": LOOPBACK_CALLBACK,
+        "response_type": "code",
+        "scope": "read",
+        "state": "xyz",
+        "code_challenge": pkce.s256(pkce.new_verifier()),
+        "code_challenge_method": "S256",
+        "resource": f"{BASE[0]}/mcp",
+    }
+
+
+def _agent_grant(server: LiveServer) -> None:
+    """An agent application registered by itself (RFC 7591) and allowed by the admin."""
+    created = httpx.post(
+        f"{BASE[0]}/oauth/register",
+        json={
+            "client_name": "Research assistant (MCP)",
+            "redirect_uris": [LOOPBACK_CALLBACK],
+            "token_endpoint_auth_method": "none",
+        },
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    AGENT.update(client_id=created.json()["client_id"])
+    with httpx.Client(base_url=BASE[0], follow_redirects=False, timeout=10) as person:
+        login(person, server.world.admin)
+        page = person.get("/oauth/authorize", params=_agent_params())
+        allowed = person.post(
+            "/oauth/authorize", data={**hidden_fields(page.text), "decision": "allow"}
+        )
+        assert allowed.status_code == 302, allowed.text
+
+
 def _shots(server: LiveServer) -> list[Shot]:
     world = server.world
     app = world.app
@@ -171,8 +211,14 @@ def _shots(server: LiveServer) -> list[Shot]:
 
         return reach
 
+    def agent_consent(page: Page) -> None:
+        page.goto(f"{BASE[0]}/oauth/authorize?{urlencode(_agent_params())}")
+        expect(page.locator(".agent-warning")).to_be_visible()
+
     return [
         Shot("sign-in", _goto("/login"), who="nobody"),
+        Shot("consent-agent-application", agent_consent, who="employee"),
+        Shot("agent-applications", _goto("/oauth/agent_applications")),
         Shot("home", _goto("/")),
         Shot("consent-user-token", consent("user")),
         Shot("consent-company-token", consent("company")),
@@ -232,6 +278,7 @@ def test_every_page_fits_and_is_photographed(browser: Browser, live_server: Live
     _grant(setup, live_server)
     _grant(setup, live_server, resource_owner_type="company")
     setup.context.close()
+    _agent_grant(live_server)
 
     problems: list[str] = []
     for width in WIDTHS:

@@ -260,3 +260,14 @@ def test_a_company_that_blocks_one_document_client(
     page = http.get("/oauth/authorize", params=params)
     assert page.status_code == 403
     assert "blocked this application" in page.text
+
+
+def test_the_consent_page_names_the_resource_asked_for(
+    http: TestClient, documents: DocumentServer
+) -> None:
+    url = documents.url("/res.json")
+    documents.publish("/res.json", _document(url))
+    params, _ = _params(url)
+    page = http.get("/oauth/authorize", params={**params, "resource": "http://127.0.0.1:8000/mcp"})
+    assert page.status_code == 200
+    assert "<code>http://127.0.0.1:8000/mcp</code>" in page.text
