@@ -32,7 +32,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api.employees import view
 from ..api.principal import Principal, of_token
@@ -49,6 +49,40 @@ INSTRUCTIONS = (
     "person may see them. Sensitive fields come back null unless the person may see them."
 )
 MAX_LIMIT = 100
+READ = "read"
+
+
+class Challenges:
+    """RFC 6750 §3 challenges in Grantly's form on the SDK's 401 and 403: the realm, the
+    resource metadata (RFC 9728 §5.1), and for ``insufficient_scope`` the scope needed (§3.1),
+    which the SDK leaves out (its client then asks for that scope: step-up authorization)."""
+
+    def __init__(self, app: ASGIApp, resource_metadata: str) -> None:
+        self.app = app
+        self.resource_metadata = resource_metadata
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        presented = any(name.lower() == b"authorization" for name, _ in scope.get("headers", []))
+
+        async def challenge(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                header = f'Bearer realm="grantly", resource_metadata="{self.resource_metadata}"'
+                if message["status"] == 403:
+                    header += (
+                        ', error="insufficient_scope", error_description="this request needs '
+                        f'the \'{READ}\' scope.", scope="{READ}"'
+                    )
+                elif presented:  # §3.1: a request without credentials gets no error code
+                    header += ', error="invalid_token", error_description="the access token is '
+                    header += 'invalid, expired or revoked, or not for this resource."'
+                message["headers"] = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != b"www-authenticate"
+                ] + [(b"www-authenticate", header.encode())]
+            await send(message)
+
+        await self.app(scope, receive, challenge)
 
 
 class GrantlyTokens:
@@ -94,7 +128,8 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
         auth=AuthSettings(
             issuer_url=issuer,
             resource_server_url=issuer + MCP,
-            required_scopes=[],
+            # Every tool reads; update_employee also needs ``write`` (checked by the tool).
+            required_scopes=[READ],
             validate_token_resource=True,
         ),
     )
@@ -229,4 +264,5 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
         async with server.session_manager.run():
             yield
 
-    return app, lifespan
+    resource_metadata = f"{issuer}/.well-known/oauth-protected-resource{MCP}"
+    return Challenges(app, resource_metadata), lifespan
