@@ -50,14 +50,17 @@ def test_the_metadata_follows_the_issuer(tmp_path, world: World) -> None:
         server = other.get("/.well-known/oauth-authorization-server").json()
     assert meta["resource"] == "https://grantly.example/api"
     assert meta["authorization_servers"] == [server["issuer"]] == ["https://grantly.example"]
-    assert server["protected_resources"] == ["https://grantly.example/api"]
+    assert server["protected_resources"] == [
+        "https://grantly.example/api",
+        "https://grantly.example/mcp",
+    ]
 
 
 def test_the_authorization_server_lists_its_own_protected_resources(
     client: TestClient, world: World
 ) -> None:
     meta = client.get("/.well-known/oauth-authorization-server").json()
-    assert meta["protected_resources"] == [f"{ISSUER}/api"]
+    assert meta["protected_resources"] == [f"{ISSUER}/api", f"{ISSUER}/mcp"]
 
 
 def test_a_browser_client_may_read_the_metadata(client: TestClient, world: World) -> None:

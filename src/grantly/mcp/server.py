@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api.employees import view
 from ..api.principal import Principal, of_token
-from ..api.schemas import EmployeeUpdate
+from ..api.schemas import MAX_ID, TEXT_PATTERN, EmployeeUpdate
 from ..oauth import bearer
 from ..oauth.errors import OAuthError
 from ..oauth.models import MCP
@@ -114,6 +115,17 @@ async def _authenticate(uow: Store, svc: Services, token: str) -> Any:
     return found
 
 
+async def _employee(uow: Store, found: Principal, employee_id: int) -> Any:
+    """An employee of the principal's company, as on /api: another company's id, an unknown
+    one and one no database could hold are all "no such employee" (tenancy)."""
+    employee = (
+        await uow.people.get(found.company_id, employee_id) if 1 <= employee_id <= MAX_ID else None
+    )
+    if employee is None:
+        raise ToolError("there is no such employee in your company.")
+    return employee
+
+
 def build(svc: Services) -> tuple[ASGIApp, Any]:
     """The MCP endpoint's ASGI app (to route ``/mcp`` to) and the lifespan it needs."""
     issuer = svc.settings.issuer
@@ -184,10 +196,12 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
     ) -> dict[str, Any]:
         """The employees of your company, by id. ``search`` matches any part of a name;
         ``page`` is 1-based, ``limit`` at most 100."""
-        if page < 1 or not 1 <= limit <= MAX_LIMIT:
+        if not 1 <= page <= MAX_ID or not 1 <= limit <= MAX_LIMIT:
             raise ToolError(f"page must be 1 or more, limit between 1 and {MAX_LIMIT}.")
         if search is not None and len(search) > 200:
             raise ToolError("search may be at most 200 characters.")
+        if search is not None and not re.fullmatch(TEXT_PATTERN, search):
+            raise ToolError("search cannot contain control characters.")
         async with principal("read") as (uow, found):
             result = await uow.people.page(
                 found.company_id,
@@ -209,9 +223,7 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
     async def get_employee(employee_id: int) -> dict[str, Any]:
         """One employee of your company, by id."""
         async with principal("read") as (uow, found):
-            employee = await uow.people.get(found.company_id, employee_id)
-            if employee is None:
-                raise ToolError("there is no such employee in your company.")
+            employee = await _employee(uow, found, employee_id)
             return view(employee, found, today()).model_dump(mode="json")
 
     @server.tool(title="Update an employee")
@@ -242,9 +254,7 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
             )
             raise ToolError(problems) from None
         async with principal("write") as (uow, found):
-            employee = await uow.people.get(found.company_id, employee_id)
-            if employee is None:
-                raise ToolError("there is no such employee in your company.")
+            employee = await _employee(uow, found, employee_id)
             updated = await uow.people.update(employee, changes, svc.clock.now())
             return view(updated, found, today()).model_dump(mode="json")
 
