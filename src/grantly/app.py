@@ -63,6 +63,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             client_auth_per_client_address=settings.client_auth_limit_per_client_address,
             client_auth_per_address=settings.client_auth_limit_per_address,
             registration_per_address=settings.registration_limit_per_address,
+            document_fetch_per_address=settings.cimd_fetch_limit_per_address,
         ),
         key_prefix=settings.redis_key_prefix,
     )
@@ -146,8 +147,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     ]
     if mcp_app is not None:
         # The SDK's app, routed at exactly /mcp: it answers nothing else, so every other path
-        # keeps Grantly's own answers (and 404 pages).
-        app.router.routes.insert(0, Route(MCP, mcp_app, methods=["GET", "POST", "DELETE"]))
+        # keeps Grantly's own answers (and 404 pages). POST only: the server is stateless and
+        # offers no event stream, so GET is 405 (the transport allows it), and nobody can hold
+        # a connection open on a stream that would never send anything.
+        app.router.routes.insert(0, Route(MCP, mcp_app, methods=["POST"]))
     app.include_router(me.router)
     app.include_router(employees.router)
     app.include_router(credentials.router)

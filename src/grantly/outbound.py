@@ -127,6 +127,8 @@ class JsonFetcher:
             addresses = await self.resolver(host, port)
         except OSError:
             raise FetchRefused("its host name does not resolve") from None
+        except (UnicodeError, ValueError):  # IDNA: an empty or over-long label
+            raise FetchRefused("its host name is not valid") from None
         if not addresses:
             raise FetchRefused("its host name does not resolve")
         # Every address must be allowed: a name that also resolves to an internal address
@@ -178,6 +180,8 @@ class JsonFetcher:
             raise FetchRefused("it is compressed; documents are fetched as they are")
         try:
             document = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            # A lone surrogate (\ud800) is valid JSON but no text: nothing could store it.
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError):
             raise FetchRefused("it is not valid JSON") from None
         return Fetched(document, cache_seconds(response.headers.get("cache-control")))

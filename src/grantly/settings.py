@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     registration: Literal["open", "token", "off"] = "open"
     # Registrations accepted from one address (a registration costs its author nothing).
     registration_limit_per_address: str = "20/hour"
+    # Client metadata documents fetched on behalf of one address (first uses and refetches).
+    cimd_fetch_limit_per_address: str = "60/hour"
     # Grantly's API as an MCP server at /mcp (grantly/mcp/).
     mcp: bool = True
 
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
         "client_auth_limit_per_client_address",
         "client_auth_limit_per_address",
         "registration_limit_per_address",
+        "cimd_fetch_limit_per_address",
     )
     @classmethod
     def _is_a_limit(cls, value: str) -> str:

@@ -121,6 +121,7 @@ class Limits:
     client_auth_per_client_address: str = "20/minute"
     client_auth_per_address: str = "100/minute"
     registration_per_address: str = "20/hour"
+    document_fetch_per_address: str = "60/hour"
 
 
 Check = tuple[str, RateLimitItem, str]  # (the limit's name, the limit, the key counted)
@@ -318,6 +319,14 @@ class Throttle:
         address's budget."""
         attempt = await self._count(
             [self._check("registration_per_address", self.address_key(address))]
+        )
+        return attempt.refusal
+
+    async def document_fetch(self, address: str) -> Refusal | None:
+        """Count a fetch of a client metadata document on behalf of an address (a first use,
+        or a refetch once its copy expired): past the limit, refused before any fetch."""
+        attempt = await self._count(
+            [self._check("document_fetch_per_address", self.address_key(address))]
         )
         return attempt.refusal
 

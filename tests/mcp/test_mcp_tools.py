@@ -840,3 +840,35 @@ def test_a_nul_in_search_is_answered_the_same_way_on_every_database(
     result = tools.call("list_employees", search="a\x00b")
     assert result["isError"]
     assert "control characters" in failure(result)
+
+
+def test_get_and_head_are_405_never_a_stream_held_open(http: TestClient, world: World) -> None:
+    """Stateless: no event stream to offer (the transport allows 405), so a GET with a valid
+    token cannot hold a connection open."""
+    token = token_for(http, world, world.employee)
+    for method in ("GET", "HEAD", "DELETE"):
+        response = http.request(
+            method,
+            "/mcp",
+            headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+        )
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+
+
+def test_two_authorization_headers_are_refused_as_on_the_api(
+    http: TestClient, world: World
+) -> None:
+    token = token_for(http, world, world.employee)
+    response = http.post(
+        "/mcp",
+        headers=[
+            ("Authorization", f"Bearer {token}"),
+            ("Authorization", "Bearer x"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+        ],
+        content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

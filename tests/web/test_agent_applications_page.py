@@ -193,3 +193,19 @@ def test_a_dashboard_application_is_not_an_agent_application(
     sign_in(http, world.admin)
     response = _post(http, f"/oauth/agent_applications/{world.other_app.id}/block", confirmed="yes")
     assert response.status_code == 404
+
+
+def test_an_agent_application_the_company_never_dealt_with_is_not_found(
+    world: World,
+) -> None:
+    """Not even its name is told to another company's admin."""
+    with _client(world) as other, _client(world) as admin:
+        agent = _register(other, "Secret project agent")
+        sign_in(other, world.other_admin)
+        _token(other, agent["client_id"])
+        sign_in(admin, world.admin)
+        application = world.run(lambda uow: uow.applications.by_client_id(agent["client_id"]))
+        for action in ("revoke", "block", "unblock"):
+            response = _post(admin, f"/oauth/agent_applications/{application.id}/{action}")
+            assert response.status_code == 404, action
+            assert "Secret project agent" not in response.text

@@ -5,6 +5,8 @@ person as a page, never redirected, and nothing is stored."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -271,3 +273,101 @@ def test_the_consent_page_names_the_resource_asked_for(
     page = http.get("/oauth/authorize", params={**params, "resource": "http://127.0.0.1:8000/mcp"})
     assert page.status_code == 200
     assert "<code>http://127.0.0.1:8000/mcp</code>" in page.text
+
+
+def test_an_anonymous_visitor_signs_in_before_anything_is_fetched(
+    world: World, documents: DocumentServer
+) -> None:
+    url = documents.url("/anon.json")
+    documents.publish("/anon.json", _document(url))
+    settings = world.settings.model_copy(update={"cimd_allow_loopback": True})
+    before = count_rows(world.settings, "applications")
+    with TestClient(
+        create_app(settings), base_url="http://127.0.0.1:8000", follow_redirects=False
+    ) as anonymous:
+        params, _ = _params(url)
+        response = anonymous.get("/oauth/authorize", params=params)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
+    assert documents.requests == []
+    assert count_rows(world.settings, "applications") == before
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    [
+        "https://a..b/x.json",
+        "https://./x.json",
+        "https://.example/x.json",
+        "https://" + "a" * 64 + ".example/x.json",
+        "https://localhost/" + "a" * 2100 + ".json",
+    ],
+)
+def test_a_host_no_lookup_could_take_or_an_overlong_url_is_a_page(
+    http: TestClient, documents: DocumentServer, client_id: str
+) -> None:
+    params, _ = _params(client_id)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert "client_id URL" in page.text
+    assert documents.requests == []
+
+
+def test_a_document_with_text_that_is_not_unicode_is_refused(
+    http: TestClient, world: World, documents: DocumentServer
+) -> None:
+    url = documents.url("/surrogate.json")
+    body = json.dumps({**_document(url), "client_name": "\ud800"}).encode()
+    documents.serve("/surrogate.json", Served(200, body, {"Content-Type": "application/json"}))
+    params, _ = _params(url)
+    page = http.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert "not valid JSON" in page.text
+    assert world.run(lambda uow: uow.applications.by_client_id(url)) is None
+
+
+def test_document_fetches_are_limited_per_address(world: World, documents: DocumentServer) -> None:
+    settings = world.settings.model_copy(
+        update={"cimd_allow_loopback": True, "cimd_fetch_limit_per_address": "2/hour"}
+    )
+    with TestClient(
+        create_app(settings),
+        base_url="http://127.0.0.1:8000",
+        follow_redirects=False,
+        client=("127.0.0.9", 50000),
+    ) as http:
+        sign_in(http, world.employee)
+        for n in range(2):
+            url = documents.publish(f"/many-{n}.json", {})
+            documents.publish(f"/many-{n}.json", _document(url))
+            assert http.get("/oauth/authorize", params=_params(url)[0]).status_code == 200
+        # A known, fresh document is served from its copy: not counted.
+        assert http.get("/oauth/authorize", params=_params(url)[0]).status_code == 200
+        third = documents.publish("/many-3.json", {})
+        documents.publish("/many-3.json", _document(third))
+        refused = http.get("/oauth/authorize", params=_params(third)[0])
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert "/many-3.json" not in documents.requests
+
+
+def test_prune_removes_document_clients_nobody_authorized(
+    http: TestClient, world: World, documents: DocumentServer, clock: FrozenClock
+) -> None:
+    """Documents are fetched only for people signed in, but a person who never allows one
+    leaves a row; those go after 30 days, as unused registrations do."""
+    from typer.testing import CliRunner
+
+    from grantly.cli import app as cli
+
+    url = documents.url("/unused.json")
+    documents.publish("/unused.json", _document(url))
+    clock.advance(int(time.time()) - 31 * 86400 - clock.now())
+    assert http.get("/oauth/authorize", params=_params(url)[0]).status_code == 200
+    env = {
+        "GRANTLY_DATABASE_URL": world.settings.database_url,
+        "GRANTLY_DATA_DIR": str(world.settings.data_dir),
+    }
+    result = CliRunner().invoke(cli, ["tokens", "prune", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert world.run(lambda uow: uow.applications.by_client_id(url)) is None

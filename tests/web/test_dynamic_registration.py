@@ -234,16 +234,24 @@ def test_the_registration_is_read_replaced_and_deleted_with_its_token(
 ) -> None:
     created = register(http).json()
     uri = created["registration_client_uri"].removeprefix("http://127.0.0.1:8000")
-    token = {"Authorization": f"Bearer {created['registration_access_token']}"}
-    read = http.get(uri, headers=token)
+    first = created["registration_access_token"]
+    read = http.get(uri, headers={"Authorization": f"Bearer {first}"})
     assert read.status_code == 200
     assert read.json()["client_name"] == "Claude Code"
-    assert "registration_access_token" not in read.json()
+    assert read.headers["cache-control"] == "no-store"
+    # RFC 7592 §3: the response carries the token; Grantly keeps digests, so it is a new one
+    # and the one used stops working.
+    second = read.json()["registration_access_token"]
+    assert second.startswith("grg_") and second != first
+    assert http.get(uri, headers={"Authorization": f"Bearer {first}"}).status_code == 401
+    token = {"Authorization": f"Bearer {second}"}
 
-    for headers in ({}, {"Authorization": "Bearer grg_wrong"}):
-        refused = http.get(uri, headers=headers)
-        assert refused.status_code == 401
-        assert refused.headers["www-authenticate"].startswith("Bearer")
+    missing = http.get(uri)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="grantly"'  # RFC 6750 §3.1
+    wrong = http.get(uri, headers={"Authorization": "Bearer grg_wrong"})
+    assert wrong.status_code == 401
+    assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
     # Another client's token manages only its own registration.
     other = register(http).json()
     assert (
@@ -259,25 +267,79 @@ def test_the_registration_is_read_replaced_and_deleted_with_its_token(
         "client_name": "Claude Code (renamed)",
         "redirect_uris": [CALLBACK, "http://127.0.0.1:40000/cb"],
     }
+    for bad in (
+        {**update, "client_id": other["client_id"]},
+        {**update, "registration_access_token": "x"},
+        {**update, "token_endpoint_auth_method": "client_secret_basic"},
+        {**update, "client_secret": "gcs_not-its-secret"},
+    ):
+        response = http.put(uri, json=bad, headers=token)
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_client_metadata"
     replaced = http.put(uri, json=update, headers=token)
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["client_name"] == "Claude Code (renamed)"
     assert len(replaced.json()["redirect_uris"]) == 2
     stored = world.run(lambda uow: uow.applications.by_client_id(created["client_id"]))
     assert stored.name == "Claude Code (renamed)"
-
-    for bad in (
-        {**update, "client_id": other["client_id"]},
-        {**update, "registration_access_token": "x"},
-        {**update, "token_endpoint_auth_method": "client_secret_basic"},
-    ):
-        response = http.put(uri, json=bad, headers=token)
-        assert response.status_code == 400
-        assert response.json()["error"] == "invalid_client_metadata"
+    token = {"Authorization": f"Bearer {replaced.json()['registration_access_token']}"}
 
     assert http.delete(uri, headers=token).status_code == 204
     assert world.run(lambda uow: uow.applications.by_client_id(created["client_id"])) is None
     assert http.get(uri, headers=token).status_code == 401
+
+
+def test_a_confidential_update_may_repeat_its_own_secret(http: TestClient) -> None:
+    created = register(
+        http, {"client_name": "Server agent", "redirect_uris": ["https://agent.example/cb"]}
+    ).json()
+    uri = created["registration_client_uri"].removeprefix("http://127.0.0.1:8000")
+    update = {
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+        "client_name": "Server agent 2",
+        "redirect_uris": ["https://agent.example/cb"],
+    }
+    headers = {"Authorization": f"Bearer {created['registration_access_token']}"}
+    replaced = http.put(uri, json=update, headers=headers)
+    assert replaced.status_code == 200, replaced.text
+    assert "client_secret" not in replaced.json()
+
+
+@pytest.mark.parametrize(
+    "field", ["software_id", "client_name", "logo_uri", "contacts", "redirect_uris"]
+)
+def test_text_that_is_not_unicode_is_refused_and_nothing_stored(
+    http: TestClient, world: World, field: str
+) -> None:
+    """A lone surrogate is valid JSON but no text: refused before anything is stored."""
+    value: Any = "\ud800"
+    if field == "contacts":
+        value = ["\ud800"]
+    elif field == "redirect_uris":
+        value = ["http://127.0.0.1/\ud800"]
+    elif field == "logo_uri":
+        value = "https://a.example/\ud800"
+    before = count_rows(world.settings, "applications")
+    body = json.dumps({**PUBLIC, field: value})  # the surrogate as the escape \ud800
+    response = http.post(
+        "/oauth/register", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert count_rows(world.settings, "applications") == before
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\u202e\u200b", "\x00\x01"])
+def test_a_name_of_nothing_visible_is_refused(http: TestClient, name: str) -> None:
+    response = register(http, {**PUBLIC, "client_name": name})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"
+
+
+def test_a_name_is_shown_without_format_characters(http: TestClient) -> None:
+    created = register(http, {**PUBLIC, "client_name": "\u202eGood\u200b Agent"}).json()
+    assert created["client_name"] == "Good Agent"
 
 
 def test_deleting_the_registration_ends_its_tokens(http: TestClient, world: World) -> None:
@@ -325,8 +387,11 @@ def test_registration_by_token_needs_an_operators_initial_access_token(world: Wo
     with _http(world, registration="token") as http:
         missing = register(http)
         assert missing.status_code == 401
-        assert missing.json()["error"] == "invalid_token"
-        assert register(http, Authorization="Bearer gri_wrong").status_code == 401
+        assert missing.headers["www-authenticate"] == 'Bearer realm="grantly"'
+        assert "initial access token" in missing.json()["error_description"]
+        wrong = register(http, Authorization="Bearer gri_wrong")
+        assert wrong.status_code == 401
+        assert wrong.json()["error"] == "invalid_token"
         assert register(http, Authorization=f"Bearer {initial}").status_code == 201
     listed = CliRunner().invoke(cli, ["registration-tokens", "list", "--json"], env=env)
     assert json.loads(listed.stdout)[0]["name"] == "VS Code team"
@@ -371,7 +436,7 @@ def test_prune_removes_registrations_never_authorized_after_30_days(world: World
     result = CliRunner().invoke(cli, ["tokens", "prune", "--json"], env=env)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["removed"]["unauthorized_registrations"] == 1
+    assert summary["removed"]["unauthorized_agent_applications"] == 1
 
     def lookup(uow: Any) -> Any:
         async def work() -> list[Any]:

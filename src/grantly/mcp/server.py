@@ -33,11 +33,13 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api.employees import view
 from ..api.principal import Principal, of_token
 from ..api.schemas import MAX_ID, TEXT_PATTERN, EmployeeUpdate
+from ..http import NO_STORE
 from ..oauth import bearer
 from ..oauth.errors import OAuthError
 from ..oauth.models import MCP
@@ -63,7 +65,18 @@ class Challenges:
         self.resource_metadata = resource_metadata
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        presented = any(name.lower() == b"authorization" for name, _ in scope.get("headers", []))
+        authorizations = [n for n, _ in scope.get("headers", []) if n.lower() == b"authorization"]
+        presented = bool(authorizations)
+        if len(authorizations) > 1:  # as /api (http.authorization): which one counts is unclear
+            await JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "send one Authorization header, not several.",
+                },
+                status_code=400,
+                headers=NO_STORE,
+            )(scope, receive, send)
+            return
 
         async def challenge(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] in (401, 403):

@@ -8,6 +8,7 @@ a client_id (§3), and what a fetched document must say to be used (§4.1).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from . import redirect_uris as uris
 # §4.1: the document is small; a bigger body is refused before it is parsed.
 MAX_DOCUMENT_BYTES = 5 * 1024
 MAX_CLIENT_NAME = 200
+MAX_CLIENT_ID = 2048  # what a client_id column holds, and the longest OAuth parameter
 # Fields that only make sense for a client with a secret, which a document cannot hold (§4.1).
 SECRET_FIELDS = ("client_secret", "client_secret_expires_at")
 SYMMETRIC_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
@@ -56,6 +58,13 @@ def check_url(client_id: str) -> str:
         raise InvalidClientDocument("the client_id URL must be plain printable ASCII.")
     if port == 0:
         raise InvalidClientDocument("the client_id URL has no usable port.")
+    labels = parts.hostname.rstrip(".").split(".")
+    if len(parts.hostname) > 253 or any(not label or len(label) > 63 for label in labels):
+        raise InvalidClientDocument("the client_id URL's host name is not valid.")
+    if len(client_id) > MAX_CLIENT_ID:
+        raise InvalidClientDocument(
+            f"the client_id URL may be at most {MAX_CLIENT_ID} characters long."
+        )
     return client_id
 
 
@@ -68,6 +77,14 @@ class ClientDocument:
     redirect_uris: tuple[str, ...]
     client_uri: str | None
     logo_uri: str | None
+
+
+def display_name(value: str, limit: int) -> str:
+    """A name a client gives itself, as a person is shown it: without control or format
+    characters (a zero-width space would make it invisible, a right-to-left override show it
+    backwards), whitespace collapsed, at most ``limit`` characters; empty if nothing is left."""
+    kept = "".join(c for c in value if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
+    return " ".join(kept.split())[:limit]
 
 
 def _optional_url(document: dict[str, object], name: str) -> str | None:
@@ -121,9 +138,9 @@ def parse(client_id: str, document: object) -> ClientDocument:
     given = document.get("client_name")
     if given is None:
         given = urlsplit(client_id).hostname or client_id
-    if not isinstance(given, str) or not given.strip():
+    name = display_name(given, MAX_CLIENT_NAME) if isinstance(given, str) else ""
+    if not name:
         raise InvalidClientDocument("client_name must be a non-empty string.")
-    name = " ".join(given.split())[:MAX_CLIENT_NAME]
     return ClientDocument(
         client_id=client_id,
         client_name=name,

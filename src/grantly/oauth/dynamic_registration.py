@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 from . import redirect_uris as uris
 from . import scopes as scope_rules
+from .client_documents import display_name
 from .errors import OAuthError
 from .models import Application
+from .secrets import matches
 
 # RFC 7591 §2: a client that says nothing is a confidential one using HTTP Basic.
 DEFAULT_AUTH_METHOD = "client_secret_basic"
@@ -122,12 +124,12 @@ def validate(document: object, server_scopes: Sequence[str]) -> ClientRegistrati
             cleaned.append(uri)
     if len(cleaned) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
-    name = document.get("client_name")
-    if name is None:
-        name = urlsplit(cleaned[0]).hostname or "Unnamed application"
-    if not isinstance(name, str) or not name.strip():
+    claimed = document.get("client_name")
+    if claimed is None:
+        claimed = urlsplit(cleaned[0]).hostname or "Unnamed application"
+    name = display_name(claimed, MAX_NAME) if isinstance(claimed, str) else ""
+    if not name:
         raise InvalidClientMetadata("client_name must be a non-empty string.")
-    name = " ".join(name.split())[:MAX_NAME]
     scope = document.get("scope")
     if scope is None:
         granted = tuple(server_scopes)
@@ -171,8 +173,9 @@ def validate_update(
     document: object, application: Application, server_scopes: Sequence[str]
 ) -> ClientRegistration:
     """RFC 7592 §2.2: an update replaces the client's metadata; it names the client it updates,
-    carries none of the server's own fields, and keeps the client's authentication method (a
-    public client cannot be given a secret in place, nor a confidential one lose it)."""
+    carries none of the server's own fields (a secret only if it is the current one), and
+    keeps the client's authentication method (a public client cannot be given a secret in
+    place, nor a confidential one lose it)."""
     if not isinstance(document, dict):
         raise InvalidClientMetadata("the request body must be a JSON object of client metadata.")
     if document.get("client_id") != application.client_id:
@@ -180,6 +183,15 @@ def validate_update(
     for field in SERVER_FIELDS:
         if field in document:
             raise InvalidClientMetadata(f"an update must not include {field}.")
+    if "client_secret" in document:
+        # §2.2: a secret sent with an update MUST be the client's current one.
+        secret = document["client_secret"]
+        if not (
+            isinstance(secret, str)
+            and application.secret_digest is not None
+            and matches(secret, application.secret_digest)
+        ):
+            raise InvalidClientMetadata("client_secret is not this client's secret.")
     given = {
         key: value for key, value in document.items() if key not in ("client_id", "client_secret")
     }

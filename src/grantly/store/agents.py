@@ -28,6 +28,11 @@ class AgentUse:
     blocked: bool
 
 
+class ClientIdTaken(Exception):
+    """A metadata document's URL is already the client id of an application of another
+    origin."""
+
+
 class AgentApplications:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
@@ -73,7 +78,7 @@ class AgentApplications:
             ).returning(t.applications)
         )
         if row is None:  # the client id is taken by an application of another origin
-            raise ValueError("client id in use")
+            raise ClientIdTaken(client_id)
         return rows.application(row)
 
     async def register(
@@ -144,6 +149,13 @@ class AgentApplications:
             .returning(t.applications)
         )
         return rows.application(row)
+
+    async def rotate_registration(self, application_id: int, digest: str) -> None:
+        await self.tx.execute(
+            update(t.applications)
+            .where(t.applications.c.id == application_id)
+            .values(registration_digest=digest)
+        )
 
     async def mark_authorized(self, application_id: int, now: int) -> None:
         await self.tx.execute(
@@ -266,6 +278,20 @@ class AgentApplications:
             )
         )
         return live.stopped(ended[0], ended[1], now)
+
+    async def known_in(self, company_id: int, application_id: int) -> bool:
+        """Whether the company ever dealt with this agent application (a grant, live or
+        ended, or a block): what its admins may act on, and see the name of."""
+        c, b = t.consents, t.company_application_blocks
+        for table in (c, b):
+            found = await self.tx.first(
+                select(table.c.application_id)
+                .where(table.c.company_id == company_id, table.c.application_id == application_id)
+                .limit(1)
+            )
+            if found is not None:
+                return True
+        return False
 
     async def used_in(self, company_id: int) -> list[AgentUse]:
         """The agent applications people of the company authorized (a live grant) or the

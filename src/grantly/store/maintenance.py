@@ -1,5 +1,5 @@
 """Housekeeping: removing rows that can never be valid again (``grantly tokens prune``): old
-tokens, codes, sessions, invitations, throttle counters, and self-registered clients nobody
+tokens, codes, sessions, invitations, throttle counters, and agent applications nobody
 authorized.
 
 A row is prunable once it has been expired, revoked or used for longer than the retention
@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, or_, se
 from . import tables as t
 from .database import Database
 
-# RFC 7591 registrations cost their authors nothing: one never authorized by anyone within
-# this many days of registering is removed.
+# Agent applications cost their authors nothing (an RFC 7591 registration, a client metadata
+# document's first use): one never authorized by anyone within this many days is removed.
 UNAUTHORIZED_REGISTRATION_DAYS = 30
 
 
@@ -75,10 +75,10 @@ def prunable(
     }
     if now is not None:
         apps = t.applications
-        tables["unauthorized_registrations"] = (
+        tables["unauthorized_agent_applications"] = (
             apps,
             and_(
-                apps.c.origin == "registration",
+                apps.c.origin.in_(("registration", "metadata_document")),
                 apps.c.authorized_at.is_(None),
                 apps.c.created_at < now - UNAUTHORIZED_REGISTRATION_DAYS * 86400,
             ),

@@ -90,11 +90,19 @@ async def set_policy(request: Request) -> Response:
     return RedirectResponse(PAGE, status_code=303)
 
 
-async def _agent(request: Request, uow: Store, application_id: int) -> Application | Response:
+async def _agent(
+    request: Request, uow: Store, application_id: int, company_id: int
+) -> Application | Response:
+    """An agent application the company dealt with; any other is 404 (not even its name is
+    told to another company's admin)."""
     application = (
         await uow.applications.by_id(application_id) if 0 < application_id < 2**31 else None
     )
-    if application is None or not application.agent:
+    if (
+        application is None
+        or not application.agent
+        or not await uow.agents.known_in(company_id, application.id)
+    ):
         return error_page(request, "Not found", "There is no such agent application.", 404)
     return application
 
@@ -120,7 +128,7 @@ async def _end(request: Request, application_id: int, *, block: bool) -> Respons
         user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-        application = await _agent(request, uow, application_id)
+        application = await _agent(request, uow, application_id, user.company_id)
         if isinstance(application, Response):
             return application
         now = svc.clock.now()
@@ -178,7 +186,7 @@ async def unblock(request: Request, application_id: int) -> Response:
         user = await _admin(request, uow)
         if isinstance(user, Response):
             return user
-        application = await _agent(request, uow, application_id)
+        application = await _agent(request, uow, application_id, user.company_id)
         if isinstance(application, Response):
             return application
         if await uow.agents.unblock(user.company_id, application.id):

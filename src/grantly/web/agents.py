@@ -11,6 +11,7 @@ from ..oauth.errors import AccessDenied
 from ..oauth.models import Application, User
 from ..outbound import FetchRefused
 from ..services import Services
+from ..store.agents import ClientIdTaken
 from ..store.unit import Store
 
 
@@ -19,7 +20,13 @@ class ClientDocumentUnusable(Exception):
     the person at the authorization endpoint."""
 
 
-async def ensure_document_client(svc: Services, client_id: str) -> None:
+def stale(application: Application, now: int) -> bool:
+    """Whether a metadata document's cached copy has expired (§4.3)."""
+    expires_at = application.metadata_expires_at
+    return application.origin == "metadata_document" and (expires_at is None or expires_at <= now)
+
+
+async def ensure_document_client(svc: Services, client_id: str, known: Application | None) -> None:
     """Make sure the application a metadata document URL names is known and fresh: fetched
     on its first use, and again once its cache lifetime (the document's Cache-Control, within
     bounds) has passed (§4.3). The fetch runs outside any unit of work: no transaction waits on
@@ -29,12 +36,10 @@ async def ensure_document_client(svc: Services, client_id: str) -> None:
     except documents.InvalidClientDocument as exc:
         raise ClientDocumentUnusable(str(exc)) from None
     now = svc.clock.now()
-    async with svc.db.unit(write=False) as uow:
-        known = await uow.applications.by_client_id(client_id)
     if known is not None:
         if known.origin != "metadata_document":
             raise ClientDocumentUnusable("this client_id is not a client metadata document.")
-        if known.metadata_expires_at is not None and known.metadata_expires_at > now:
+        if not stale(known, now):
             return
     try:
         fetched = await svc.fetcher.fetch(client_id)
@@ -66,7 +71,7 @@ async def ensure_document_client(svc: Services, client_id: str) -> None:
                 now=now,
                 expires_at=now + fetched.max_age,
             )
-        except ValueError:
+        except ClientIdTaken:
             raise ClientDocumentUnusable(
                 "this client_id is not a client metadata document."
             ) from None

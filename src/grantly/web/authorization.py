@@ -83,8 +83,33 @@ async def _document_client(request: Request, params: dict[str, list[str]]) -> Re
     client_id = params.get("client_id", [""])[0]
     if not client_documents.is_document_url(client_id):
         return None
+    svc = services(request)
+    async with svc.db.unit(write=False) as uow:
+        known = await uow.applications.by_client_id(client_id)
+        signed_in = known is not None or await signed_in_user(request, uow) is not None
+    if not signed_in:
+        # A document nobody used yet is fetched (and kept) only for a person signed in:
+        # anonymous visitors cannot make Grantly fetch URLs or store rows.
+        if request.method == "GET" and len(request.url.query) <= MAX_RETURN_QUERY:
+            return _login_redirect(request)
+        return error_page(
+            request, "Sign in first", "Sign in to Grantly, then start the authorization again.", 401
+        )
+    if known is None or agents.stale(known, svc.clock.now()):
+        address = request.client.host if request.client else "unknown"
+        if (refusal := await svc.throttle.document_fetch(address)) is not None:
+            OAUTH_ERRORS.labels("/oauth/authorize", "too_many_requests").inc()
+            response = error_page(
+                request,
+                "Too many applications at once",
+                "Grantly fetched many client metadata documents for this address lately; try "
+                f"again in {refusal.retry_after} seconds.",
+                429,
+            )
+            response.headers["Retry-After"] = str(refusal.retry_after)
+            return response
     try:
-        await agents.ensure_document_client(services(request), client_id)
+        await agents.ensure_document_client(svc, client_id, known)
     except agents.ClientDocumentUnusable as exc:
         OAUTH_ERRORS.labels("/oauth/authorize", "invalid_client").inc()
         return error_page(request, "This application cannot be authorized", str(exc), 400)

@@ -7,7 +7,7 @@ token an operator minted (``token``, RFC 7591 §3: "MAY be protected"), or nobod
 Registrations are counted per source address (the throttle): a registration costs its author
 nothing, so one address cannot fill the table. Each registered client gets a registration
 access token (RFC 7592 §1.1), stored only as a digest, with which it reads, replaces or deletes
-its own registration and nothing else.
+its own registration and nothing else; each read or update answers with a new one.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..oauth.secrets import (
 )
 from ..observability import OAUTH_ERRORS, Route
 from ..services import services
+from ..store.unit import Store
 from .pages import audit
 
 JSON_CONTENT_TYPE = "application/json"
@@ -42,19 +43,17 @@ def _error(error: OAuthError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE)
 
 
-def _invalid_token(description: str) -> JSONResponse:
+def _invalid_token(description: str, *, presented: bool = True) -> JSONResponse:
     """RFC 6750 §3.1 (RFC 7592 §2: an invalid registration access token is a 401, and says
-    nothing of whether the client exists)."""
+    nothing of whether the client exists). A request without a token gets a challenge without
+    an error code."""
     OAUTH_ERRORS.labels(ENDPOINT, "invalid_token").inc()
-    return JSONResponse(
-        {"error": "invalid_token", "error_description": description},
-        status_code=401,
-        headers={
-            **NO_STORE,
-            "WWW-Authenticate": f'Bearer realm="grantly", error="invalid_token", '
-            f'error_description="{description}"',
-        },
-    )
+    challenge = 'Bearer realm="grantly"'
+    body = {"error_description": description}
+    if presented:
+        challenge += f', error="invalid_token", error_description="{description}"'
+        body = {"error": "invalid_token", **body}
+    return JSONResponse(body, status_code=401, headers={**NO_STORE, "WWW-Authenticate": challenge})
 
 
 def _client_uri(request: Request, client_id: str) -> str:
@@ -68,9 +67,12 @@ async def _json_body(request: Request) -> object:
             f"send the client metadata as {JSON_CONTENT_TYPE} (RFC 7591 §3.1)."
         )
     try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        document = json.loads(await request.body())
+        # A lone surrogate (\ud800) is valid JSON but no text: nothing could store it.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
         raise dcr.InvalidClientMetadata("the request body is not valid JSON.") from None
+    return document
 
 
 def _presented_token(request: Request) -> str | None:
@@ -94,7 +96,9 @@ async def register(request: Request) -> Response:
     if mode == "token":
         token = _presented_token(request)
         if token is None:
-            return _invalid_token("registration needs an initial access token (Bearer).")
+            return _invalid_token(
+                "registration needs an initial access token (Bearer).", presented=False
+            )
         async with svc.db.unit(write=False) as uow:
             valid = await uow.registration_tokens.valid(digest(token), now)
         if valid is None:
@@ -151,7 +155,7 @@ async def register(request: Request) -> Response:
 async def _registration(request: Request) -> tuple[Application | None, Response | None]:
     token = _presented_token(request)
     if token is None:
-        return None, _invalid_token("send the registration access token (Bearer).")
+        return None, _invalid_token("send the registration access token (Bearer).", presented=False)
     client_id = request.path_params["client_id"]
     async with services(request).db.unit(write=False) as uow:
         application = await uow.agents.by_registration(client_id, digest(token))
@@ -167,10 +171,23 @@ async def read(request: Request) -> Response:
     if refused is not None:
         return refused
     assert application is not None
+    async with services(request).db.unit() as uow:
+        token = await _rotate(uow, application)
     body = dcr.information(
-        application, registration_client_uri=_client_uri(request, application.client_id)
+        application,
+        registration_client_uri=_client_uri(request, application.client_id),
+        registration_access_token=token,
     )
     return JSONResponse(body, headers=NO_STORE)
+
+
+async def _rotate(uow: Store, application: Application) -> str:
+    """RFC 7592 §3: every client information response carries the registration access token,
+    which Grantly holds only as a digest; so each one carries a new token, and the one just
+    used stops working (the client "MUST immediately discard the previous value")."""
+    token = new_secret(REGISTRATION_ACCESS_TOKEN_PREFIX)
+    await uow.agents.rotate_registration(application.id, digest(token))
+    return token
 
 
 async def replace(request: Request) -> Response:
@@ -195,6 +212,7 @@ async def replace(request: Request) -> Response:
             client_metadata=json.dumps(registration.metadata()),
             now=svc.clock.now(),
         )
+        token = await _rotate(uow, updated)
         await audit(
             request,
             uow,
@@ -202,7 +220,11 @@ async def replace(request: Request) -> Response:
             company_id=None,
             application_id=application.id,
         )
-    body = dcr.information(updated, registration_client_uri=_client_uri(request, updated.client_id))
+    body = dcr.information(
+        updated,
+        registration_client_uri=_client_uri(request, updated.client_id),
+        registration_access_token=token,
+    )
     return JSONResponse(body, headers=NO_STORE)
 
 
