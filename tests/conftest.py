@@ -463,6 +463,12 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def live_server(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator[LiveServer]:
+    yield from serve_world(tmp_path, seeded_template)
+
+
+def serve_world(tmp_path: Path, seeded_template: tuple[Path, World]) -> Iterator[LiveServer]:
+    """A copy of the seeded world served by `grantly serve` (the process's environment is
+    this one's, with the world's settings), stopped and dropped afterwards."""
     url = f"http://127.0.0.1:{free_port()}"
     settings = make_settings(tmp_path, issuer=url)
     world = copy_world(seeded_template, settings)

@@ -30,18 +30,7 @@ from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenS
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-from tests.conftest import (
-    LiveServer,
-    World,
-    copy_world,
-    drop_world,
-    free_port,
-    hidden_fields,
-    make_settings,
-    sign_in,
-    start_server,
-    stop_server,
-)
+from tests.conftest import LiveServer, World, hidden_fields, serve_world, sign_in
 from tests.document_server import DocumentServer
 
 CALLBACK = "http://127.0.0.1:33418/callback"
@@ -132,20 +121,9 @@ def agent_server(
     documents: DocumentServer,  # sets SSL_CERT_FILE for the server first
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LiveServer]:
-    url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("GRANTLY_CIMD_ALLOW_LOOPBACK", "true")
     monkeypatch.setenv("GRANTLY_ACCESS_TOKEN_LIFETIME", str(ACCESS_TOKEN_LIFETIME))
-    settings = make_settings(tmp_path, issuer=url)
-    world = copy_world(seeded_template, settings)
-    log_path = tmp_path / "server.log"
-    try:
-        process = start_server(settings, url, log_path)
-        try:
-            yield LiveServer(url, world, process, log_path)
-        finally:
-            stop_server(process)
-    finally:
-        drop_world(settings)
+    yield from serve_world(tmp_path, seeded_template)
 
 
 async def _agent_session(

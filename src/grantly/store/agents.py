@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..oauth.models import AgentPolicy, Application
 from . import live, rows
 from . import tables as t
+from .applications import Applications
 from .transaction import Transaction
 
 
@@ -94,26 +95,19 @@ class AgentApplications:
         registration_digest: str,
         now: int,
     ) -> Application:
-        row = await self.tx.first(
-            insert(t.applications)
-            .values(
-                company_id=None,
-                name=name,
-                client_id=client_id,
-                secret_digest=secret_digest,
-                confidential=confidential,
-                redirect_uris="\n".join(redirect_uris),
-                scopes=" ".join(scopes),
-                created_at=now,
-                updated_at=now,
-                consent="always",
-                origin="registration",
-                client_metadata=client_metadata,
-                registration_digest=registration_digest,
-            )
-            .returning(t.applications)
+        return await Applications(self.tx).create(
+            company_id=None,
+            name=name,
+            client_id=client_id,
+            secret_digest=secret_digest,
+            confidential=confidential,
+            redirect_uris=redirect_uris,
+            scopes=scopes,
+            now=now,
+            origin="registration",
+            client_metadata=client_metadata,
+            registration_digest=registration_digest,
         )
-        return rows.application(row)
 
     async def by_registration(self, client_id: str, digest: str) -> Application | None:
         """RFC 7592 §2: the registration its access token manages, only with that token."""

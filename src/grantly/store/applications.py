@@ -63,7 +63,7 @@ class Applications:
     async def create(
         self,
         *,
-        company_id: int,
+        company_id: int | None,
         name: str,
         client_id: str,
         secret_digest: str | None,
@@ -73,10 +73,14 @@ class Applications:
         now: int,
         consent: str = "always",
         access_token_lifetime: int | None = None,
+        **agent: str | None,
     ) -> Application:
+        """A company's application; an agent application of no company (``store.agents``)
+        passes its ``origin``, ``client_metadata`` and ``registration_digest`` as ``agent``."""
         row = await self.tx.first(
             insert(t.applications)
             .values(
+                **agent,
                 company_id=company_id,
                 name=name,
                 client_id=client_id,

@@ -90,21 +90,24 @@ async def set_policy(request: Request) -> Response:
     return RedirectResponse(PAGE, status_code=303)
 
 
-async def _agent(
-    request: Request, uow: Store, application_id: int, company_id: int
-) -> Application | Response:
-    """An agent application the company dealt with; any other is 404 (not even its name is
-    told to another company's admin)."""
+async def _admin_and_agent(
+    request: Request, uow: Store, application_id: int
+) -> tuple[User, Application] | Response:
+    """The signed-in admin and an agent application their company dealt with; any other is
+    404 (not even its name is told to another company's admin)."""
+    user = await _admin(request, uow)
+    if isinstance(user, Response):
+        return user
     application = (
         await uow.applications.by_id(application_id) if 0 < application_id < 2**31 else None
     )
     if (
         application is None
         or not application.agent
-        or not await uow.agents.known_in(company_id, application.id)
+        or not await uow.agents.known_in(user.company_id, application.id)
     ):
         return error_page(request, "Not found", "There is no such agent application.", 404)
-    return application
+    return user, application
 
 
 @router.post("/{application_id:int}/revoke", include_in_schema=False)
@@ -125,12 +128,10 @@ async def _end(request: Request, application_id: int, *, block: bool) -> Respons
     if rejected:
         return rejected
     async with svc.db.unit() as uow:
-        user = await _admin(request, uow)
-        if isinstance(user, Response):
-            return user
-        application = await _agent(request, uow, application_id, user.company_id)
-        if isinstance(application, Response):
-            return application
+        loaded = await _admin_and_agent(request, uow, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        user, application = loaded
         now = svc.clock.now()
         action = "block" if block else "revoke"
         if not pages.confirmed(form):
@@ -183,12 +184,10 @@ async def unblock(request: Request, application_id: int) -> Response:
     if rejected:
         return rejected
     async with svc.db.unit() as uow:
-        user = await _admin(request, uow)
-        if isinstance(user, Response):
-            return user
-        application = await _agent(request, uow, application_id, user.company_id)
-        if isinstance(application, Response):
-            return application
+        loaded = await _admin_and_agent(request, uow, application_id)
+        if isinstance(loaded, Response):
+            return loaded
+        user, application = loaded
         if await uow.agents.unblock(user.company_id, application.id):
             await audit(
                 request,
