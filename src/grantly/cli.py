@@ -1117,6 +1117,11 @@ def demo(
             "or this for a company token (admins only):",
             f"  {data['company_authorize_url']}",
             f"Dashboard: {settings.issuer}/oauth/applications",
+            *(
+                [f"MCP server for AI agents (they register themselves): {settings.issuer}/mcp"]
+                if settings.mcp
+                else []
+            ),
             "",
         ]
     )
