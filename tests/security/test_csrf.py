@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -83,6 +82,11 @@ def _forms(world: World, ids: Ids) -> dict[str, dict[str, str]]:
         },
         # An attacker's page sends the confirmation of the confirm step too.
         f"{app}/delete": {"confirmed": "yes"},
+        # The agent applications page checks the form before it looks for the application.
+        "/oauth/agent_applications/policy": {"agent_applications": "block"},
+        f"/oauth/agent_applications/{ids.application}/revoke": {"confirmed": "yes"},
+        f"/oauth/agent_applications/{ids.application}/block": {"confirmed": "yes"},
+        f"/oauth/agent_applications/{ids.application}/unblock": {},
         f"{app}/secret": {"confirmed": "yes"},
         "/api_keys": {"name": "Forged key"},
         f"/api_keys/{ids.api_key}/revoke": {"confirmed": "yes"},
@@ -105,7 +109,7 @@ def _forms(world: World, ids: Ids) -> dict[str, dict[str, str]]:
 def _attackers_token(client: TestClient) -> str:
     """A perfectly valid CSRF token — of the attacker's own browser session (another cookie
     jar on the same running app)."""
-    victims = httpx.Cookies(client.cookies)
+    victims = type(client.cookies)(client.cookies)
     client.cookies.clear()
     token = csrf_of(client.get("/login").text)
     client.cookies = victims

@@ -19,10 +19,11 @@ authorization specification's rules for a protected resource.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,6 +32,7 @@ from mcp.server.auth.provider import AccessToken as McpAccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
@@ -271,21 +273,53 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
             updated = await uow.people.update(employee, changes, svc.clock.now())
             return view(updated, found, today()).model_dump(mode="json")
 
-    app = server.streamable_http_app(
-        streamable_http_path=MCP,
-        stateless_http=True,
-        json_response=True,
-        # The endpoint takes Bearer tokens only, never a cookie: a page another origin
-        # serves (or a rebound DNS name) gains nothing a token-less request has. Grantly's
-        # own Host handling applies; the SDK's Host and Origin lists would refuse browser
-        # clients of other origins, which CORS lets in as for /api.
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-
-    @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with server.session_manager.run():
-            yield
+    def transport() -> tuple[ASGIApp, StreamableHTTPSessionManager]:
+        app = server.streamable_http_app(
+            streamable_http_path=MCP,
+            stateless_http=True,
+            json_response=True,
+            # The endpoint takes Bearer tokens only, never a cookie: a page another origin
+            # serves (or a rebound DNS name) gains nothing a token-less request has. Grantly's
+            # own Host handling applies; the SDK's Host and Origin lists would refuse browser
+            # clients of other origins, which CORS lets in as for /api.
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        return app, server.session_manager
 
     resource_metadata = f"{issuer}/.well-known/oauth-protected-resource{MCP}"
-    return Challenges(app, resource_metadata), lifespan
+    endpoint = Endpoint(transport)
+    return Challenges(endpoint, resource_metadata), endpoint.running
+
+
+class Endpoint:
+    """The SDK's transport, made anew for each run of the application (its session manager
+    runs once per instance) and kept per event loop: tests run one application in several
+    clients at once, each on its own loop, and the manager's tasks belong to the loop that
+    started it."""
+
+    def __init__(self, transport: Callable[[], tuple[ASGIApp, StreamableHTTPSessionManager]]):
+        self.transport = transport
+        self.running_on: dict[int, ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.running_on.get(id(asyncio.get_running_loop()))
+        if app is None:  # a request outside the application's lifespan
+            response = JSONResponse(
+                {"error": "temporarily_unavailable", "error_description": "starting."},
+                status_code=503,
+                headers=NO_STORE,
+            )
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        app, manager = self.transport()
+        loop = id(asyncio.get_running_loop())
+        async with manager.run():
+            self.running_on[loop] = app
+            try:
+                yield
+            finally:
+                del self.running_on[loop]
