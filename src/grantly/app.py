@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 
 from . import __version__
 from .api import credentials, employees, me
+from .key_ring import KeyRing
 from .mcp import server as mcp_server
 from .oauth import client_documents
 from .oauth.clock import Clock, SystemClock
@@ -67,10 +68,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         ),
         key_prefix=settings.redis_key_prefix,
     )
+    clock = clock or SystemClock()
     services = Services(
         settings=settings,
         db=db,
-        clock=clock or SystemClock(),
+        clock=clock,
         templates=page_templates(),
         throttle=throttle,
         device_cookies=URLSafeTimedSerializer(secret_key, salt="grantly-device"),
@@ -78,6 +80,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             max_bytes=client_documents.MAX_DOCUMENT_BYTES,
             allow_loopback=settings.cimd_allow_loopback,
         ),
+        keys=KeyRing(db, secret_key, clock),
     )
 
     mcp_app, mcp_lifespan = mcp_server.build(services) if settings.mcp else (None, None)

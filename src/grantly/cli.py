@@ -316,6 +316,7 @@ def serve(
     settings = _serving_settings(host, port)
     migrate.upgrade(settings.async_database_url)
     settings.resolved_secret_key()  # create it once, before workers race to
+    _ensure_signing_keys(settings)
     # Each worker builds its own Settings from the environment (create_app_from_environment).
     os.environ.setdefault("GRANTLY_ISSUER", settings.issuer)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -1643,6 +1644,126 @@ async def _false() -> bool:
 
 
 _one_line_paragraphs(registration_tokens_app)
+
+keys_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Grantly's signing keys (JWKs published at /oauth/jwks).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys", short_help="Signing keys: list, rotate, retire.")
+
+
+def _key_ring(settings: Settings, db: Any) -> Any:
+    from .key_ring import KeyRing
+
+    return KeyRing(db, settings.resolved_secret_key(), SystemClock())
+
+
+def _with_key_ring(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    migrate.upgrade(settings.async_database_url)
+
+    async def main() -> T:
+        db = open_database(settings.database_url)
+        try:
+            return await work(_key_ring(settings, db))
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _ensure_signing_keys(settings: Settings) -> None:
+    """The first start makes the first signing key (before workers race to)."""
+    _with_key_ring(settings, lambda ring: ring.ensure())
+
+
+def _key_json(key: Any, now: int, current: str | None) -> dict[str, Any]:
+    if key.retired_at is not None:
+        status = "retired"
+    elif key.kid == current:
+        status = "active"
+    elif key.activates_at > now:
+        status = "published"  # not signing yet
+    else:
+        status = "verifying"  # signed before; its tokens still verify
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "status": status,
+        "created_at": key.created_at,
+        "activates_at": key.activates_at,
+        "retired_at": key.retired_at,
+    }
+
+
+@keys_app.command("list", short_help="List the signing keys and what each does.")
+def keys_list(as_json: JsonOption = False) -> None:
+    """List the signing keys: the one that signs (active), those published ahead of signing,
+    those that only verify what they signed, and retired ones. Never a private key."""
+    from . import keys as key_rules
+
+    found = _with_key_ring(_settings(), lambda ring: ring.keys())
+    now = SystemClock().now()
+    current = key_rules.active(found, now)
+    rows = [_key_json(k, now, current.kid if current else None) for k in found]
+    human = "\n".join(f"{r['kid']}\t{r['alg']}\t{r['status']}" for r in rows)
+    _emit({"keys": rows}, as_json, human)
+
+
+@keys_app.command("rotate", short_help="Make a new signing key.")
+def keys_rotate(
+    activate_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=30 * 86400,
+            help="Seconds it is published before it signs (longer than verifiers cache the JWKS).",
+        ),
+    ] = 600,
+    alg: Annotated[str, typer.Option(help="ES256 or RS256.")] = "ES256",
+    as_json: JsonOption = False,
+) -> None:
+    """Make a new key: published at /oauth/jwks now, signing after --activate-after seconds.
+    The key it replaces keeps verifying what it signed until retired."""
+    from . import keys as key_rules
+
+    if alg not in key_rules.ALGORITHMS:
+        _fail(f"--alg must be one of {', '.join(key_rules.ALGORITHMS)}.", as_json, 2)
+    new = _with_key_ring(
+        _settings(),
+        lambda ring: ring.rotate(activate_after=activate_after, alg=alg),  # type: ignore[arg-type]
+    )
+    _emit(
+        {"kid": new.kid, "alg": new.alg, "activates_at": new.activates_at},
+        as_json,
+        f"made signing key {new.kid} ({new.alg}); published now, signing from "
+        f"{new.activates_at} (in {activate_after} seconds)",
+    )
+
+
+@keys_app.command("retire", short_help="Stop publishing a signing key.")
+def keys_retire(
+    kid: Annotated[str, typer.Option(help="The key's kid.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Even while tokens it signed may be valid.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retire a key: no longer published, so nothing it signed verifies. Refused while it
+    signs, or while a token it signed may still be valid, unless --force."""
+    from .oauth.registration import MAX_ACCESS_TOKEN_LIFETIME
+
+    settings = _settings()
+    longest = max(settings.access_token_lifetime, MAX_ACCESS_TOKEN_LIFETIME)
+    result = _with_key_ring(settings, lambda ring: ring.retire(kid, longest, force))
+    if result.key is None:
+        _not_found(f"signing key {kid}", as_json)
+    if result.refusal is not None:
+        _fail(f"signing key {kid} cannot be retired: {result.refusal}.", as_json)
+    _emit({"kid": kid, "retired": True}, as_json, f"retired signing key {kid}")
+
+
+_one_line_paragraphs(keys_app)
 
 
 def main() -> None:

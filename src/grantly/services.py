@@ -9,6 +9,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import URLSafeTimedSerializer
 from starlette.requests import Request
 
+from .key_ring import KeyRing
 from .oauth.authorize import AuthorizationPolicy
 from .oauth.clock import Clock
 from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
@@ -32,6 +33,8 @@ class Services:
     device_cookies: URLSafeTimedSerializer
     # Fetches client metadata documents (grantly/outbound.py: SSRF-hardened).
     fetcher: JsonFetcher
+    # Grantly's signing keys (grantly/key_ring.py), published at /oauth/jwks.
+    keys: KeyRing
 
     @property
     def server_scopes(self) -> tuple[str, ...]:

@@ -367,3 +367,18 @@ registration_tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
     **NEVER_REUSED_IDS,
 )
+
+# Grantly's signing keys (grantly/keys.py): the public JWK in clear, the private key sealed
+# with a key derived from GRANTLY_SECRET_KEY. A key signs from activates_at until a later key
+# activates; retired keys are no longer published.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(8), nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("sealed_private", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("activates_at", BigInteger, nullable=False),
+    Column("retired_at", BigInteger, nullable=True),
+)

@@ -13,6 +13,7 @@ from .counters import Counters
 from .invitations import Invitations
 from .people import People
 from .resources import ResourceServers
+from .signing_keys import SigningKeys
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
 from .users import Accounts, UserSessions
@@ -80,3 +81,7 @@ class Store:
     @cached_property
     def registration_tokens(self) -> RegistrationTokens:
         return RegistrationTokens(self.tx)
+
+    @cached_property
+    def signing_keys(self) -> SigningKeys:
+        return SigningKeys(self.tx)

@@ -50,6 +50,7 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "jwks_uri": f"{issuer}/oauth/jwks",
             "introspection_endpoint_auth_methods_supported": [
                 m for m in AUTH_METHODS if m != "none"
             ],
@@ -102,3 +103,15 @@ async def mcp_metadata(request: Request) -> JSONResponse:
             status_code=404,
         )
     return protected_resource_metadata(request, MCP, "Grantly MCP server")
+
+
+@router.get("/oauth/jwks", include_in_schema=False)
+async def jwks(request: Request) -> JSONResponse:
+    """RFC 7517 §5: the JWK Set of Grantly's signing keys (grantly/keys.py): every key not
+    retired, including one rotated in that does not sign yet. Cached briefly: a rotation
+    activates later than any cache of this lasts."""
+    return JSONResponse(
+        await services(request).keys.jwks(),
+        headers={"Cache-Control": "public, max-age=300"},
+        media_type="application/jwk-set+json",
+    )

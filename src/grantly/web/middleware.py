@@ -64,7 +64,13 @@ class SecurityHeaders:
 # dashboard, the authorization endpoint and introspection (a resource server's back channel)
 # get no CORS.
 CORS_PATHS = frozenset(
-    (*client_endpoints.CORS, "/.well-known/oauth-authorization-server", "/oauth/register", "/mcp")
+    (
+        *client_endpoints.CORS,
+        "/.well-known/oauth-authorization-server",
+        "/oauth/register",
+        "/mcp",
+        "/oauth/jwks",
+    )
 )
 CORS_PREFIXES = ("/api/", "/.well-known/oauth-protected-resource/", "/oauth/register/")
 CORS_EXCLUDED = ("/api/docs",)
@@ -107,7 +113,7 @@ class CorsForClients:
 # response) is for the pages.
 SESSIONLESS_PATHS = frozenset(
     route.path for route in (*client_endpoints.routes, *health.routes)
-) | {"/metrics", "/oauth/register", "/mcp"}
+) | {"/metrics", "/oauth/register", "/mcp", "/oauth/jwks"}
 SESSIONLESS_PREFIXES = ("/api/", "/.well-known/", "/oauth/register/")
 
 
