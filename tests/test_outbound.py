@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import threading
 import time
@@ -99,6 +100,15 @@ def only_loopback_connections(monkeypatch: pytest.MonkeyPatch) -> None:
         return await original(self, protocol_factory, host, port, **kwargs)
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", create_connection)
+    # And beneath every library: no socket of this test connects anywhere but loopback.
+    original_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: object) -> None:  # type: ignore[override]
+        host = address[0] if isinstance(address, tuple) else address
+        assert host in ("127.0.0.1", "::1", "localhost"), f"a connection to {host} was tried"
+        original_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 @pytest.fixture(scope="module")

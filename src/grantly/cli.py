@@ -1659,8 +1659,11 @@ def _key_ring(settings: Settings, db: Any) -> Any:
     return KeyRing(db, settings.resolved_secret_key(), SystemClock())
 
 
-def _with_key_ring(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    migrate.upgrade(settings.async_database_url)
+def _with_key_ring(
+    settings: Settings, work: Callable[[Any], Awaitable[T]], *, migrated: bool = False
+) -> T:
+    if not migrated:
+        migrate.upgrade(settings.async_database_url)
 
     async def main() -> T:
         db = open_database(settings.database_url)
@@ -1674,7 +1677,7 @@ def _with_key_ring(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T
 
 def _ensure_signing_keys(settings: Settings) -> None:
     """The first start makes the first signing key (before workers race to)."""
-    _with_key_ring(settings, lambda ring: ring.ensure())
+    _with_key_ring(settings, lambda ring: ring.ensure(), migrated=True)
 
 
 def _key_json(key: Any, now: int, current: str | None) -> dict[str, Any]:

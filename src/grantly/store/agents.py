@@ -196,9 +196,8 @@ class AgentApplications:
         return changed > 0
 
     async def blocked(self, company_id: int, application_id: int) -> bool:
-        """Whether the company refuses this agent application: all of them, or this one."""
-        if await self.policy(company_id) == "block":
-            return True
+        """Whether the company blocked this one agent application (its policy for all of
+        them is ``policy``)."""
         return (
             await self.tx.first(
                 select(t.company_application_blocks.c.application_id).where(
