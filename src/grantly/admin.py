@@ -36,6 +36,7 @@ class CreatedApplication:
             "scopes": list(app.scopes),
             "consent": app.consent,
             "access_token_lifetime": app.access_token_lifetime,
+            **security_json(app),
         }
 
 
@@ -54,6 +55,7 @@ async def create_application(
         now=now,
         consent=draft.consent,
         access_token_lifetime=draft.access_token_lifetime,
+        security=draft.security,
     )
     return CreatedApplication(application, secret)
 
@@ -79,7 +81,36 @@ def changes(application: Application, draft: ApplicationDraft) -> list[str]:
         found.append("consent")
     if draft.access_token_lifetime != application.access_token_lifetime:
         found.append("access-token lifetime")
+    security = draft.security
+    for label, now, before in (
+        ("access-token format", security.access_token_format, application.access_token_format),
+        ("DPoP", security.dpop, application.dpop),
+        ("client authentication", security.auth_method, application.auth_method),
+        (
+            "client keys",
+            (security.jwks, security.jwks_uri),
+            (application.jwks, application.jwks_uri),
+        ),
+        ("pushed requests", security.require_par, application.require_par),
+        ("grant types", security.grant_types, application.grant_types),
+    ):
+        if now != before:
+            found.append(label)
     return found
+
+
+def security_json(app: Application) -> dict[str, object]:
+    """How an application's tokens and the application prove themselves (JSON of the CLI)."""
+    return {
+        "access_token_format": app.access_token_format,
+        "dpop": app.dpop,
+        "token_endpoint_auth_method": app.auth_method
+        or ("client_secret_basic" if app.confidential else "none"),
+        "jwks_uri": app.jwks_uri,
+        "jwks": app.jwks is not None,
+        "require_par": app.require_par,
+        "grant_types": list(app.grant_types),
+    }
 
 
 def revoking_changes(application: Application, draft: ApplicationDraft) -> list[str]:
@@ -89,6 +120,9 @@ def revoking_changes(application: Application, draft: ApplicationDraft) -> list[
         found.append("client type")
     if set(draft.scopes) != set(application.scopes):
         found.append("scopes")
+    if draft.security.dpop == "required" and application.dpop != "required":
+        # RFC 9449: "required" means no bearer token works for it, the ones issued before too.
+        found.append("DPoP requirement")
     return found
 
 
@@ -125,6 +159,7 @@ async def update_application(
         now=now,
         consent=draft.consent,
         access_token_lifetime=draft.access_token_lifetime,
+        security=draft.security,
     )
     return UpdatedApplication(updated, secret, tuple(changes(application, draft)), revoked)
 

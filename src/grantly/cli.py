@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -26,7 +27,7 @@ import typer
 from . import admin
 from .oauth.clock import SystemClock
 from .oauth.models import AGENT_POLICIES, Application, User
-from .oauth.registration import ApplicationDraft, RegistrationError, validate
+from .oauth.registration import ApplicationDraft, RegistrationError, security_of, validate
 from .observability import configure_logging
 from .passwords import hash_password, password_problem
 from .settings import Settings
@@ -269,7 +270,48 @@ def _application_json(application: Application) -> dict[str, Any]:
         "scopes": list(application.scopes),
         "consent": application.consent,
         "access_token_lifetime": application.access_token_lifetime,
+        **admin.security_json(application),
     }
+
+
+def _security_options(
+    current: dict[str, object],
+    *,
+    access_token_format: str | None,
+    dpop: str | None,
+    auth_method: str | None,
+    jwks: Path | None,
+    jwks_uri: str | None,
+    require_par: bool | None,
+    grant_type: list[str] | None,
+    as_json: bool,
+) -> dict[str, object]:
+    """``validate``'s ``security`` from the options given, over the application's ``current``
+    settings. Choosing a method drops the keys of another; giving keys keeps the method."""
+    settings = dict(current)
+    for name, value in (
+        ("access_token_format", access_token_format),
+        ("dpop", dpop),
+        ("require_par", require_par),
+    ):
+        if value is not None:
+            settings[name] = value
+    if auth_method is not None:
+        settings["auth_method"] = auth_method
+        if auth_method != "private_key_jwt":
+            settings["jwks"] = settings["jwks_uri"] = None
+    if jwks is not None or jwks_uri is not None:
+        settings["jwks"] = settings["jwks_uri"] = None
+    if jwks is not None:
+        try:
+            settings["jwks"] = jwks.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read the JWK Set {jwks}: {exc}", as_json, 2)
+    if jwks_uri is not None:
+        settings["jwks_uri"] = jwks_uri
+    if grant_type is not None:
+        settings["grant_types"] = grant_type
+    return settings
 
 
 def _application_line(application: Application) -> str:
@@ -685,6 +727,36 @@ def apps_create(
     access_token_lifetime: Annotated[
         int | None, typer.Option(help="Seconds; default: GRANTLY_ACCESS_TOKEN_LIFETIME.")
     ] = None,
+    access_token_format: Annotated[
+        str | None, typer.Option(help="opaque | jwt (RFC 9068; user tokens).")
+    ] = None,
+    dpop: Annotated[
+        str | None,
+        typer.Option(help="optional | required (RFC 9449: required never issues a bearer token)."),
+    ] = None,
+    auth_method: Annotated[
+        str | None,
+        typer.Option(help="client_secret | private_key_jwt (RFC 7523; with --jwks or --jwks-uri)."),
+    ] = None,
+    jwks: Annotated[
+        Path | None, typer.Option(help="A file with the client's public JWK Set (private_key_jwt).")
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option(help="An https URL of the client's JWK Set (private_key_jwt).")
+    ] = None,
+    require_par: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-par/--no-require-par", help="Authorize only pushed requests (RFC 9126)."
+        ),
+    ] = None,
+    grant_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An extra grant type (repeatable): client_credentials (RFC 6749 §4.4). "
+            "authorization_code and refresh_token are always on."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register an OAuth application.
@@ -700,6 +772,17 @@ def apps_create(
             server_scopes=settings.scope_names,
             consent=consent,
             access_token_lifetime=access_token_lifetime,
+            security=_security_options(
+                {},
+                access_token_format=access_token_format,
+                dpop=dpop,
+                auth_method=auth_method,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                require_par=require_par,
+                grant_type=grant_type,
+                as_json=as_json,
+            ),
         )
     except RegistrationError as exc:
         _fail("; ".join(exc.problems), as_json, 2)
@@ -774,6 +857,10 @@ def apps_show(
             f"  scopes:        {' '.join(application.scopes)}",
             f"  consent:       {application.consent}",
             f"  token life:    {f'{lifetime} s' if lifetime else 'the server default'}",
+            f"  tokens:        {application.access_token_format}, DPoP {application.dpop}",
+            f"  client auth:   {data['token_endpoint_auth_method']}",
+            f"  grant types:   {' '.join(application.grant_types)}",
+            f"  pushed only:   {'yes' if application.require_par else 'no'}",
             f"  live tokens:   {_tokens(live) if live.tokens else 'none'}",
         ]
     )
@@ -807,6 +894,37 @@ def apps_update(
         bool,
         typer.Option("--default-lifetime", help="Use the server's default lifetime again."),
     ] = False,
+    access_token_format: Annotated[
+        str | None, typer.Option(help="opaque | jwt (RFC 9068; user tokens).")
+    ] = None,
+    dpop: Annotated[
+        str | None,
+        typer.Option(help="optional | required (RFC 9449: required never issues a bearer token)."),
+    ] = None,
+    auth_method: Annotated[
+        str | None,
+        typer.Option(help="client_secret | private_key_jwt (RFC 7523; with --jwks or --jwks-uri)."),
+    ] = None,
+    jwks: Annotated[
+        Path | None, typer.Option(help="A file with the client's public JWK Set (private_key_jwt).")
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option(help="An https URL of the client's JWK Set (private_key_jwt).")
+    ] = None,
+    require_par: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-par/--no-require-par", help="Authorize only pushed requests (RFC 9126)."
+        ),
+    ] = None,
+    grant_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An extra grant type (repeatable; replaces them): client_credentials (RFC "
+            "6749 §4.4), or authorization_code for none. "
+            "authorization_code and refresh_token are always on."
+        ),
+    ] = None,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -835,6 +953,17 @@ def apps_update(
                 server_scopes=settings.scope_names,
                 consent=application.consent if consent is None else consent,
                 access_token_lifetime=lifetime,
+                security=_security_options(
+                    security_of(application),
+                    access_token_format=access_token_format,
+                    dpop=dpop,
+                    auth_method=auth_method,
+                    jwks=jwks,
+                    jwks_uri=jwks_uri,
+                    require_par=require_par,
+                    grant_type=grant_type,
+                    as_json=as_json,
+                ),
             )
         except RegistrationError as exc:
             _fail("; ".join(exc.problems), as_json, 2)

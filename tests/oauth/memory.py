@@ -312,6 +312,7 @@ class MemoryTokens:
                 row.application_id == application_id
                 and row.owner.type == "company"
                 and row.owner.company_id == company_id
+                and row.expires_at is None
                 and row.revoked_at is None
             ):
                 row.revoked_at = now

@@ -409,12 +409,23 @@ def test_company_tokens_of_one_application_and_company_are_revoked_together(
     company = ResourceOwner("company", store.company_id, store.user_id)
     family, user_tokens = _grant(store)
     company_tokens = [
-        _tokens(store, family, owner=company, refresh_digest=None, refresh_expires_at=None)
+        _tokens(
+            store,
+            family,
+            owner=company,
+            access_expires_at=None,
+            refresh_digest=None,
+            refresh_expires_at=None,
+        )
         for _ in range(2)
     ]
+    # A client credentials token acts for the company too, but expires: it is not replaced.
+    machine_token = _tokens(
+        store, family, owner=company, refresh_digest=None, refresh_expires_at=None
+    )
 
     async def work(ports: Ports) -> tuple[Any, ...]:
-        for issued in company_tokens:
+        for issued in [*company_tokens, machine_token]:
             await ports.tokens.issue(issued)
         await ports.tokens.revoke_company_tokens(store.other_application_id, store.company_id, NOW)
         untouched = (await ports.tokens.access_token(company_tokens[0].access_digest)).revoked_at
@@ -427,9 +438,10 @@ def test_company_tokens_of_one_application_and_company_are_revoked_together(
             ],
             (await ports.tokens.access_token(user_tokens.access_digest)).revoked_at,
             (await ports.tokens.refresh_token(company_tokens[0].access_digest)),
+            (await ports.tokens.access_token(machine_token.access_digest)).revoked_at,
         )
 
-    assert store.run(work) == (None, NOW + 7, NOW + 7, None, None)
+    assert store.run(work) == (None, NOW + 7, NOW + 7, None, None, None)
 
 
 def test_company_tokens_never_expire(store: Store) -> None:

@@ -15,6 +15,17 @@ CONSENT_MODES: tuple[ConsentMode, ...] = ("always", "remember", "trusted")
 # "agent applications": they belong to no company.
 ApplicationOrigin = Literal["dashboard", "registration", "metadata_document"]
 AgentPolicy = Literal["allow", "block"]
+# The form of an application's access tokens: opaque strings, or RFC 9068 JWTs.
+TokenFormat = Literal["opaque", "jwt"]
+TOKEN_FORMATS: tuple[TokenFormat, ...] = ("opaque", "jwt")
+# RFC 9449: "optional" binds a token to the key of the client's DPoP proof when it sends one;
+# "required" refuses every token request without a proof, so no bearer token is ever issued.
+DpopMode = Literal["optional", "required"]
+DPOP_MODES: tuple[DpopMode, ...] = ("optional", "required")
+# RFC 6749 §4.1, §6 always; §4.4 (client credentials) only when the application's admins opt
+# in.
+DEFAULT_GRANT_TYPES: tuple[str, ...] = ("authorization_code", "refresh_token")
+GRANT_TYPES: tuple[str, ...] = (*DEFAULT_GRANT_TYPES, "client_credentials")
 AGENT_POLICIES: tuple[AgentPolicy, ...] = ("allow", "block")
 
 # A grant's audience (RFC 8707): the protected resources its access tokens may be used at. Each
@@ -50,6 +61,15 @@ class Application:
     # A client metadata document is fetched again from this time on.
     metadata_expires_at: int | None = None
     authorized_at: int | None = None
+    access_token_format: TokenFormat = "opaque"
+    dpop: DpopMode = "optional"
+    # None: the client secret (confidential) or none (public); or "private_key_jwt" (RFC 7523
+    # §2.2) with the client's JWK Set given (``jwks``, JSON text) or at ``jwks_uri``.
+    auth_method: str | None = None
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    require_par: bool = False
+    grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
 
     @property
     def public(self) -> bool:
@@ -150,6 +170,8 @@ class RefreshToken:
     # The whole grant's audience, whatever a token request narrowed its access tokens to
     # (RFC 8707 §2.2: the refresh token "is bound to the full original grant").
     audience: Audience = DEFAULT_AUDIENCE
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+    jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +199,10 @@ class NewTokens:
     # refresh token keeps the grant's (``refresh_audience``).
     audience: Audience = DEFAULT_AUDIENCE
     refresh_audience: Audience = DEFAULT_AUDIENCE
+    # RFC 9449 §6, §5: the DPoP key the access token (and a public client's refresh token) is
+    # bound to.
+    jkt: str | None = None
+    refresh_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +225,8 @@ class AccessToken:
     # The resources it may be used at (RFC 8707 §2): a resource refuses a token whose audience
     # does not name it.
     audience: Audience = DEFAULT_AUDIENCE
+    # RFC 9449 §6: the thumbprint of the DPoP key it is bound to; None for a bearer token.
+    jkt: str | None = None
 
     def is_active(self, now: int) -> bool:
         """RFC 6750 §3.1 / RFC 7662 §2.2: not revoked, not expired, owner still entitled."""
@@ -243,9 +271,12 @@ class TokenResponse:
     owner: ResourceOwner | None = None
     # A refresh retried within the grace period (RFC 9700 §4.14.2), noted in the audit trail.
     grace_retry: bool = False
+    # RFC 9449 §5: "DPoP" when the access token is bound to the client's key.
+    token_type: str = "Bearer"
+    grant_type: str = "authorization_code"
 
     def body(self) -> dict[str, object]:
-        body: dict[str, object] = {"access_token": self.access_token, "token_type": "Bearer"}
+        body: dict[str, object] = {"access_token": self.access_token, "token_type": self.token_type}
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
         if self.refresh_token is not None:

@@ -7,13 +7,25 @@ cannot keep a secret, §2.1) get none and must use PKCE. Redirect URIs follow
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from . import redirect_uris as uris
 from . import scopes as scope_rules
 from .errors import OAuthError
-from .models import CONSENT_MODES, ConsentMode
+from .models import (
+    CONSENT_MODES,
+    DEFAULT_GRANT_TYPES,
+    DPOP_MODES,
+    GRANT_TYPES,
+    TOKEN_FORMATS,
+    Application,
+    ConsentMode,
+    DpopMode,
+    TokenFormat,
+)
 
 
 class RegistrationError(ValueError):
@@ -24,6 +36,28 @@ class RegistrationError(ValueError):
         self.problems = problems
 
 
+PRIVATE_KEY_JWT = "private_key_jwt"
+# The methods an admin may choose (RFC 8414 names): the client secret, in the Authorization
+# header or the body, is what every confidential application has unless it names its keys.
+AUTH_METHOD_CHOICES = ("client_secret", PRIVATE_KEY_JWT)
+MAX_JWKS_LENGTH = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecurity:
+    """How an application's tokens prove themselves and how it proves itself: the form of its
+    access tokens (RFC 9068), DPoP (RFC 9449), its client authentication (RFC 7523 §2.2),
+    pushed requests (RFC 9126 §6) and its grant types (RFC 6749 §4.4)."""
+
+    access_token_format: TokenFormat = "opaque"
+    dpop: DpopMode = "optional"
+    auth_method: str | None = None  # None: the client secret, or nothing when public
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    require_par: bool = False
+    grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
+
+
 @dataclass(frozen=True, slots=True)
 class ApplicationDraft:
     name: str
@@ -32,6 +66,106 @@ class ApplicationDraft:
     scopes: tuple[str, ...]
     consent: ConsentMode = "always"
     access_token_lifetime: int | None = None
+    security: ClientSecurity = field(default_factory=ClientSecurity)
+
+
+def security_of(application: Application) -> dict[str, object]:
+    """An application's current security settings, as ``validate``'s ``security`` takes them
+    (what a change starts from)."""
+    return {
+        "access_token_format": application.access_token_format,
+        "dpop": application.dpop,
+        "auth_method": application.auth_method,
+        "jwks": application.jwks,
+        "jwks_uri": application.jwks_uri,
+        "require_par": application.require_par,
+        "grant_types": application.grant_types,
+    }
+
+
+def validate_security(
+    *,
+    confidential: bool,
+    access_token_format: str = "opaque",  # noqa: S107  # a format's name, not a secret
+    dpop: str = "optional",
+    auth_method: str | None = None,
+    jwks: str | None = None,
+    jwks_uri: str | None = None,
+    require_par: bool = False,
+    grant_types: Iterable[str] = DEFAULT_GRANT_TYPES,
+) -> tuple[ClientSecurity, list[str]]:
+    """The security settings, or their problems. ``private_key_jwt`` (RFC 7523 §2.2) needs a
+    confidential client and exactly one of a public JWK Set or an https ``jwks_uri`` (fetched
+    with the same SSRF rules as client metadata documents); the client credentials grant (RFC
+    6749 §4.4) a confidential client, since it authenticates the client alone."""
+    problems: list[str] = []
+    if access_token_format not in TOKEN_FORMATS:
+        problems.append(f"the access-token format must be one of {', '.join(TOKEN_FORMATS)}.")
+    if dpop not in DPOP_MODES:
+        problems.append(f"DPoP must be one of {', '.join(DPOP_MODES)}.")
+    if auth_method in ("", "client_secret", "client_secret_basic", "client_secret_post", "none"):
+        auth_method = None
+    if auth_method is not None and auth_method != PRIVATE_KEY_JWT:
+        problems.append(
+            f"the client authentication method must be one of {', '.join(AUTH_METHOD_CHOICES)}."
+        )
+    jwks = (jwks or "").strip() or None
+    jwks_uri = (jwks_uri or "").strip() or None
+    if auth_method == PRIVATE_KEY_JWT:
+        if not confidential:
+            problems.append("private_key_jwt is for confidential applications only.")
+        if (jwks is None) == (jwks_uri is None):
+            problems.append(
+                "private_key_jwt needs the client's public keys: give a JWK Set or a "
+                "jwks_uri, one of them."
+            )
+    elif jwks is not None or jwks_uri is not None:
+        problems.append("a JWK Set or jwks_uri is only used with private_key_jwt.")
+    if jwks is not None:
+        problem = jwks_problem(jwks)
+        if problem:
+            problems.append(problem)
+    if jwks_uri is not None:
+        split = urlsplit(jwks_uri)
+        if split.scheme != "https" or not split.hostname or split.fragment or len(jwks_uri) > 2000:
+            problems.append("the jwks_uri must be an https URL without a fragment.")
+    wanted = [g.strip() for g in grant_types if g.strip()]
+    unknown = [g for g in wanted if g not in GRANT_TYPES]
+    if unknown:
+        problems.append(f"grant types must be among {', '.join(GRANT_TYPES)}.")
+    extra = tuple(g for g in GRANT_TYPES if g in wanted and g not in DEFAULT_GRANT_TYPES)
+    if "client_credentials" in extra and not confidential:
+        problems.append("the client credentials grant is for confidential applications only.")
+    security = ClientSecurity(
+        access_token_format=access_token_format,  # type: ignore[arg-type]  # checked above
+        dpop=dpop,  # type: ignore[arg-type]  # checked above
+        auth_method=auth_method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        require_par=bool(require_par),
+        grant_types=(*DEFAULT_GRANT_TYPES, *extra),
+    )
+    return security, problems
+
+
+def jwks_problem(text: str) -> str | None:
+    """Why a JWK Set (RFC 7517 §5) cannot authenticate a client, or None: JSON with a
+    non-empty ``keys`` array of public EC, RSA or OKP keys, no private parameter."""
+    if len(text) > MAX_JWKS_LENGTH:
+        return f"the JWK Set may be at most {MAX_JWKS_LENGTH} characters."
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return "the JWK Set is not valid JSON."
+    keys = parsed.get("keys") if isinstance(parsed, dict) else None
+    if not isinstance(keys, list) or not keys or len(keys) > 20:
+        return 'the JWK Set must be an object with 1 to 20 keys in "keys".'
+    for key in keys:
+        if not isinstance(key, dict) or key.get("kty") not in ("EC", "RSA", "OKP"):
+            return "every key of the JWK Set must be an EC, RSA or OKP key."
+        if any(name in key for name in ("d", "p", "q", "dp", "dq", "qi", "k")):
+            return "the JWK Set holds a private key: give only the public keys."
+    return None
 
 
 # RFC 8252 §8.6: any program on a device can claim a public client's id, use a loopback
@@ -74,6 +208,7 @@ def validate(
     server_scopes: Sequence[str],
     consent: str = "always",
     access_token_lifetime: int | str | None = None,
+    security: dict[str, object] | None = None,
 ) -> ApplicationDraft:
     """The draft, or every problem at once, in the order a form asks: name, redirect URIs,
     scopes, consent, access-token lifetime."""
@@ -115,6 +250,11 @@ def validate(
     lifetime, lifetime_problem = _lifetime(access_token_lifetime)
     if lifetime_problem:
         problems.append(lifetime_problem)
+    checked, security_problems = validate_security(
+        confidential=confidential,
+        **(security or {}),  # type: ignore[arg-type]
+    )
+    problems.extend(security_problems)
     if problems:
         raise RegistrationError(problems)
     return ApplicationDraft(
@@ -124,4 +264,5 @@ def validate(
         granted,
         consent,  # type: ignore[arg-type]  # checked against CONSENT_MODES above
         lifetime,
+        checked,
     )

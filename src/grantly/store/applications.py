@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from ..oauth.models import Application
+from ..oauth.models import DEFAULT_GRANT_TYPES, Application
+from ..oauth.registration import ClientSecurity
 from . import live, rows
 from . import tables as t
 from .sql import Query
@@ -73,6 +74,7 @@ class Applications:
         now: int,
         consent: str = "always",
         access_token_lifetime: int | None = None,
+        security: ClientSecurity | None = None,
         **agent: str | None,
     ) -> Application:
         """A company's application; an agent application of no company (``store.agents``)
@@ -92,6 +94,7 @@ class Applications:
                 updated_at=now,
                 consent=consent,
                 access_token_lifetime=access_token_lifetime,
+                **_security_values(security or ClientSecurity()),
             )
             .returning(t.applications)
         )
@@ -109,6 +112,7 @@ class Applications:
         now: int,
         consent: str = "always",
         access_token_lifetime: int | None = None,
+        security: ClientSecurity | None = None,
     ) -> Application:
         row = await self.tx.first(
             update(t.applications)
@@ -122,6 +126,7 @@ class Applications:
                 updated_at=now,
                 consent=consent,
                 access_token_lifetime=access_token_lifetime,
+                **_security_values(security or ClientSecurity()),
             )
             .returning(t.applications)
         )
@@ -179,3 +184,17 @@ class Applications:
         )
         await self.tx.execute(delete(t.applications).where(t.applications.c.id == application_id))
         return live.stopped(ended[0], ended[1], now)
+
+
+def _security_values(security: ClientSecurity) -> dict[str, object]:
+    return {
+        "access_token_format": security.access_token_format,
+        "dpop": security.dpop,
+        "token_endpoint_auth_method": security.auth_method,
+        "jwks": security.jwks,
+        "jwks_uri": security.jwks_uri,
+        "require_par": security.require_par,
+        "grant_types": None
+        if security.grant_types == DEFAULT_GRANT_TYPES
+        else " ".join(security.grant_types),
+    }

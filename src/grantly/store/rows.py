@@ -6,6 +6,7 @@ from typing import Any
 
 from ..oauth.models import (
     DEFAULT_AUDIENCE,
+    DEFAULT_GRANT_TYPES,
     Application,
     Audience,
     ResourceOwner,
@@ -62,6 +63,13 @@ def application(row: Any) -> Application:
         client_metadata=row.client_metadata,
         metadata_expires_at=row.metadata_expires_at,
         authorized_at=row.authorized_at,
+        access_token_format=row.access_token_format,
+        dpop=row.dpop,
+        auth_method=row.token_endpoint_auth_method,
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
+        require_par=bool(row.require_par),
+        grant_types=scopes(row.grant_types) if row.grant_types else DEFAULT_GRANT_TYPES,
     )
 
 

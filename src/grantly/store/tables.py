@@ -131,6 +131,20 @@ applications = Table(
     Column("metadata_expires_at", BigInteger, nullable=True),
     # When a person last authorized it: registrations never authorized are pruned.
     Column("authorized_at", BigInteger, nullable=True),
+    # "opaque" or "jwt" (RFC 9068): the form of its user tokens' access tokens.
+    Column("access_token_format", String(8), nullable=False, server_default="opaque"),
+    # "optional": DPoP-bound tokens when the client sends a proof (RFC 9449); "required":
+    # never a bearer token.
+    Column("dpop", String(10), nullable=False, server_default="optional"),
+    # NULL: the client secret (confidential) or nothing (public); or "private_key_jwt" (RFC
+    # 7523 §2.2), with the client's keys in ``jwks`` (a JWK Set, JSON) or at ``jwks_uri``.
+    Column("token_endpoint_auth_method", String(32), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_uri", String(2048), nullable=True),
+    # RFC 9126 §6: authorization requests only by a pushed request_uri.
+    Column("require_par", Boolean, nullable=False, server_default="0"),
+    # Space-separated; NULL: authorization_code and refresh_token.
+    Column("grant_types", String(200), nullable=True),
     Index("ix_applications_company_id", "company_id"),
     Index("ix_applications_origin", "origin", "created_at"),
     **NEVER_REUSED_IDS,
@@ -160,6 +174,12 @@ def _audience_column() -> Column[object]:
     return Column("audience", Text, nullable=True)
 
 
+def _jkt_column() -> Column[object]:
+    """RFC 9449 §6: the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key a token is bound
+    to; NULL for a bearer token."""
+    return Column("jkt", String(64), nullable=True)
+
+
 authorization_codes = Table(
     "authorization_codes",
     metadata,
@@ -185,6 +205,7 @@ access_tokens = Table(
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
     _audience_column(),
+    _jkt_column(),
     Index("ix_access_tokens_family_id", "family_id"),
     Index("ix_access_tokens_application_id", "application_id"),
 )
@@ -200,6 +221,7 @@ refresh_tokens = Table(
     Column("rotated_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
     _audience_column(),
+    _jkt_column(),
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_application_id", "application_id"),
 )
@@ -381,4 +403,29 @@ signing_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("activates_at", BigInteger, nullable=False),
     Column("retired_at", BigInteger, nullable=True),
+)
+
+# Pushed authorization requests (RFC 9126): the parameters a client pushed, under the digest of
+# the request_uri it was given; used once, within a minute.
+pushed_requests = Table(
+    "pushed_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Index("ix_pushed_requests_expires_at", "expires_at"),
+)
+
+# JWT ids seen once (DPoP proofs, RFC 9449 §11.1; client assertions, RFC 7523 §3), when no
+# Redis is configured: the key is a digest of the kind, the issuer and the jti.
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_used_jtis_expires_at", "expires_at"),
 )

@@ -180,7 +180,12 @@ def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None
         "created_at": tokens.created_at,
         "audience": rows.audience_value(tokens.audience),
     }
-    access = {**common, "digest": tokens.access_digest, "expires_at": tokens.access_expires_at}
+    access = {
+        **common,
+        "digest": tokens.access_digest,
+        "expires_at": tokens.access_expires_at,
+        "jkt": tokens.jkt,
+    }
     if tokens.refresh_digest is None:
         return access, None
     assert tokens.refresh_expires_at is not None
@@ -190,6 +195,7 @@ def token_rows(tokens: NewTokens) -> tuple[dict[str, Any], dict[str, Any] | None
         "expires_at": tokens.refresh_expires_at,
         "scopes": " ".join(tokens.refresh_scopes),
         "audience": rows.audience_value(tokens.refresh_audience),
+        "jkt": tokens.refresh_jkt,
     }
     return access, refresh
 
@@ -414,6 +420,9 @@ class Tokens:
                 a.c.application_id == application_id,
                 a.c.company_id == company_id,
                 a.c.owner_type == "company",
+                # Company tokens never expire; a client credentials token (RFC 6749 §4.4),
+                # which acts for the company too, does, and is not replaced by them.
+                a.c.expires_at.is_(None),
                 a.c.revoked_at.is_(None),
             )
             .values(revoked_at=now)
@@ -462,6 +471,7 @@ def _refresh_token(row: Any) -> RefreshToken:
         rotated_at=row.rotated_at,
         owner_active=bool(row.owner_active),
         audience=rows.audience(row.audience),
+        jkt=row.jkt,
     )
 
 
@@ -488,4 +498,5 @@ def _access_token(row: Any) -> AccessToken:
         else None,
         company_name=row.company_name,
         audience=rows.audience(row.audience),
+        jkt=row.jkt,
     )
