@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,13 +16,16 @@ from starlette.middleware import Middleware
 
 from . import __version__
 from .api import credentials, employees, me
+from .client_keys import MAX_JWKS_BYTES, ClientKeys
 from .key_ring import KeyRing
 from .mcp import server as mcp_server
 from .oauth import client_documents
 from .oauth.clock import Clock, SystemClock
+from .oauth.dpop import DpopVerifier, Nonces
 from .oauth.models import MCP
 from .observability import RequestLogging, Route, configure_logging
 from .outbound import JsonFetcher
+from .replay import ReplayGuard
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
@@ -69,6 +73,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         key_prefix=settings.redis_key_prefix,
     )
     clock = clock or SystemClock()
+    replay = ReplayGuard(db, clock, settings.redis_url, settings.redis_key_prefix)
+    nonce_secret = hashlib.sha256(b"grantly-dpop-nonce\0" + secret_key.encode()).digest()
     services = Services(
         settings=settings,
         db=db,
@@ -81,6 +87,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             allow_loopback=settings.cimd_allow_loopback,
         ),
         keys=KeyRing(db, secret_key, clock),
+        replay=replay,
+        dpop=DpopVerifier(replay, clock, Nonces(nonce_secret) if settings.dpop_nonces else None),
+        client_keys=ClientKeys(
+            JsonFetcher(max_bytes=MAX_JWKS_BYTES, allow_loopback=settings.cimd_allow_loopback),
+            clock,
+        ),
     )
 
     mcp_app, mcp_lifespan = mcp_server.build(services) if settings.mcp else (None, None)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from joserfc import jwt
+
 from . import keys as rules
 from .keys import Algorithm, SigningKey
 from .oauth.clock import Clock
@@ -76,6 +78,12 @@ class KeyRing:
         private = rules.private_key(current, self.secret_key)
         self._cached = (now, current, private)
         return current, private
+
+    async def sign(self, header: dict[str, object], claims: dict[str, object]) -> str:
+        """``oauth.ports.Signer``: a compact JWS (RFC 7515) by the active key, its ``alg`` and
+        ``kid`` in the header (RFC 9068 §2.1: verifiers pick the key by ``kid``)."""
+        key, private = await self.signer()
+        return jwt.encode({**header, "alg": key.alg, "kid": key.kid}, claims, private)
 
     async def rotate(
         self, activate_after: int = rules.DEFAULT_ACTIVATE_AFTER, alg: Algorithm = "ES256"

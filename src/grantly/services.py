@@ -3,19 +3,24 @@ the settings, the database, the clock, the throttle and the pages' templates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi.templating import Jinja2Templates
 from itsdangerous import URLSafeTimedSerializer
 from starlette.requests import Request
 
+from .client_keys import ClientKeys
 from .key_ring import KeyRing
 from .oauth.authorize import AuthorizationPolicy
+from .oauth.client_assertions import Authenticator
 from .oauth.clock import Clock
+from .oauth.dpop import DpopVerifier
 from .oauth.grants.common import IssuanceHook, TokenContext, TokenPolicy
 from .oauth.models import API, MCP
 from .oauth.resources import OwnResources
+from .oauth.token import TOKEN_PATH
 from .outbound import JsonFetcher
+from .replay import ReplayGuard
 from .settings import Settings
 from .store.database import Database
 from .store.unit import Store
@@ -35,6 +40,12 @@ class Services:
     fetcher: JsonFetcher
     # Grantly's signing keys (grantly/key_ring.py), published at /oauth/jwks.
     keys: KeyRing
+    # Single-use ids (DPoP proofs, client assertions) across processes (grantly/replay.py).
+    replay: ReplayGuard
+    # RFC 9449 proofs, with the server's nonces when they are on.
+    dpop: DpopVerifier
+    # The public keys of private_key_jwt clients (grantly/client_keys.py).
+    client_keys: ClientKeys
 
     @property
     def server_scopes(self) -> tuple[str, ...]:
@@ -55,7 +66,16 @@ class Services:
             resources=self.own_resources,
         )
 
-    def token_context(self, uow: Store, on_issue: IssuanceHook | None = None) -> TokenContext:
+    def authenticator(self, uow: Store, endpoint: str = TOKEN_PATH) -> Authenticator:
+        """Client assertions sent to ``endpoint`` (RFC 7523 §3) in the write unit ``uow``:
+        their ``aud`` may be the issuer, the token endpoint or the endpoint itself."""
+        issuer = self.settings.issuer
+        audiences = tuple(dict.fromkeys((issuer, issuer + TOKEN_PATH, issuer + endpoint)))
+        return Authenticator(self.client_keys, self.replay.within(uow), self.clock, audiences)
+
+    def token_context(
+        self, uow: Store, on_issue: IssuanceHook | None = None, endpoint: str = TOKEN_PATH
+    ) -> TokenContext:
         return TokenContext(
             applications=uow.applications,
             codes=uow.codes,
@@ -70,6 +90,9 @@ class Services:
                 resources=self.own_resources,
             ),
             on_issue=on_issue,
+            signer=self.keys,
+            dpop=replace(self.dpop, replay=self.replay.within(uow)),
+            authenticator=self.authenticator(uow, endpoint),
         )
 
 

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Client metadata documents may be fetched from loopback addresses: for tests that run a
     # document server on 127.0.0.1 (grantly/outbound.py). Refused in production.
     cimd_allow_loopback: bool = False
+    # RFC 9449 §8, §9: DPoP proofs must carry a nonce the server issued (DPoP-Nonce), which
+    # limits a proof made in advance by someone who got hold of a client's key for a while.
+    dpop_nonces: bool = False
     # Dynamic client registration (RFC 7591) at /oauth/register: open to anyone, only with an
     # initial access token an operator minted (`grantly registration-tokens create`), or off.
     registration: Literal["open", "token", "off"] = "open"

@@ -27,10 +27,12 @@ def test_a_request_without_credentials_gets_a_bare_bearer_challenge(
 ) -> None:
     response = client.get(EMPLOYEES)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == (
+    # RFC 6750 §3 and RFC 9449 §7.1: one challenge per scheme, neither with an error code.
+    assert response.headers.get_list("www-authenticate") == [
         'Bearer realm="grantly", resource_metadata='
-        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"'
-    )
+        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"',
+        'DPoP algs="ES256 ES384 ES512 PS256 RS256 EdDSA"',
+    ]
     assert "error" not in response.json()
 
 

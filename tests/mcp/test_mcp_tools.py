@@ -711,6 +711,7 @@ def test_with_mcp_on_the_metadata_names_both_resources(http: TestClient, world: 
         "authorization_servers": [ISSUER],
         "scopes_supported": ["read", "write"],
         "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"],
         "resource_name": "Grantly MCP server",
     }
 

@@ -32,7 +32,9 @@ def test_a_repeated_grant_type_is_an_invalid_request(server: Server) -> None:
     assert error.error == "invalid_request"
 
 
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit", "CODE"])
+@pytest.mark.parametrize(
+    "grant_type", ["password", "implicit", "CODE", "urn:ietf:params:oauth:grant-type:device_code"]
+)
 def test_an_unknown_grant_type_is_unsupported_grant_type(server: Server, grant_type: str) -> None:
     error = refusal(server, grant_type=grant_type, client_id="web-client")
     assert (error.error, error.status, error.redirectable) == ("unsupported_grant_type", 400, False)

@@ -19,12 +19,21 @@ def test_metadata_lists_the_real_endpoints_and_capabilities(
     assert meta["authorization_endpoint"] == "http://127.0.0.1:8000/oauth/authorize"
     assert meta["token_endpoint"] == "http://127.0.0.1:8000/oauth/token"
     assert meta["response_types_supported"] == ["code"]
-    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    ]
     assert set(meta["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     }
+    assert "ES256" in meta["token_endpoint_auth_signing_alg_values_supported"]
+    assert "none" not in meta["token_endpoint_auth_signing_alg_values_supported"]
+    assert "HS256" not in meta["dpop_signing_alg_values_supported"]
+    assert meta["pushed_authorization_request_endpoint"] == "http://127.0.0.1:8000/oauth/par"
     assert meta["scopes_supported"] == ["read", "write"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True

@@ -23,10 +23,12 @@ def test_no_token_gets_a_bearer_challenge_without_an_error_code(
 ) -> None:
     response = client.get("/api/v1/me")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == (
+    # RFC 6750 §3 and RFC 9449 §7.1: one challenge per scheme, neither with an error code.
+    assert response.headers.get_list("www-authenticate") == [
         'Bearer realm="grantly", resource_metadata='
-        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"'
-    )
+        '"http://127.0.0.1:8000/.well-known/oauth-protected-resource/api"',
+        'DPoP algs="ES256 ES384 ES512 PS256 RS256 EdDSA"',
+    ]
     assert "error" not in response.json()
     assert response.headers["cache-control"] == "no-store"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..http import authorization, bearer_error
-from ..oauth import bearer
+from ..http import authorization, bearer_error, dpop_proofs
+from ..oauth import bearer, dpop
 from ..oauth.errors import OAuthError
 from ..oauth.models import API, AccessToken
 from ..services import services
@@ -21,10 +21,15 @@ RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource" + API
 
 async def access_token(request: Request, uow: Store) -> AccessToken:
     """The request's valid access token for this API, or an ``OAuthError`` for the handler to
-    answer. The token's audience comes with it, in the same statement: no round trip more."""
+    answer. The token's audience comes with it, in the same statement: no round trip more.
+    A DPoP-bound token needs its proof for this request (RFC 9449 §7.1): ``htu`` is the URL
+    under the issuer, as the client addressed it."""
     svc = services(request)
-    presented = bearer.token_from_header(authorization(request))
-    token = await bearer.authenticate(presented, uow.tokens, svc.clock)
+    presented = bearer.presented_from_header(authorization(request))
+    url = svc.settings.issuer + request.url.path
+    token = await bearer.authenticate_request(
+        presented, dpop_proofs(request), request.method, url, uow.tokens, svc.clock, svc.dpop
+    )
     bearer.require_audience(token, API)
     return token
 
@@ -32,5 +37,16 @@ async def access_token(request: Request, uow: Store) -> AccessToken:
 def challenge(request: Request, error: OAuthError, scope: str | None = None) -> JSONResponse:
     """The RFC 6750 §3 answer to a credential the API refused, naming where the API's RFC 9728
     metadata is (§5.1), and for ``insufficient_scope`` the scope it needs (RFC 6750 §3.1)."""
-    issuer = services(request).settings.issuer
-    return bearer_error(error, scope=scope, resource_metadata=issuer + RESOURCE_METADATA_PATH)
+    svc = services(request)
+    try:
+        presented = bearer.presented_from_header(authorization(request))
+    except OAuthError:
+        presented = None
+    return bearer_error(
+        error,
+        scope=scope,
+        resource_metadata=svc.settings.issuer + RESOURCE_METADATA_PATH,
+        dpop_algs=dpop.ALGORITHMS,
+        scheme=presented.scheme if presented is not None else "bearer",
+        nonce=svc.dpop.nonce(),
+    )

@@ -14,6 +14,11 @@ authorization specification's rules for a protected resource.
   moment ago stops working at once, and what the tool sees is what that person may see through
   ``/api`` (``api.principal``, ``api.employees.view``). Reads need ``read``; changes need
   ``write`` and a principal that acts for the company, as on ``/api``.
+- DPoP-bound tokens (RFC 9449 §7.1) come as ``Authorization: DPoP`` with a proof for the
+  request; ``Challenges`` hands the SDK, which knows only Bearer, the token alone, and keeps
+  the scheme and proof for ``GrantlyTokens`` to check the binding; a bound token sent as
+  Bearer is refused (§7.2). The tool call's second check is of the token itself: the binding
+  was proven for the very request that carries the call.
 - Stateless and answered as JSON: any worker of any host serves any request, as for ``/api``.
 """
 
@@ -25,6 +30,8 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -42,7 +49,7 @@ from ..api.employees import view
 from ..api.principal import Principal, of_token
 from ..api.schemas import MAX_ID, TEXT_PATTERN, EmployeeUpdate
 from ..http import NO_STORE
-from ..oauth import bearer
+from ..oauth import bearer, dpop
 from ..oauth.errors import OAuthError
 from ..oauth.models import MCP
 from ..services import Services
@@ -57,17 +64,33 @@ MAX_LIMIT = 100
 READ = "read"
 
 
+@dataclass(slots=True)
+class _Request:
+    """What the SDK does not pass its token verifier: how the token was presented, the proofs,
+    and the request's method and URL; and the verifier's refusal, for the challenge."""
+
+    presented: bearer.Presented | None
+    proofs: list[str]
+    method: str
+    url: str
+    refusal: OAuthError | None = field(default=None)
+
+
+_REQUEST: ContextVar[_Request | None] = ContextVar("grantly_mcp_request", default=None)
+
+
 class Challenges:
     """RFC 6750 §3 challenges in Grantly's form on the SDK's 401 and 403: the realm, the
     resource metadata (RFC 9728 §5.1), and for ``insufficient_scope`` the scope needed (§3.1),
     which the SDK leaves out (its client then asks for that scope: step-up authorization)."""
 
-    def __init__(self, app: ASGIApp, resource_metadata: str) -> None:
+    def __init__(self, app: ASGIApp, resource_metadata: str, url: str) -> None:
         self.app = app
         self.resource_metadata = resource_metadata
+        self.url = url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorizations = [n for n, _ in scope.get("headers", []) if n.lower() == b"authorization"]
+        authorizations = [v for n, v in scope.get("headers", []) if n.lower() == b"authorization"]
         presented = bool(authorizations)
         if len(authorizations) > 1:  # as /api (http.authorization): which one counts is unclear
             await JSONResponse(
@@ -80,22 +103,66 @@ class Challenges:
             )(scope, receive, send)
             return
 
+        request = _Request(None, [], scope.get("method", ""), self.url)
+        if presented:
+            try:
+                request.presented = bearer.presented_from_header(
+                    authorizations[0].decode("latin-1")
+                )
+            except OAuthError:
+                request.presented = None
+        request.proofs = [v.decode("latin-1") for n, v in scope["headers"] if n.lower() == b"dpop"]
+        if request.presented is not None and request.presented.scheme == "dpop":
+            # The SDK reads Bearer tokens only: it gets the token, GrantlyTokens the rest.
+            scope = dict(scope)
+            scope["headers"] = [
+                (n, b"Bearer " + request.presented.token.encode("latin-1"))
+                if n.lower() == b"authorization"
+                else (n, v)
+                for n, v in scope["headers"]
+            ]
+        _REQUEST.set(request)
+
         async def challenge(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] in (401, 403):
                 header = f'Bearer realm="grantly", resource_metadata="{self.resource_metadata}"'
+                refusal = request.refusal
+                in_bearer = presented
+                dpop_challenge = f'DPoP algs="{" ".join(dpop.ALGORITHMS)}"'
+                extra: list[tuple[bytes, bytes]] = []
+                if isinstance(refusal, dpop.UseDpopNonce):
+                    extra.append((b"dpop-nonce", refusal.nonce.encode()))
+                if (
+                    message["status"] == 401
+                    and refusal is not None
+                    and (
+                        isinstance(refusal, (dpop.InvalidDpopProof, bearer.BoundTokenAsBearer))
+                        or (request.presented is not None and request.presented.scheme == "dpop")
+                    )
+                ):
+                    dpop_challenge += (
+                        f', error="{refusal.error}", '
+                        f'error_description="{refusal.public_description}"'
+                    )
+                    in_bearer = False  # the DPoP challenge carries the error
                 if message["status"] == 403:
                     header += (
                         ', error="insufficient_scope", error_description="this request needs '
                         f'the \'{READ}\' scope.", scope="{READ}"'
                     )
-                elif presented:  # §3.1: a request without credentials gets no error code
+                elif in_bearer:  # §3.1: a request without credentials gets no error code
                     header += ', error="invalid_token", error_description="the access token is '
                     header += 'invalid, expired or revoked, or not for this resource."'
-                message["headers"] = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != b"www-authenticate"
-                ] + [(b"www-authenticate", header.encode())]
+                message["headers"] = (
+                    [
+                        (name, value)
+                        for name, value in message.get("headers", [])
+                        if name.lower() != b"www-authenticate"
+                    ]
+                    + [(b"www-authenticate", header.encode())]
+                    + [(b"www-authenticate", dpop_challenge.encode())]
+                    + extra
+                )
             await send(message)
 
         await self.app(scope, receive, challenge)
@@ -108,10 +175,24 @@ class GrantlyTokens:
         self.svc = svc
 
     async def verify_token(self, token: str) -> McpAccessToken | None:
-        async with self.svc.db.unit(write=False) as uow:
+        request = _REQUEST.get()
+        if request is None or request.presented is None or request.presented.token != token:
+            request = _Request(bearer.Presented("bearer", token), [], "", "")
+        svc = self.svc
+        async with svc.db.unit(write=False) as uow:
             try:
-                found = await _authenticate(uow, self.svc, token)
-            except OAuthError:
+                found = await bearer.authenticate_request(
+                    request.presented,
+                    request.proofs,
+                    request.method,
+                    request.url,
+                    uow.tokens,
+                    svc.clock,
+                    svc.dpop,
+                )
+                bearer.require_audience(found, MCP)
+            except OAuthError as refusal:
+                request.refusal = refusal
                 return None
         return McpAccessToken(
             token=token,
@@ -288,7 +369,7 @@ def build(svc: Services) -> tuple[ASGIApp, Any]:
 
     resource_metadata = f"{issuer}/.well-known/oauth-protected-resource{MCP}"
     endpoint = Endpoint(transport)
-    return Challenges(endpoint, resource_metadata), endpoint.running
+    return Challenges(endpoint, resource_metadata, issuer + MCP), endpoint.running
 
 
 class Endpoint:

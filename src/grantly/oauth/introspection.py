@@ -34,7 +34,8 @@ def describe(token: AccessToken, own: OwnResources) -> dict[str, Any]:
         "active": True,
         "scope": " ".join(token.scopes),
         "client_id": token.client_id,
-        "token_type": "Bearer",
+        # RFC 9449 §6.2: a DPoP-bound token says so, and names its key.
+        "token_type": "DPoP" if token.jkt is not None else "Bearer",
         "iat": token.created_at,
         "aud": resources.audience_claim(token.audience, own),
         "sub": token.owner.subject,
@@ -45,6 +46,8 @@ def describe(token: AccessToken, own: OwnResources) -> dict[str, Any]:
         facts["exp"] = token.expires_at
     if token.owner.type == "user":
         facts["user_id"] = token.owner.user_id
+    if token.jkt is not None:
+        facts["cnf"] = {"jkt": token.jkt}
     return facts
 
 
@@ -58,7 +61,11 @@ async def introspect(
     reader = ParamReader(params, context.policy.max_parameter_length)
     tokens = context.tokens
     credentials = clients.from_request(
-        authorization_header, reader.get("client_id"), reader.get("client_secret")
+        authorization_header,
+        reader.get("client_id"),
+        reader.get("client_secret"),
+        reader.get("client_assertion_type"),
+        reader.get("client_assertion"),
     )
     token = reader.require("token")
     hint = reader.get("token_type_hint")
@@ -68,14 +75,16 @@ async def introspect(
         return await _for_resource_server(credentials, token_digest, context)
     access: AccessToken | None = None
     if hint == "refresh_token":
-        application = await clients.authenticate(credentials, context.applications)
+        application = await clients.authenticate(
+            credentials, context.applications, context.authenticator
+        )
         order = ("refresh_token", "access_token")
     else:
         # The usual question (an access token): the client and the token in one read.
         found, access = await tokens.client_with_access_token(
             clients.claimed_id(credentials), token_digest
         )
-        application = clients.verify(credentials, found)
+        application = await clients.check(credentials, found, context.authenticator)
         order = ("access_token", "refresh_token")
     if not application.confidential:
         raise InvalidClient("only confidential applications may introspect tokens.")

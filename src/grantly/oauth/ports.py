@@ -113,3 +113,26 @@ class TokenStore(Protocol):
         """Revoke the active company tokens of an application for a company (Factorial keeps
         one active company token per application and company)."""
         ...
+
+
+class ReplayGuard(Protocol):
+    async def first_use(self, key: str, expires_at: int) -> bool:
+        """Remember ``key`` until ``expires_at``; True the first time, False for every later
+        use while it is remembered, by any process of any host (RFC 9449 §11.1: a DPoP proof's
+        jti; RFC 7523 §3: a client assertion's jti)."""
+        ...
+
+
+class Signer(Protocol):
+    async def sign(self, header: dict[str, object], claims: dict[str, object]) -> str:
+        """A compact JWS of ``claims`` signed with the server's active key, whose ``alg`` and
+        ``kid`` join ``header`` (RFC 7515 §7.1)."""
+        ...
+
+
+class ClientKeys(Protocol):
+    async def key_set(self, application: Application, refresh: bool = False) -> dict[str, object]:
+        """The JWK Set a ``private_key_jwt`` client signs with (RFC 7523 §2.2): its registered
+        ``jwks``, or the document at its ``jwks_uri`` (cached; ``refresh`` fetches it again,
+        for a key it does not hold yet)."""
+        ...

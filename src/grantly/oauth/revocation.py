@@ -38,11 +38,17 @@ async def revoke(
     reader = ParamReader(params, context.policy.max_parameter_length)
     tokens = context.tokens
     credentials = clients.from_request(
-        authorization_header, reader.get("client_id"), reader.get("client_secret")
+        authorization_header,
+        reader.get("client_id"),
+        reader.get("client_secret"),
+        reader.get("client_assertion_type"),
+        reader.get("client_assertion"),
     )
     token = reader.require("token")
     hint = reader.get("token_type_hint")
-    application = await clients.authenticate(credentials, context.applications)
+    application = await clients.authenticate(
+        credentials, context.applications, context.authenticator
+    )
     # RFC 7009 §2.1: an unknown hint is no reason to fail; search every kind.
     order = ("refresh_token", "access_token") if hint == "refresh_token" else TOKEN_TYPE_HINTS
     now = context.clock.now()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from . import clients
 from .clients import ClientCredentials
+from .dpop import InvalidDpopProof
 from .errors import UnsupportedGrantType, shown
-from .grants import authorization_code, refresh_token
+from .grants import authorization_code, client_credentials, refresh_token
 from .grants.common import TokenContext
 from .models import TokenResponse
 from .params import ParamReader, Params
@@ -19,17 +21,33 @@ Grant = Callable[[ParamReader, ClientCredentials, TokenContext], Awaitable[Token
 GRANTS: dict[str, Grant] = {
     "authorization_code": authorization_code.exchange,
     "refresh_token": refresh_token.refresh,
+    "client_credentials": client_credentials.issue,
 }
+TOKEN_PATH = "/oauth/token"
 
 
 async def token_request(
-    params: Params, authorization_header: str | None, context: TokenContext
+    params: Params,
+    authorization_header: str | None,
+    context: TokenContext,
+    proofs: Sequence[str] = (),
 ) -> TokenResponse:
-    """Answer a token request (RFC 6749 §4.1.3, §6) or raise an ``OAuthError`` (§5.2)."""
+    """Answer a token request (RFC 6749 §4.1.3, §4.4, §6) or raise an ``OAuthError`` (§5.2).
+    ``proofs`` are the request's ``DPoP`` headers: RFC 9449 §5, a valid proof binds the tokens
+    issued to its key; an invalid one is ``invalid_dpop_proof``, before anything else."""
     reader = ParamReader(params, context.policy.max_parameter_length)
+    if proofs:
+        if context.dpop is None:
+            raise InvalidDpopProof("DPoP is not accepted here.")
+        url = context.policy.resources.issuer + TOKEN_PATH
+        context = replace(context, proof=await context.dpop.verify(list(proofs), "POST", url))
     grant_type = reader.require("grant_type")
     credentials = clients.from_request(
-        authorization_header, reader.get("client_id"), reader.get("client_secret")
+        authorization_header,
+        reader.get("client_id"),
+        reader.get("client_secret"),
+        reader.get("client_assertion_type"),
+        reader.get("client_assertion"),
     )
     grant = GRANTS.get(grant_type)
     if grant is None:

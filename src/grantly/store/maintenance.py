@@ -74,6 +74,12 @@ def prunable(
         ),
     }
     if now is not None:
+        # Single-use ids and pushed requests are worthless once expired: no retention.
+        tables["used_jtis"] = (t.used_jtis, t.used_jtis.c.expires_at < now)
+        tables["pushed_requests"] = (
+            t.pushed_requests,
+            t.pushed_requests.c.expires_at < now,
+        )
         apps = t.applications
         tables["unauthorized_agent_applications"] = (
             apps,

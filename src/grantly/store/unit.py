@@ -16,6 +16,7 @@ from .resources import ResourceServers
 from .signing_keys import SigningKeys
 from .tokens import AuthorizationCodes, Tokens
 from .transaction import Transaction
+from .used_ids import UsedIds
 from .users import Accounts, UserSessions
 
 
@@ -85,3 +86,7 @@ class Store:
     @cached_property
     def signing_keys(self) -> SigningKeys:
         return SigningKeys(self.tx)
+
+    @cached_property
+    def used_ids(self) -> UsedIds:
+        return UsedIds(self.tx)

@@ -23,7 +23,14 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..http import NO_STORE, authorization, bearer_error, json_error, multi_params
+from ..http import (
+    NO_STORE,
+    authorization,
+    bearer_error,
+    dpop_proofs,
+    json_error,
+    multi_params,
+)
 from ..oauth import bearer, clients, introspection, revocation
 from ..oauth.errors import InvalidRequest, OAuthError
 from ..oauth.models import TokenResponse
@@ -92,16 +99,26 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
             resource_owner_type=result.owner.type,
             scope=" ".join(result.scopes),
             **({"grace_retry": True} if result.grace_retry else {}),
+            **(
+                {"grant_type": result.grant_type}
+                if result.grant_type != "authorization_code" and not refreshed
+                else {}
+            ),
+            **({"dpop": True} if result.token_type == "DPoP" else {}),
         )
 
-    context = services(request).token_context(uow, on_issue=issued)
-    result = await token_request(params, authorization(request), context)
+    svc = services(request)
+    context = svc.token_context(uow, on_issue=issued)
+    result = await token_request(params, authorization(request), context, dpop_proofs(request))
     if result.owner is not None:
         if refreshed:
             TOKENS_REFRESHED.inc()
         else:
             TOKENS_ISSUED.labels(result.owner.type).inc()
-    return JSONResponse(result.body(), headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if (nonce := svc.dpop.nonce()) is not None:
+        headers["DPoP-Nonce"] = nonce  # RFC 9449 §8.2: the nonce for the client's next proof
+    return JSONResponse(result.body(), headers=headers)
 
 
 async def revoke(request: Request) -> Response:
@@ -111,7 +128,8 @@ async def revoke(request: Request) -> Response:
 
 async def _revoke(request: Request, params: Params, uow: Store) -> Response:
     svc = services(request)
-    revoked = await revocation.revoke(params, authorization(request), svc.token_context(uow))
+    context = svc.token_context(uow, endpoint="/oauth/revoke")
+    revoked = await revocation.revoke(params, authorization(request), context)
     if revoked.kind is not None:
         TOKENS_REVOKED.labels(revoked.kind).inc()
         await audit(
@@ -135,9 +153,8 @@ async def introspect(request: Request) -> Response:
 
 
 async def _introspect(request: Request, params: Params, uow: Store) -> Response:
-    facts = await introspection.introspect(
-        params, authorization(request), services(request).token_context(uow)
-    )
+    context = services(request).token_context(uow, endpoint="/oauth/introspect")
+    facts = await introspection.introspect(params, authorization(request), context)
     return JSONResponse(facts, headers=NO_STORE)
 
 
@@ -218,7 +235,11 @@ def _client_key(request: Request, params: dict[str, list[str]]) -> str | None:
 
     try:
         claimed = clients.from_request(
-            authorization(request), first("client_id"), first("client_secret")
+            authorization(request),
+            first("client_id"),
+            first("client_secret"),
+            first("client_assertion_type"),
+            first("client_assertion"),
         ).client_id
     except OAuthError:
         return None

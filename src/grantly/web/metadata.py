@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..oauth import pkce
+from ..oauth import client_assertions, dpop, pkce
 from ..oauth.clients import AUTH_METHODS
 from ..oauth.models import API, MCP
 from ..oauth.token import GRANTS
@@ -42,6 +42,8 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
     registration: dict[str, object] = {}
     if settings.registration != "off":
         registration["registration_endpoint"] = f"{issuer}/oauth/register"
+    # RFC 8414 §2: the algorithms private_key_jwt assertions may be signed with (RFC 7523).
+    signing_algs = list(client_assertions.ALGORITHMS)
     return JSONResponse(
         {
             "issuer": issuer,
@@ -49,15 +51,23 @@ async def authorization_server_metadata(request: Request) -> JSONResponse:
             "token_endpoint": f"{issuer}/oauth/token",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
             "introspection_endpoint": f"{issuer}/oauth/introspect",
             "jwks_uri": f"{issuer}/oauth/jwks",
             "introspection_endpoint_auth_methods_supported": [
                 m for m in AUTH_METHODS if m != "none"
             ],
+            "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
+            # RFC 9126 §5: pushed authorization requests; some applications require them.
+            "pushed_authorization_request_endpoint": f"{issuer}/oauth/par",
+            "require_pushed_authorization_requests": False,
+            # RFC 9449 §5.1.
+            "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": list(GRANTS),
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": signing_algs,
             "scopes_supported": list(settings.scope_names),
             "code_challenge_methods_supported": list(pkce.methods(settings.allow_plain_pkce)),
             "authorization_response_iss_parameter_supported": True,
@@ -83,6 +93,8 @@ def protected_resource_metadata(
         "authorization_servers": [issuer],
         "scopes_supported": list(svc.server_scopes),
         "bearer_methods_supported": ["header"],
+        # RFC 9728 §2: DPoP-bound tokens are taken, and bound ones only with their proof.
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
         "resource_name": name,
     }
     if documentation is not None:

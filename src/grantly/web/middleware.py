@@ -93,8 +93,9 @@ class CorsForClients:
                 "Mcp-Session-Id",
                 "Mcp-Protocol-Version",
                 "Last-Event-ID",
+                "DPoP",
             ],
-            expose_headers=["WWW-Authenticate", "Retry-After", "Mcp-Session-Id"],
+            expose_headers=["WWW-Authenticate", "Retry-After", "Mcp-Session-Id", "DPoP-Nonce"],
             max_age=600,
         )
 

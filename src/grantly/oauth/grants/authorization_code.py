@@ -35,7 +35,7 @@ async def exchange(
     application, record = await context.codes.client_with_code(
         clients.claimed_id(credentials), digest(code)
     )
-    application = clients.verify(credentials, application)
+    application = await clients.check(credentials, application, context.authenticator)
     return await redeem(params, application, record, context)
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .. import clients
+from .. import clients, resources
+from ..client_assertions import Authenticator
 from ..clients import ClientCredentials
 from ..clock import Clock
+from ..dpop import DpopVerifier, InvalidDpopProof, Proof
 from ..errors import OAuthError
 from ..models import Application, Audience, NewTokens, ResourceOwner, TokenResponse
 from ..params import ParamReader
-from ..ports import ApplicationStore, AuthorizationCodeStore, TokenStore
+from ..ports import ApplicationStore, AuthorizationCodeStore, Signer, TokenStore
 from ..resources import OwnResources
 from ..secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest, new_secret
 
@@ -27,6 +30,8 @@ class TokenPolicy:
     max_parameter_length: int = 2048
     # Grantly's own resources, under its issuer (RFC 8707 ``resource`` and RFC 7662 ``aud``).
     resources: OwnResources = field(default_factory=OwnResources)
+    # RFC 6749 §4.4: a client credentials token lives this long, and has no refresh token.
+    client_credentials_lifetime: int = 3600
 
 
 # Called with each token response before its tokens are stored, in the same unit of work (the
@@ -43,6 +48,16 @@ class TokenContext:
     clock: Clock
     policy: TokenPolicy
     on_issue: IssuanceHook | None = None
+    # Signs RFC 9068 access tokens for applications that want JWTs.
+    signer: Signer | None = None
+    # Verifies DPoP proofs (RFC 9449 §4.3); the request's proof, once verified (§5).
+    dpop: DpopVerifier | None = None
+    proof: Proof | None = None
+    # Client authentication beyond secrets: private_key_jwt (RFC 7523 §2.2).
+    authenticator: Authenticator | None = None
+
+
+JWT_HEADER: dict[str, object] = {"typ": "at+jwt"}
 
 
 async def prepare(
@@ -56,17 +71,37 @@ async def prepare(
     *,
     audience: Audience,
     refresh_audience: Audience | None = None,
+    grant_type: str = "authorization_code",
 ) -> tuple[NewTokens, TokenResponse]:
     """A fresh access token, plus a refresh token for user tokens (RFC 6749 §5.1), as the
     digests to store and the response to send; the caller stores them (``redeem``,
     ``rotate`` or ``issue``). A company token has neither expiry nor refresh token, and
     replaces the application's previous company token for that company (Factorial's rule).
+    A client credentials token (RFC 6749 §4.4) acts for the company too, but lives an hour,
+    has no refresh token (§4.4.3: "SHOULD NOT be included") and replaces nothing.
     The access token is for ``audience``; the refresh token for the whole grant's,
-    ``refresh_audience`` (RFC 8707 §2.2), by default the same."""
+    ``refresh_audience`` (RFC 8707 §2.2), by default the same.
+
+    RFC 9449 §5: with a DPoP proof the access token is bound to its key (``token_type``
+    DPoP), and so is a public client's refresh token; an application that requires DPoP gets
+    no token without one. RFC 9068: an application that asked for JWT access tokens gets an
+    expiring token as a JWT signed with the server's active key; a company token stays opaque,
+    since a JWT that never expires could not be revoked for whoever checks it offline.
+    """
     now = context.clock.now()
     application_id = application.id
-    access_token = new_secret(ACCESS_TOKEN_PREFIX)
-    if owner.type == "company":
+    jkt = context.proof.jkt if context.proof is not None else None
+    if jkt is None and application.dpop == "required":
+        raise InvalidDpopProof(
+            "this application requires DPoP: send a DPoP proof with the token request "
+            "(RFC 9449 section 5)."
+        )
+    machine = grant_type == "client_credentials"
+    refresh_token: str | None
+    if machine:
+        expires_in: int | None = context.policy.client_credentials_lifetime
+        refresh_token = None
+    elif owner.type == "company":
         expires_in = None
         refresh_token = None
         # The grant's lock first, as every change to a grant's tokens takes it (``ports``):
@@ -77,6 +112,12 @@ async def prepare(
     else:
         expires_in = application.access_token_lifetime or context.policy.access_token_lifetime
         refresh_token = new_secret(REFRESH_TOKEN_PREFIX)
+    if application.access_token_format == "jwt" and expires_in is not None:
+        access_token = await _jwt_access_token(
+            context, application, owner, scopes, audience, now, expires_in, jkt, machine
+        )
+    else:
+        access_token = new_secret(ACCESS_TOKEN_PREFIX)
     tokens = NewTokens(
         application_id=application_id,
         owner=owner,
@@ -92,6 +133,10 @@ async def prepare(
         refresh_scopes=refresh_scopes if refresh_scopes is not None else scopes,
         audience=audience,
         refresh_audience=refresh_audience if refresh_audience is not None else audience,
+        jkt=jkt,
+        # RFC 9449 §5: a confidential client proves itself when it refreshes; a public one
+        # has only its key.
+        refresh_jkt=jkt if application.public and refresh_token is not None else None,
     )
     response = TokenResponse(
         access_token=access_token,
@@ -102,10 +147,48 @@ async def prepare(
         application_id=application_id,
         owner=owner,
         grace_retry=grace_retry,
+        token_type="DPoP" if jkt is not None else "Bearer",
+        grant_type=grant_type,
     )
     if context.on_issue is not None:
         await context.on_issue(response)
     return tokens, response
+
+
+async def _jwt_access_token(
+    context: TokenContext,
+    application: Application,
+    owner: ResourceOwner,
+    scopes: tuple[str, ...],
+    audience: Audience,
+    now: int,
+    expires_in: int,
+    jkt: str | None,
+    machine: bool,
+) -> str:
+    """RFC 9068 §2: header ``typ`` at+jwt; ``iss``, ``exp``, ``aud``, ``sub``, ``client_id``,
+    ``iat``, ``jti`` (§2.2), ``scope`` (§2.2.3), Grantly's ``company_id`` and
+    ``resource_owner_type``; RFC 9449 §6.1 ``cnf.jkt`` when bound. §2.2: with no resource
+    owner (client credentials) ``sub`` names the client. Only its digest is stored, like an
+    opaque token's, so revocation and introspection work the same."""
+    if context.signer is None:
+        raise RuntimeError("JWT access tokens need a signer in the token context")
+    own = context.policy.resources
+    claims: dict[str, object] = {
+        "iss": own.issuer,
+        "sub": application.client_id if machine else owner.subject,
+        "aud": resources.audience_claim(audience, own),
+        "client_id": application.client_id,
+        "iat": now,
+        "exp": now + expires_in,
+        "jti": secrets.token_urlsafe(16),
+        "scope": " ".join(scopes),
+        "company_id": owner.company_id,
+        "resource_owner_type": owner.type,
+    }
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
+    return await context.signer.sign(dict(JWT_HEADER), claims)
 
 
 async def presented(
@@ -117,10 +200,10 @@ async def presented(
     try:
         value = params.get(name)
     except OAuthError:
-        await clients.authenticate(credentials, context.applications)
+        await clients.authenticate(credentials, context.applications, context.authenticator)
         raise
     if value is None:
-        await clients.authenticate(credentials, context.applications)
+        await clients.authenticate(credentials, context.applications, context.authenticator)
         return params.require(name)
     return value
 

@@ -24,17 +24,24 @@ async def refresh(
     default) and its successor was never used: a client that lost the response to its refresh
     may retry it and gets a new pair, which replaces the lost one. RFC 8707 §2.2: ``resource``
     may narrow the new access token to some of the grant's resources, never name another; the
-    new refresh token stays bound to all of them.
+    new refresh token stays bound to all of them. RFC 9449 §5: a refresh token bound to a DPoP
+    key needs a proof by that key.
     """
     token = await presented(params, "refresh_token", credentials, context)
     now = context.clock.now()
     application, record = await context.tokens.client_with_refresh_token(
         clients.claimed_id(credentials), digest(token)
     )
-    application = clients.verify(credentials, application)
+    application = await clients.check(credentials, application, context.authenticator)
     requested = scope_rules.parse(params.get("scope"))
     if record is None or record.application_id != application.id:
         raise InvalidGrant("the refresh token is invalid.")
+    if record.jkt is not None and (context.proof is None or context.proof.jkt != record.jkt):
+        # RFC 9449 §5: a public client's refresh token is bound to its DPoP key; without a
+        # proof by that key, whoever holds the token is not the client.
+        raise InvalidGrant(
+            "this refresh token is bound to a DPoP key: send a DPoP proof signed with it."
+        )
     if record.revoked_at is not None:
         raise InvalidGrant("the refresh token was revoked.")
     if record.rotated_at is not None and not _within_grace(record.rotated_at, now, context):
