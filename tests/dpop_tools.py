@@ -36,7 +36,7 @@ def proof(
 ) -> str:
     alg = alg or ("ES256" if isinstance(key, ECKey) else "RS256")
     body: dict[str, Any] = {
-        "jti": jti or secrets.token_urlsafe(12),
+        "jti": secrets.token_urlsafe(12) if jti is None else jti,
         "htm": htm,
         "htu": htu,
         "iat": int(time.time()) if iat is None else iat,

@@ -6,7 +6,7 @@ import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -29,6 +29,7 @@ from .replay import ReplayGuard
 from .services import Services
 from .settings import Settings
 from .store.database import open_database
+from .store.errors import StoreError
 from .throttle import Limits, Throttle
 from .web import (
     accounts,
@@ -100,6 +101,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            # The first start makes the first signing key (a request could not: it signs
+            # inside its own write unit); with the database down, the first request will.
+            with suppress(StoreError):
+                await services.keys.keys()
             if mcp_lifespan is not None:
                 await stack.enter_async_context(mcp_lifespan())
             yield

@@ -4,6 +4,7 @@ first start, rotated and retired by the operator (``grantly keys``), published a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from . import keys as rules
 from .keys import Algorithm, SigningKey
 from .oauth.clock import Clock
 from .store.database import Database
+from .store.errors import Unavailable
 
 # Signing reads the active key at most this often per process; a rotation's activation is
 # always later than this (rules.DEFAULT_ACTIVATE_AFTER), so no process signs with a key
@@ -32,6 +34,13 @@ class KeyRing:
         self.secret_key = secret_key
         self.clock = clock
         self._cached: tuple[int, SigningKey, Any] | None = None
+        self._making: asyncio.Task[None] | None = None
+
+    async def _make_first(self) -> None:
+        try:
+            await self.ensure()
+        finally:
+            self._making = None
 
     async def keys(self) -> list[SigningKey]:
         """Every key, made first if there is none yet (the first start)."""
@@ -70,11 +79,17 @@ class KeyRing:
         now = self.clock.now()
         if self._cached is not None and now - self._cached[0] < CACHE_SECONDS:
             return self._cached[1], self._cached[2]
-        current = rules.active(await self.keys(), now)
-        if current is None:  # every key retired or not yet active: make one that signs now
-            await self.rotate(activate_after=0)
-            current = rules.active(await self.keys(), now)
-        assert current is not None
+        async with self.db.unit(write=False) as uow:
+            found = await uow.signing_keys.everyone()
+        current = rules.active(found, now)
+        if current is None:
+            # Signing happens inside a request's write unit, where no key can be written: the
+            # first key is made on start (``ensure``), or, when the database was down then,
+            # once this request's unit is over. After that only the operator retires keys,
+            # and ``grantly keys retire`` keeps the signing one unless forced.
+            if not found and self._making is None:
+                self._making = asyncio.get_running_loop().create_task(self._make_first())
+            raise Unavailable("no signing key is active yet: retry, or run `grantly keys rotate`.")
         private = rules.private_key(current, self.secret_key)
         self._cached = (now, current, private)
         return current, private

@@ -111,9 +111,14 @@ async def validate(
     applications: ApplicationStore,
     policy: AuthorizationPolicy,
     servers: ResourceStore,
+    *,
+    pushed: bool = False,
 ) -> AuthorizationRequest:
     """Validate an authorization request (RFC 6749 §4.1.1, RFC 8707 §2.1) or raise an
     ``OAuthError``; ``servers`` are the registered resource servers ``resource`` may name.
+    ``pushed``: the parameters came from a pushed request (RFC 9126), or from Grantly's own
+    consent form, which only a request that reached the authorization endpoint renders; an
+    application that requires pushed requests (§6) refuses any other.
 
     An error raised before the redirect URI is trusted has ``redirectable=False``.
     """
@@ -151,6 +156,11 @@ async def validate(
     state: str | None = None
     try:
         state = reader.get("state")
+        if application.require_par and not pushed:
+            raise InvalidRequest(
+                "this application must push its authorization requests: POST them to the "
+                "pushed_authorization_request_endpoint first (RFC 9126 section 6)."
+            )
         error = _response_type_error(reader.get("response_type"))
         if error is not None:
             raise error

@@ -136,3 +136,22 @@ class ClientKeys(Protocol):
         ``jwks``, or the document at its ``jwks_uri`` (cached; ``refresh`` fetches it again,
         for a key it does not hold yet)."""
         ...
+
+
+class PushedRequestStore(Protocol):
+    async def save(
+        self,
+        digest: str,
+        application_id: int,
+        params: dict[str, list[str]],
+        now: int,
+        expires_at: int,
+    ) -> None: ...
+
+    async def find(self, digest: str, now: int) -> tuple[int, dict[str, list[str]]] | None:
+        """(application id, parameters) of an unused, unexpired pushed request (RFC 9126)."""
+        ...
+
+    async def use(self, digest: str, now: int) -> bool:
+        """Mark it used if still unused and unexpired; False when it was not (single use)."""
+        ...

@@ -12,6 +12,7 @@ from .consents import Consents
 from .counters import Counters
 from .invitations import Invitations
 from .people import People
+from .pushed_requests import PushedRequests
 from .resources import ResourceServers
 from .signing_keys import SigningKeys
 from .tokens import AuthorizationCodes, Tokens
@@ -90,3 +91,7 @@ class Store:
     @cached_property
     def used_ids(self) -> UsedIds:
         return UsedIds(self.tx)
+
+    @cached_property
+    def pushed_requests(self) -> PushedRequests:
+        return PushedRequests(self.tx)

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..http import NO_STORE, multi_params
 from ..oauth import authorize as authz
-from ..oauth import client_documents, pkce
+from ..oauth import client_documents, par, pkce
 from ..oauth.errors import AccessDenied, OAuthError
 from ..oauth.models import User
 from ..oauth.redirect_uris import OUT_OF_BAND
@@ -50,10 +50,17 @@ async def authorize(request: Request) -> Response:
     params = multi_params(request.query_params.multi_items())
     if (unusable := await _document_client(request, params)) is not None:
         return unusable
+    request_uri = params.get("request_uri", [""])[0] or None
     async with svc.db.unit(write=False) as uow:
         try:
+            # RFC 9126 §4: a request_uri stands for the parameters pushed; only they count.
+            pushed = await par.pushed_params(params, uow.pushed_requests, svc.clock)
             auth = await authz.validate(
-                params, uow.applications, svc.authorization_policy(), uow.resources
+                pushed or params,
+                uow.applications,
+                svc.authorization_policy(),
+                uow.resources,
+                pushed=pushed is not None,
             )
         except OAuthError as error:
             return await _authorization_error(request, uow, error, params)
@@ -65,11 +72,24 @@ async def authorize(request: Request) -> Response:
         remembered = auth.application.consent == "remember" and await uow.consents.covers(
             auth.application.id, user.id, user.company_id, auth.scopes, svc.clock.now()
         )
-        if authz.consent_required(auth, user, remembered):
+        ask = authz.consent_required(auth, user, remembered)
+        if ask and request_uri is None:
+            return await consent_page(request, uow, auth, user, show_code=False)
+    if ask and request_uri is not None:
+        # The pushed request is spent on the person's answer: the consent form carries its
+        # parameters from here, a page of Grantly's own (RFC 9126 §4, one-time use).
+        async with svc.db.unit() as uow:
+            try:
+                await par.use(request_uri, uow.pushed_requests, svc.clock)
+            except OAuthError as error:
+                return authorization_error(request, error)
+        async with svc.db.unit(write=False) as uow:
             return await consent_page(request, uow, auth, user, show_code=False)
     # Approved without asking (a trusted application, or a grant the user already made).
     async with svc.db.unit() as uow:
         try:
+            if request_uri is not None:
+                await par.use(request_uri, uow.pushed_requests, svc.clock)
             code = await _grant(request, uow, auth, user)
         except OAuthError as error:
             return authorization_error(request, error)
@@ -306,8 +326,10 @@ async def decide(request: Request) -> Response:
         return unusable
     async with svc.db.unit() as uow:
         try:
+            # The form is Grantly's own, rendered for a request that reached the authorization
+            # endpoint (pushed, when its application requires it) and bound to the session.
             auth = await authz.validate(
-                params, uow.applications, svc.authorization_policy(), uow.resources
+                params, uow.applications, svc.authorization_policy(), uow.resources, pushed=True
             )
         except OAuthError as error:
             return await _authorization_error(request, uow, error, params)

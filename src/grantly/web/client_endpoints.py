@@ -1,5 +1,6 @@
 """The endpoints clients and resource servers call with their own credentials:
-``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §6), ``/oauth/revoke`` (RFC 7009),
+``/oauth/token`` (RFC 6749 §3.2, §4.1.3, §4.4, §6), ``/oauth/par`` (RFC 9126),
+``/oauth/revoke`` (RFC 7009),
 ``/oauth/introspect`` (RFC 7662) and Doorkeeper's ``/oauth/token/info``.
 
 The first three are one pipeline of steps, in this order (``_client_endpoint``; oidc-provider's
@@ -31,7 +32,7 @@ from ..http import (
     json_error,
     multi_params,
 )
-from ..oauth import bearer, clients, introspection, revocation
+from ..oauth import bearer, clients, introspection, par, revocation
 from ..oauth.errors import InvalidRequest, OAuthError
 from ..oauth.models import TokenResponse
 from ..oauth.params import Params
@@ -119,6 +120,27 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
     if (nonce := svc.dpop.nonce()) is not None:
         headers["DPoP-Nonce"] = nonce  # RFC 9449 §8.2: the nonce for the client's next proof
     return JSONResponse(result.body(), headers=headers)
+
+
+async def pushed_authorization_request(request: Request) -> Response:
+    """RFC 9126 §2: POST, form-encoded, the client authenticated as at the token endpoint;
+    201 with the ``request_uri`` (§2.2), or an error as JSON (§2.3)."""
+    return await _client_endpoint(request, "/oauth/par", _body_params, _push, write=True)
+
+
+async def _push(request: Request, params: Params, uow: Store) -> Response:
+    svc = services(request)
+    pushed = await par.push(
+        params,
+        authorization(request),
+        applications=uow.applications,
+        servers=uow.resources,
+        pushed=uow.pushed_requests,
+        policy=svc.authorization_policy(),
+        clock=svc.clock,
+        authenticator=svc.authenticator(uow, "/oauth/par"),
+    )
+    return JSONResponse(pushed.body(), status_code=201, headers=NO_STORE)
 
 
 async def revoke(request: Request) -> Response:
@@ -307,7 +329,7 @@ async def _audit_client_failure(
 # origin, with the client's credentials, never a cookie: any origin may, without credentials
 # (RFC 6749 §3.2's token endpoint, RFC 7009's revocation). Introspection is a resource server's
 # back channel, and token info a holder's check: no CORS (web/middleware.py).
-CORS = ("/oauth/token", "/oauth/revoke")
+CORS = ("/oauth/token", "/oauth/revoke", "/oauth/par")
 
 # Plain Starlette routes, in the order of their traffic: each handler takes only the request,
 # and FastAPI's per-route machinery (dependency solving, its own wrapping) cost about 100 µs a
@@ -317,4 +339,5 @@ routes = [
     Route("/oauth/introspect", introspect, methods=["POST"]),
     Route("/oauth/token/info", token_info, methods=["GET"]),
     Route("/oauth/revoke", revoke, methods=["POST"]),
+    Route("/oauth/par", pushed_authorization_request, methods=["POST"]),
 ]
