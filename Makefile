@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # The PostgreSQL this kind of machine runs (trust auth); each test gets a database of its own.
 TEST_POSTGRESQL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test lint browser-deps screenshots bench-deps bench clean
+.PHONY: install demo test lint browser-deps npm-deps screenshots bench-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ browser-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# panva's oauth4webapi for tests/interop/test_oauth4webapi.py, exactly as package-lock.json pins
+# it (`npm ci`); again only when the lock file changes.
+OAUTH4WEBAPI := tests/interop/oauth4webapi
+NPM_STAMP := $(OAUTH4WEBAPI)/node_modules/.installed
+
+$(NPM_STAMP): $(OAUTH4WEBAPI)/package.json $(OAUTH4WEBAPI)/package-lock.json
+	cd $(OAUTH4WEBAPI) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm-deps: $(NPM_STAMP)
+
 demo: install
 	GRANTLY_ENV=development GRANTLY_LOG_FORMAT=console $(BIN)/grantly demo
 
@@ -33,7 +44,7 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite twice: on SQLite (the embedded default), then on PostgreSQL.
-test: install browser-deps lint
+test: install browser-deps npm-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	GRANTLY_TEST_DATABASE=$(TEST_POSTGRESQL) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
