@@ -59,9 +59,10 @@ def assertion(
     exp_in: int = 60,
     jti: str | None = None,
     kid: str | None = None,
+    now: int | None = None,
     **claims: Any,
 ) -> str:
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     alg = "ES256" if isinstance(key, ECKey) else "RS256"
     body = {
         "iss": client_id,
@@ -69,7 +70,7 @@ def assertion(
         "aud": aud,
         "iat": now,
         "exp": now + exp_in,
-        "jti": jti or secrets.token_urlsafe(12),
+        "jti": secrets.token_urlsafe(12) if jti is None else jti,
         **claims,
     }
     head: dict[str, Any] = {"alg": alg}
