@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from alembic import command
+from joserfc.jwk import ECKey
 from typer.testing import CliRunner
 
 from grantly.cli import app, listening_url
@@ -1010,3 +1011,43 @@ def test_deleting_a_resource_server_asks_first(grantly, cli_env) -> None:
     assert "invalid_target" in accepted.stdout
     missing = grantly("resources", "delete", "--id", str(created["id"]), "--yes", code=1)
     assert missing.stderr == f"error: there is no resource server {created['id']}.\n"
+
+
+def test_apps_take_the_token_security_options(grantly, tmp_path: Path) -> None:
+    grantly("db", "upgrade")
+    company = _json(grantly("companies", "create", "--name", "Acme", "--json"))
+    created = _json(
+        grantly(
+            "apps", "create", "--company", str(company["id"]), "--name", "Machines",
+            "--redirect-uri", "https://machines.example/cb", "--access-token-format", "jwt",
+            "--dpop", "required", "--grant-type", "client_credentials", "--require-par",
+            "--json",
+        )
+    )  # fmt: skip
+    assert created["access_token_format"] == "jwt"
+    assert created["dpop"] == "required"
+    assert created["require_par"] is True
+    assert "client_credentials" in created["grant_types"]
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}))
+    updated = _json(
+        grantly(
+            "apps", "update", "--client-id", created["client_id"], "--auth-method", "private_key_jwt",
+            "--jwks", str(keys), "--no-require-par", "--json",
+        )
+    )  # fmt: skip
+    assert updated["token_endpoint_auth_method"] == "private_key_jwt"
+    assert updated["require_par"] is False
+    assert updated["access_token_format"] == "jwt"  # kept
+    private = tmp_path / "private.json"
+    private.write_text(json.dumps({"keys": [ECKey.generate_key("P-256").as_dict(private=True)]}))
+    refused = grantly(
+        "apps", "update", "--client-id", created["client_id"], "--jwks", str(private), code=2
+    )  # fmt: skip
+    assert "private key" in refused.output
+    wrong = grantly(
+        "apps", "create", "--company", str(company["id"]), "--name", "Mobile",
+        "--redirect-uri", "http://127.0.0.1/cb", "--public", "--grant-type",
+        "client_credentials", code=2,
+    )  # fmt: skip
+    assert "confidential applications only" in wrong.output

@@ -337,3 +337,33 @@ def test_an_application_id_beyond_any_database_is_not_found(
     sign_in(client, world.admin)
     for app_id in (2**31, 2**63, 10**30):
         assert client.get(f"/oauth/applications/{app_id}").status_code == 404
+
+
+def test_the_token_security_settings_are_chosen_on_the_dashboard(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.admin)
+    form = client.get("/oauth/applications/new").text
+    for field in ("access_token_format", "dpop", "require_par", "client_credentials", "jwks_uri"):
+        assert f'name="{field}"' in form
+    created = _create(
+        client,
+        access_token_format="jwt",
+        dpop="optional",
+        client_credentials="on",
+        require_par="on",
+    )
+    assert created.status_code == 201, created.text
+    assert "JWT (RFC 9068)" in created.text
+    assert "client_credentials" in created.text
+    assert "pushed authorization requests required" in created.text
+    client_id, secret = _client_id(created.text), _secret(created.text)
+    token = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["access_token"].count(".") == 2  # a JWT
+    refused = _create(client, name="Keys", auth_method="private_key_jwt")
+    assert refused.status_code == 422
+    assert "needs the client&#39;s public keys" in refused.text

@@ -57,7 +57,22 @@ def _draft_from_form(form: FormData, server_scopes: tuple[str, ...]) -> Applicat
         server_scopes=server_scopes,
         consent=str(form.get("consent") or "always"),
         access_token_lifetime=str(form.get("access_token_lifetime") or ""),
+        security=_security_from_form(form),
     )
+
+
+def _security_from_form(form: FormData) -> dict[str, object]:
+    """The token security fieldset, as ``validate`` takes it (the CLI's ``apps`` options)."""
+    grant_types = ["client_credentials"] if form.get("client_credentials") == "on" else []
+    return {
+        "access_token_format": str(form.get("access_token_format") or "opaque"),
+        "dpop": str(form.get("dpop") or "optional"),
+        "auth_method": str(form.get("auth_method") or "") or None,
+        "jwks": str(form.get("jwks") or "") or None,
+        "jwks_uri": str(form.get("jwks_uri") or "") or None,
+        "require_par": form.get("require_par") == "on",
+        "grant_types": grant_types,
+    }
 
 
 def _authorize_urls(request: Request, application: Application) -> dict[str, str]:
@@ -175,6 +190,7 @@ def _values(
             "scopes": [str(s) for s in form.getlist("scopes")],
             "consent": str(form.get("consent") or "always"),
             "access_token_lifetime": str(form.get("access_token_lifetime") or ""),
+            **_security_values_of_form(form),
         }
     if application is None:
         return {
@@ -185,6 +201,7 @@ def _values(
             "scopes": [s for s in ("read",) if s in server_scopes],
             "consent": "always",
             "access_token_lifetime": "",
+            **_NO_SECURITY,
         }
     return {
         "name": application.name,
@@ -193,14 +210,46 @@ def _values(
         "scopes": list(application.scopes),
         "consent": application.consent,
         "access_token_lifetime": application.access_token_lifetime or "",
+        "access_token_format": application.access_token_format,
+        "dpop": application.dpop,
+        "auth_method": application.auth_method or "client_secret",
+        "jwks": application.jwks or "",
+        "jwks_uri": application.jwks_uri or "",
+        "require_par": application.require_par,
+        "client_credentials": "client_credentials" in application.grant_types,
+    }
+
+
+_NO_SECURITY: dict[str, object] = {
+    "access_token_format": "opaque",
+    "dpop": "optional",
+    "auth_method": "client_secret",
+    "jwks": "",
+    "jwks_uri": "",
+    "require_par": False,
+    "client_credentials": False,
+}
+
+
+def _security_values_of_form(form: FormData) -> dict[str, object]:
+    chosen = _security_from_form(form)
+    return {
+        "access_token_format": chosen["access_token_format"],
+        "dpop": chosen["dpop"],
+        "auth_method": chosen["auth_method"] or "client_secret",
+        "jwks": chosen["jwks"] or "",
+        "jwks_uri": chosen["jwks_uri"] or "",
+        "require_par": chosen["require_par"],
+        "client_credentials": bool(chosen["grant_types"]),
     }
 
 
 def _fingerprint(draft: ApplicationDraft) -> str:
-    """The part of an edit that revokes (scopes, client type), as the warning's form carries
+    """The part of an edit that revokes (scopes, client type, DPoP required), as the warning's form carries
     it back: a confirmation holds for the change it was asked about, not for another one
     typed into the form afterwards."""
-    return f"{' '.join(sorted(draft.scopes))}|{'confidential' if draft.confidential else 'public'}"
+    kind = "confidential" if draft.confidential else "public"
+    return f"{' '.join(sorted(draft.scopes))}|{kind}|{draft.security.dpop}"
 
 
 @router.get("", include_in_schema=False)
