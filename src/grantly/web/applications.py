@@ -245,9 +245,9 @@ def _security_values_of_form(form: FormData) -> dict[str, object]:
 
 
 def _fingerprint(draft: ApplicationDraft) -> str:
-    """The part of an edit that revokes (scopes, client type, DPoP required), as the warning's form carries
-    it back: a confirmation holds for the change it was asked about, not for another one
-    typed into the form afterwards."""
+    """The part of an edit that revokes (scopes, client type, DPoP required), as the
+    warning's form carries it back: a confirmation holds for the change it was asked about,
+    not for another one typed into the form afterwards."""
     kind = "confidential" if draft.confidential else "public"
     return f"{' '.join(sorted(draft.scopes))}|{kind}|{draft.security.dpop}"
 
