@@ -241,8 +241,10 @@ def test_no_grant_lets_a_client_act_without_a_person(
 ) -> None:
     """RFC 9700 §2.4 (the resource owner password credentials grant MUST NOT be used) and
     §4.15 (a client impersonating a resource owner): Grantly issues tokens only through a
-    person's consent (authorization code) and its refresh; a client holding a stolen password,
-    or only its own credentials, gets ``unsupported_grant_type``."""
+    person's consent (authorization code) and its refresh; a client holding a stolen password
+    gets ``unsupported_grant_type``. The client credentials grant (RFC 6749 §4.4), which acts
+    for the application's company and never for a person, is refused unless the application's
+    admins allowed it: ``unauthorized_client`` (RFC 6749 §5.2)."""
     response = client.post(
         "/oauth/token",
         data={
@@ -252,5 +254,6 @@ def test_no_grant_lets_a_client_act_without_a_person(
         },
         auth=basic(world.app),
     )
-    oauth_error(response, 400, "unsupported_grant_type")
+    allowed_only = grant_type == "client_credentials"
+    oauth_error(response, 400, "unauthorized_client" if allowed_only else "unsupported_grant_type")
     assert count_rows(world.settings, "access_tokens") == 0
