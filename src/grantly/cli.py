@@ -714,6 +714,39 @@ def _unchanged(user: User, state: str, as_json: bool) -> None:
 # --- applications -----------------------------------------------------------------------------
 
 
+# The token security options of `apps create` and `apps update` (issue 16).
+AccessTokenFormatOption = Annotated[
+    str | None, typer.Option(help="opaque | jwt (RFC 9068; user tokens).")
+]
+DpopOption = Annotated[
+    str | None,
+    typer.Option(help="optional | required (RFC 9449: required never issues a bearer token)."),
+]
+AuthMethodOption = Annotated[
+    str | None,
+    typer.Option(help="client_secret | private_key_jwt (RFC 7523; with --jwks or --jwks-uri)."),
+]
+JwksOption = Annotated[
+    Path | None, typer.Option(help="A file with the client's public JWK Set (private_key_jwt).")
+]
+JwksUriOption = Annotated[
+    str | None, typer.Option(help="An https URL of the client's JWK Set (private_key_jwt).")
+]
+RequireParOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--require-par/--no-require-par", help="Authorize only pushed requests (RFC 9126)."
+    ),
+]
+GrantTypeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="An extra grant type (repeatable): client_credentials (RFC 6749 §4.4). "
+        "authorization_code and refresh_token are always on."
+    ),
+]
+
+
 @apps_app.command("create")
 def apps_create(
     company: CompanyOption,
@@ -727,36 +760,13 @@ def apps_create(
     access_token_lifetime: Annotated[
         int | None, typer.Option(help="Seconds; default: GRANTLY_ACCESS_TOKEN_LIFETIME.")
     ] = None,
-    access_token_format: Annotated[
-        str | None, typer.Option(help="opaque | jwt (RFC 9068; user tokens).")
-    ] = None,
-    dpop: Annotated[
-        str | None,
-        typer.Option(help="optional | required (RFC 9449: required never issues a bearer token)."),
-    ] = None,
-    auth_method: Annotated[
-        str | None,
-        typer.Option(help="client_secret | private_key_jwt (RFC 7523; with --jwks or --jwks-uri)."),
-    ] = None,
-    jwks: Annotated[
-        Path | None, typer.Option(help="A file with the client's public JWK Set (private_key_jwt).")
-    ] = None,
-    jwks_uri: Annotated[
-        str | None, typer.Option(help="An https URL of the client's JWK Set (private_key_jwt).")
-    ] = None,
-    require_par: Annotated[
-        bool | None,
-        typer.Option(
-            "--require-par/--no-require-par", help="Authorize only pushed requests (RFC 9126)."
-        ),
-    ] = None,
-    grant_type: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="An extra grant type (repeatable): client_credentials (RFC 6749 §4.4). "
-            "authorization_code and refresh_token are always on."
-        ),
-    ] = None,
+    access_token_format: AccessTokenFormatOption = None,
+    dpop: DpopOption = None,
+    auth_method: AuthMethodOption = None,
+    jwks: JwksOption = None,
+    jwks_uri: JwksUriOption = None,
+    require_par: RequireParOption = None,
+    grant_type: GrantTypeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register an OAuth application.
@@ -894,29 +904,12 @@ def apps_update(
         bool,
         typer.Option("--default-lifetime", help="Use the server's default lifetime again."),
     ] = False,
-    access_token_format: Annotated[
-        str | None, typer.Option(help="opaque | jwt (RFC 9068; user tokens).")
-    ] = None,
-    dpop: Annotated[
-        str | None,
-        typer.Option(help="optional | required (RFC 9449: required never issues a bearer token)."),
-    ] = None,
-    auth_method: Annotated[
-        str | None,
-        typer.Option(help="client_secret | private_key_jwt (RFC 7523; with --jwks or --jwks-uri)."),
-    ] = None,
-    jwks: Annotated[
-        Path | None, typer.Option(help="A file with the client's public JWK Set (private_key_jwt).")
-    ] = None,
-    jwks_uri: Annotated[
-        str | None, typer.Option(help="An https URL of the client's JWK Set (private_key_jwt).")
-    ] = None,
-    require_par: Annotated[
-        bool | None,
-        typer.Option(
-            "--require-par/--no-require-par", help="Authorize only pushed requests (RFC 9126)."
-        ),
-    ] = None,
+    access_token_format: AccessTokenFormatOption = None,
+    dpop: DpopOption = None,
+    auth_method: AuthMethodOption = None,
+    jwks: JwksOption = None,
+    jwks_uri: JwksUriOption = None,
+    require_par: RequireParOption = None,
     grant_type: Annotated[
         list[str] | None,
         typer.Option(
