@@ -83,6 +83,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         templates=page_templates(),
         throttle=throttle,
         device_cookies=URLSafeTimedSerializer(secret_key, salt="grantly-device"),
+        pushed_forms=URLSafeTimedSerializer(secret_key, salt="grantly-pushed-request"),
         fetcher=JsonFetcher(
             max_bytes=client_documents.MAX_DOCUMENT_BYTES,
             allow_loopback=settings.cimd_allow_loopback,

@@ -28,6 +28,9 @@ class ClientKeys:
         self.clock = clock
         # jwks_uri -> (fetched at, usable until, key set)
         self._cache: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        # jwks_uri -> (until when, why): a failed fetch is not tried again for a minute, so
+        # nobody who knows the client_id can make every request wait on an unreachable host.
+        self._failed: dict[str, tuple[int, str]] = {}
 
     async def key_set(self, application: Application, refresh: bool = False) -> dict[str, Any]:
         if application.jwks is not None:
@@ -42,16 +45,30 @@ class ClientKeys:
             fetched_at, until, document = cached
             if now < until and not (refresh and now - fetched_at >= MIN_CACHE_SECONDS):
                 return document
+        failed = self._failed.get(uri)
+        if failed is not None and now < failed[0]:
+            raise InvalidClient(failed[1])
         try:
             fetched = await self.fetcher.fetch(uri)
         except FetchRefused as refused:
-            raise InvalidClient(f"the client's jwks_uri could not be used: {refused}.") from None
+            raise self._failure(
+                uri, now, f"the client's jwks_uri could not be used: {refused}."
+            ) from None
         text = json.dumps(fetched.document)
         problem = jwks_problem(text) if len(text) <= MAX_JWKS_BYTES else "it is too large"
         if problem is not None:
-            raise InvalidClient(f"the client's jwks_uri does not serve a usable JWK Set: {problem}")
+            raise self._failure(
+                uri, now, f"the client's jwks_uri does not serve a usable JWK Set: {problem}"
+            )
+        self._failed.pop(uri, None)
         if len(self._cache) >= MAX_CACHED:
             self._cache.pop(next(iter(self._cache)))
         document = dict(fetched.document)  # type: ignore[call-overload]
         self._cache[uri] = (now, now + fetched.max_age, document)
         return document
+
+    def _failure(self, uri: str, now: int, message: str) -> InvalidClient:
+        if len(self._failed) >= MAX_CACHED:
+            self._failed.pop(next(iter(self._failed)))
+        self._failed[uri] = (now + MIN_CACHE_SECONDS, message)
+        return InvalidClient(message)

@@ -36,6 +36,8 @@ class Services:
     throttle: Throttle
     # Signs the sign-in page's device cookies (web/accounts.py), made once with the app.
     device_cookies: URLSafeTimedSerializer
+    # Signs a pushed request's parameters into its consent form (web/authorization.py).
+    pushed_forms: URLSafeTimedSerializer
     # Fetches client metadata documents (grantly/outbound.py: SSRF-hardened).
     fetcher: JsonFetcher
     # Grantly's signing keys (grantly/key_ring.py), published at /oauth/jwks.

@@ -440,3 +440,106 @@ def test_the_mcp_endpoint_takes_a_bound_token_with_its_proof_only(
     )
     assert good.status_code == 200, good.text
     assert "admin@acme.example" in good.text
+
+
+# --- what review found: writes, odd input, RSA keys, token info ------------------------------
+
+
+def test_a_writing_api_call_with_a_bound_token_is_answered(
+    client: TestClient, world: World, clock: FrozenClock
+) -> None:
+    """The proof's jti is written in the request's own unit: a unit of its own, inside the
+    write unit a changing call holds, would wait on SQLite's writer forever."""
+    key = new_key()
+    code = _code(client, world, resource_owner_type="company")
+    token = _token_request(
+        client, _code_data(world, code), proof(key, "POST", TOKEN_URL, iat=clock.now())
+    ).json()["access_token"]
+    path = f"/api/2026-10-01/resources/employees/employees/{world.employee.id}"
+    for _ in range(2):
+        changed = client.put(
+            path,
+            json={"last_name": "Bound"},
+            headers={
+                "Authorization": f"DPoP {token}",
+                "DPoP": proof(key, "PUT", ISSUER + path, token=token, iat=clock.now()),
+            },
+        )
+        assert changed.status_code == 200, changed.text
+    assert changed.json()["last_name"] == "Bound"
+
+
+def test_a_proof_signed_with_an_rsa_key_is_accepted(
+    client: TestClient, world: World, clock: FrozenClock
+) -> None:
+    for alg in ("RS256", "PS256"):
+        key = new_key("RSA")
+        response = _token_request(
+            client,
+            _code_data(world, _code(client, world)),
+            proof(key, "POST", TOKEN_URL, iat=clock.now(), alg=alg),
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["token_type"] == "DPoP"
+
+
+def _signed(key: Any, header: dict[str, Any], payload: bytes) -> str:
+    from joserfc import jws
+
+    return jws.serialize_compact({**header, "jwk": key.as_dict(private=False)}, payload, key)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 2000,
+        b'"a string"',
+        b"[1, 2]",
+        json.dumps({"jti": "j", "htm": "POST", "htu": "https://[x/oauth/token", "iat": 1}).encode(),
+        json.dumps({"jti": "j", "htm": "POST", "htu": TOKEN_URL, "iat": 1.5e300}).encode(),
+        json.dumps({"jti": ["j"], "htm": "POST", "htu": TOKEN_URL, "iat": 1}).encode(),
+    ],
+)
+def test_an_odd_proof_is_invalid_dpop_proof_never_a_server_error(
+    client: TestClient, world: World, clock: FrozenClock, payload: bytes
+) -> None:
+    key = new_key()
+    bad = _signed(key, {"typ": "dpop+jwt", "alg": "ES256"}, payload)
+    response = _token_request(client, _code_data(world, _code(client, world)), bad)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_nonce_or_ath_outside_ascii_is_refused_not_a_server_error(
+    nonce_client: TestClient, world: World, clock: FrozenClock
+) -> None:
+    http = nonce_client
+    key = new_key()
+    code = _code(http, world)
+    odd = _token_request(http, _code_data(world, code), proof(key, "POST", TOKEN_URL, nonce="é"))
+    assert odd.status_code == 400 and odd.json()["error"] == "use_dpop_nonce"
+    nonce = odd.headers["dpop-nonce"]
+    token = _token_request(
+        http, _code_data(world, code), proof(key, "POST", TOKEN_URL, nonce=nonce)
+    ).json()["access_token"]
+    response = _api(http, token, proof(key, "GET", API_URL, nonce=nonce, ath="é"))
+    assert response.status_code == 401
+    assert 'error="invalid_dpop_proof"' in _dpop_challenge(response)
+
+
+def test_token_info_wants_the_proof_of_a_bound_token(
+    client: TestClient, world: World, clock: FrozenClock
+) -> None:
+    key = new_key()
+    token = _bound(client, world, clock, key)["access_token"]
+    url = ISSUER + "/oauth/token/info"
+    assert (
+        client.get("/oauth/token/info", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 401
+    )
+    info = client.get(
+        "/oauth/token/info",
+        headers={"Authorization": f"DPoP {token}", "DPoP": proof(key, "GET", url, token=token)},
+    )
+    assert info.status_code == 200, info.text
+    assert info.json()["resource_owner_type"] == "user"

@@ -156,3 +156,36 @@ def test_a_public_client_pushes_with_pkce(client: TestClient, world: World) -> N
     )
     assert without_pkce.status_code == 400
     assert "PKCE" in without_pkce.json()["error_description"]
+
+
+def test_the_consent_form_of_a_pushed_request_cannot_be_changed_in_the_browser(
+    client: TestClient, world: World
+) -> None:
+    configure(world, world.app, require_par=True)
+    request_uri = _push(client, world).json()["request_uri"]
+    sign_in(client, world.admin)
+    fields = hidden_fields(_authorize(client, world, request_uri).text)
+    # Widened in the browser: the signed copy is what counts.
+    widened = client.post(
+        "/oauth/authorize", data={**fields, "scope": "read write", "decision": "allow"}
+    )
+    code = callback_params(widened)["code"]
+    token = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": world.app.client_id,
+            "client_secret": world.app.client_secret or "",
+        },
+    ).json()
+    assert token["scope"] == "read"
+    # Made up without pushing, or with the signature tampered: refused for a PAR application.
+    for pushed in (None, fields["pushed"][:-2] + "xx"):
+        forged = {k: v for k, v in fields.items() if k != "pushed"}
+        if pushed is not None:
+            forged["pushed"] = pushed
+        refused = client.post("/oauth/authorize", data={**forged, "decision": "allow"})
+        assert refused.status_code == 302
+        assert "error=invalid_request" in refused.headers["location"]

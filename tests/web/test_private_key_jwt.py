@@ -247,3 +247,39 @@ def test_a_jwks_uri_that_resolves_to_loopback_is_refused_before_any_connection(
     assert response.status_code == 401
     assert "loopback" in response.json()["error_description"]
     assert documents.requests == []
+
+
+def test_an_odd_assertion_is_invalid_client_never_a_server_error(
+    client: TestClient, world: World, clock: FrozenClock, key: Any
+) -> None:
+    import base64
+
+    from joserfc import jws
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    nested = "e30." + b64(b"[" * 1000) + ".x"
+    nan = jws.serialize_compact(
+        {"alg": "ES256"},
+        b'{"iss": "%s", "sub": "%s", "aud": "%s", "exp": NaN, "jti": "n"}'
+        % (world.app.client_id.encode(), world.app.client_id.encode(), TOKEN_URL.encode()),
+        key,
+    )
+    listed = jws.serialize_compact({"alg": "ES256"}, b"[1]", key)
+    for odd in (nested, nan, listed):
+        response = _exchange(client, world, _code(client, world), odd)
+        assert response.status_code in (400, 401), response.text
+        assert response.json()["error"] in ("invalid_client", "invalid_request")
+
+
+def test_a_jwks_uri_with_a_bad_port_is_refused_at_registration() -> None:
+    with pytest.raises(RegistrationError):
+        validate(
+            name="Backend",
+            redirect_uris=["https://client.example/cb"],
+            confidential=True,
+            scopes=["read"],
+            server_scopes=("read", "write"),
+            security={"auth_method": "private_key_jwt", "jwks_uri": "https://h.example:99999/"},
+        )

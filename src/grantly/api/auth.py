@@ -4,6 +4,8 @@ names."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -27,8 +29,11 @@ async def access_token(request: Request, uow: Store) -> AccessToken:
     svc = services(request)
     presented = bearer.presented_from_header(authorization(request))
     url = svc.settings.issuer + request.url.path
+    # The proof's jti is written in this request's unit (a writing API call holds SQLite's
+    # writer: a unit of the guard's own would wait for it forever).
+    verifier = replace(svc.dpop, replay=svc.replay.within(uow))
     token = await bearer.authenticate_request(
-        presented, dpop_proofs(request), request.method, url, uow.tokens, svc.clock, svc.dpop
+        presented, dpop_proofs(request), request.method, url, uow.tokens, svc.clock, verifier
     )
     bearer.require_audience(token, API)
     return token

@@ -14,8 +14,9 @@ JOSE itself is ``joserfc``'s.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -54,7 +55,7 @@ class Authenticator:
             raise InvalidClient("the client assertion is too long.")
         try:
             header = jws.extract_compact(assertion.encode("ascii")).protected
-        except (JoseError, ValueError, UnicodeEncodeError, TypeError):
+        except (JoseError, ValueError, UnicodeError, TypeError, RecursionError):
             raise InvalidClient("the client assertion is not a compact JWS.") from None
         alg = header.get("alg")
         if alg not in self.algorithms:
@@ -63,6 +64,8 @@ class Authenticator:
             )
         token = await self._verified(assertion, str(alg), application)
         claims = token.claims
+        if not isinstance(claims, dict):
+            raise InvalidClient("the client assertion's claims must be a JSON object.")
         now = self.clock.now()
         client_id = application.client_id
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
@@ -97,7 +100,7 @@ class Authenticator:
             key_set = await self._key_set(application, refresh)
             try:
                 return jwt.decode(assertion, key_set, algorithms=[alg])
-            except (JoseError, ValueError, TypeError):
+            except (JoseError, ValueError, TypeError, KeyError, RecursionError):
                 if refresh or application.jwks_uri is None:
                     break
         raise InvalidClient("the client assertion's signature does not verify with its keys.")
@@ -110,5 +113,10 @@ class Authenticator:
             raise InvalidClient("the client's JWK Set holds no usable key.") from None
 
 
-def _is_time(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_time(value: object) -> TypeGuard[float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) < 2**53
+    )

@@ -98,7 +98,7 @@ def _unverified_subject(assertion: str) -> str | None:
         raise InvalidClient("the client assertion is not a compact JWS.")
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         raise InvalidClient("the client assertion's claims are not JSON.") from None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     if not isinstance(sub, str) or not 0 < len(sub) <= _MAX_BASIC_PART:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
+from joserfc.jws import JWSRegistry
 
 from .clock import Clock
 from .errors import OAuthError
@@ -37,6 +37,19 @@ ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "RS256", "EdD
 MAX_AGE = 60
 MAX_PROOF_LENGTH = 8192
 _PRIVATE_PARAMETERS = ("d", "p", "q", "dp", "dq", "qi", "k")
+# Malformed JSON that a parser refuses; nesting deep enough to exhaust the recursion limit.
+_MALFORMED = (JoseError, ValueError, TypeError, KeyError, RecursionError, UnicodeError)
+
+
+class _Registry(JWSRegistry):
+    """joserfc's registry with room for the header of a proof signed with an RSA key, whose
+    ``jwk`` is larger than joserfc's default header cap (the proof's length is capped)."""
+
+    max_header_length = 4096
+
+
+def registry(algorithms: tuple[str, ...]) -> JWSRegistry:
+    return _Registry(algorithms=list(algorithms))
 
 
 class InvalidDpopProof(OAuthError):
@@ -78,7 +91,8 @@ class Nonces:
 
     def valid(self, nonce: str, now: int) -> bool:
         number = now // self.window
-        return any(hmac.compare_digest(nonce, self._for(n)) for n in (number, number - 1))
+        given = nonce.encode("utf-8", "replace")
+        return any(hmac.compare_digest(given, self._for(n).encode()) for n in (number, number - 1))
 
     def _for(self, number: int) -> str:
         mac = hmac.new(self.secret, b"dpop-nonce:%d" % number, hashlib.sha256).digest()
@@ -92,7 +106,10 @@ def thumbprint_of(access_token: str) -> str:
 
 def htu(url: str) -> str:
     """RFC 9449 §4.3: the request's URI without its query and fragment, as compared."""
-    split = urlsplit(url)
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return ""
     return urlunsplit((split.scheme.lower(), split.netloc.lower(), split.path or "/", "", ""))
 
 
@@ -105,6 +122,10 @@ class DpopVerifier:
     nonces: Nonces | None = None
     algorithms: tuple[str, ...] = ALGORITHMS
     max_age: int = MAX_AGE
+
+    @property
+    def _registry(self) -> JWSRegistry:
+        return registry(self.algorithms)
 
     def nonce(self) -> str | None:
         """The nonce to send in ``DPoP-Nonce`` now, when nonces are on."""
@@ -132,10 +153,12 @@ class DpopVerifier:
             raise InvalidDpopProof("the DPoP proof is empty or too long.")
         header, key = self._header_and_key(proof)
         try:
-            token = jwt.decode(proof, key, algorithms=[header["alg"]])
-        except (JoseError, ValueError, TypeError):
+            token = jwt.decode(proof, key, algorithms=[header["alg"]], registry=self._registry)
+        except _MALFORMED:
             raise InvalidDpopProof("the DPoP proof's signature does not verify.") from None
         claims = token.claims
+        if not isinstance(claims, dict):
+            raise InvalidDpopProof("the DPoP proof's claims must be a JSON object.")
         now = self.clock.now()
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 0 < len(jti) <= 256:
@@ -143,7 +166,11 @@ class DpopVerifier:
         if claims.get("htm") != method:
             raise InvalidDpopProof(f"the DPoP proof's htm is not this request's method, {method}.")
         presented_htu = claims.get("htu")
-        if not isinstance(presented_htu, str) or htu(presented_htu) != htu(url):
+        if (
+            not isinstance(presented_htu, str)
+            or not htu(presented_htu)
+            or htu(presented_htu) != htu(url)
+        ):
             raise InvalidDpopProof(f"the DPoP proof's htu is not this request's URL, {htu(url)}.")
         iat = claims.get("iat")
         if not isinstance(iat, int) or isinstance(iat, bool) or abs(now - iat) > self.max_age:
@@ -154,7 +181,7 @@ class DpopVerifier:
         if access_token is not None:
             ath = claims.get("ath")
             if not isinstance(ath, str) or not hmac.compare_digest(
-                ath, thumbprint_of(access_token)
+                ath.encode("utf-8", "replace"), thumbprint_of(access_token).encode()
             ):
                 raise InvalidDpopProof("the DPoP proof's ath is not the hash of this access token.")
         if self.nonces is not None:
@@ -173,8 +200,8 @@ class DpopVerifier:
 
     def _header_and_key(self, proof: str) -> tuple[dict[str, Any], Any]:
         try:
-            header = jws.extract_compact(proof.encode("ascii")).protected
-        except (JoseError, ValueError, UnicodeEncodeError, TypeError, json.JSONDecodeError):
+            header = jws.extract_compact(proof.encode("ascii"), registry=self._registry).protected
+        except _MALFORMED:
             raise InvalidDpopProof("the DPoP proof is not a compact JWS.") from None
         if header.get("typ") != "dpop+jwt":
             raise InvalidDpopProof("the DPoP proof's typ must be dpop+jwt.")
@@ -189,7 +216,7 @@ class DpopVerifier:
             raise InvalidDpopProof("the DPoP proof's jwk must be an EC, RSA or OKP key.")
         try:
             key = import_key(public)
-        except (JoseError, ValueError, TypeError, KeyError):
+        except _MALFORMED:
             raise InvalidDpopProof("the DPoP proof's jwk is not a valid key.") from None
         return header, key
 

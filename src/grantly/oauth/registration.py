@@ -125,10 +125,8 @@ def validate_security(
         problem = jwks_problem(jwks)
         if problem:
             problems.append(problem)
-    if jwks_uri is not None:
-        split = urlsplit(jwks_uri)
-        if split.scheme != "https" or not split.hostname or split.fragment or len(jwks_uri) > 2000:
-            problems.append("the jwks_uri must be an https URL without a fragment.")
+    if jwks_uri is not None and not _is_https_url(jwks_uri):
+        problems.append("the jwks_uri must be an https URL without a fragment.")
     wanted = [g.strip() for g in grant_types if g.strip()]
     unknown = [g for g in wanted if g not in GRANT_TYPES]
     if unknown:
@@ -146,6 +144,22 @@ def validate_security(
         grant_types=(*DEFAULT_GRANT_TYPES, *extra),
     )
     return security, problems
+
+
+def _is_https_url(url: str) -> bool:
+    try:
+        split = urlsplit(url)
+        split.port  # noqa: B018 - raises ValueError on a malformed or out-of-range port
+    except ValueError:
+        return False
+    return (
+        split.scheme == "https"
+        and bool(split.hostname)
+        and not split.fragment
+        and len(url) <= 2000
+        and url.isascii()
+        and not any(c.isspace() or ord(c) < 0x20 for c in url)
+    )
 
 
 def jwks_problem(text: str) -> str | None:

@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from itsdangerous import BadData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -30,7 +31,15 @@ from .pages import audit, render, signed_in_user
 from .responses import authorization_error, error_page, leaving_page
 
 # Form fields of the consent form that are Grantly's own, not authorization parameters.
-_CONSENT_FIELDS = {sessions.CSRF_FIELD, sessions.FORM_ID_FIELD, "decision", "show_code"}
+_CONSENT_FIELDS = {
+    sessions.CSRF_FIELD,
+    sessions.FORM_ID_FIELD,
+    "decision",
+    "show_code",
+    "pushed",
+}
+# A pushed request's parameters, signed into the consent form: valid for as long as a code.
+PUSHED_FORM_MAX_AGE = 600
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -84,7 +93,7 @@ async def authorize(request: Request) -> Response:
             except OAuthError as error:
                 return authorization_error(request, error)
         async with svc.db.unit(write=False) as uow:
-            return await consent_page(request, uow, auth, user, show_code=False)
+            return await consent_page(request, uow, auth, user, show_code=False, pushed=True)
     # Approved without asking (a trusted application, or a grant the user already made).
     async with svc.db.unit() as uow:
         try:
@@ -255,7 +264,15 @@ async def consent_page(
     user: User,
     *,
     show_code: bool,
+    pushed: bool = False,
 ) -> Response:
+    """The consent page. For a pushed request (RFC 9126) its parameters travel in the form
+    signed (``pushed``), so that the answer can only be about what the client pushed: a form
+    changed in the browser, or made up for an application that requires pushed requests,
+    does not verify."""
+    hidden = auth.query()
+    if pushed:
+        hidden = [*hidden, ("pushed", services(request).pushed_forms.dumps(hidden))]
     accounts = uow.accounts
     owner_company = await accounts.company(auth.application.company_id)
     user_company = await accounts.company(user.company_id)
@@ -264,7 +281,7 @@ async def consent_page(
         "consent.html",
         auth=auth,
         agent=_agent_facts(auth) if auth.application.agent else None,
-        hidden=auth.query(),
+        hidden=hidden,
         application_company=owner_company,
         company=user_company,
         show_code=show_code,
@@ -290,6 +307,21 @@ def _agent_facts(auth: authz.AuthorizationRequest) -> AgentFacts:
     if auth.application.origin == "metadata_document":
         document_host = urlsplit(auth.application.client_id).netloc
     return AgentFacts(redirect_host, document_host)
+
+
+def _pushed_params(request: Request, signed: str) -> dict[str, list[str]] | None:
+    """The parameters a consent form for a pushed request carries signed, if it verifies."""
+    if not signed:
+        return None
+    try:
+        pairs = services(request).pushed_forms.loads(signed, max_age=PUSHED_FORM_MAX_AGE)
+    except BadData:
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in pairs
+    ):
+        return None
+    return multi_params((name, value) for name, value in pairs)
 
 
 async def decide(request: Request) -> Response:
@@ -322,14 +354,19 @@ async def decide(request: Request) -> Response:
         if key not in _CONSENT_FIELDS and isinstance(value, str)
     )
     decision = _str(form.get("decision"))
+    pushed = _pushed_params(request, _str(form.get("pushed")))
+    if pushed is not None:
+        params = pushed  # RFC 9126: what the client pushed, and nothing the browser changed
     if (unusable := await _document_client(request, params)) is not None:
         return unusable
     async with svc.db.unit() as uow:
         try:
-            # The form is Grantly's own, rendered for a request that reached the authorization
-            # endpoint (pushed, when its application requires it) and bound to the session.
             auth = await authz.validate(
-                params, uow.applications, svc.authorization_policy(), uow.resources, pushed=True
+                params,
+                uow.applications,
+                svc.authorization_policy(),
+                uow.resources,
+                pushed=pushed is not None,
             )
         except OAuthError as error:
             return await _authorization_error(request, uow, error, params)

@@ -185,10 +185,15 @@ async def token_info(request: Request) -> Response:
     svc = services(request)
     async with svc.db.unit(write=False) as uow:
         try:
-            token = await bearer.authenticate(
-                bearer.token_from_header(authorization(request)),
+            # RFC 9449 §7.2: a bound token only with its proof, as at the API.
+            token = await bearer.authenticate_request(
+                bearer.presented_from_header(authorization(request)),
+                dpop_proofs(request),
+                "GET",
+                svc.settings.issuer + "/oauth/token/info",
                 uow.tokens,
                 svc.clock,
+                svc.dpop,
             )
         except OAuthError as error:
             return bearer_error(error)
