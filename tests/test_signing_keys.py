@@ -5,6 +5,7 @@ sign, one active key for every process, rotation and retirement by `grantly keys
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -91,7 +92,9 @@ def test_jwks_is_published_and_named_in_the_metadata(world: World) -> None:
     assert "BEGIN PRIVATE KEY" not in dump
     # The private scalar is nowhere in clear.
     ring = KeyRing(
-        open_database(world.settings.database_url), world.settings.secret_key or "", FrozenClock(0)
+        open_database(world.settings.database_url),
+        world.settings.secret_key or "",
+        FrozenClock(int(time.time()) + 1),
     )
 
     async def private_d() -> str:

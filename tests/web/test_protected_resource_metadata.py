@@ -33,6 +33,7 @@ def test_the_api_s_metadata_names_the_resource_and_this_authorization_server(
         "authorization_servers": [ISSUER],
         "scopes_supported": ["read", "write"],
         "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"],
         "resource_name": "Grantly API",
         "resource_documentation": f"{ISSUER}/api/docs",
     }
@@ -89,7 +90,10 @@ def test_a_request_without_a_credential_gets_the_bare_challenge_with_the_pointer
 ) -> None:
     response = client.get(path)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == f'Bearer realm="grantly", {POINTER}'
+    assert response.headers.get_list("www-authenticate") == [
+        f'Bearer realm="grantly", {POINTER}',
+        'DPoP algs="ES256 ES384 ES512 PS256 RS256 EdDSA"',
+    ]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me", EMPLOYEES])
