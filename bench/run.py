@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import json
 import math
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -39,6 +41,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -61,12 +65,29 @@ def postgres_url(database: str) -> str:
 POSTGRES_DB = "grantly_bench"
 PASSWORD = "bench-password-0123"
 
-OPERATIONS = ("noop", "token_code", "token_refresh", "introspect", "resource", "authorize")
+OPERATIONS = (
+    "noop",
+    "token_code",
+    "token_refresh",
+    "introspect",
+    "resource",
+    "authorize",
+    # Issue 16: a code exchanged for an RFC 9068 JWT (signed), a DPoP-bound token at the API
+    # (a fresh proof per request, verified, its jti remembered): Grantly only.
+    "token_code_jwt",
+    "resource_dpop",
+)
+GRANTLY_ONLY = ("token_code_jwt", "resource_dpop")
 # Targets without a consent page to render.
 FLOORLESS = ("oidc-provider", "floor-sqlite", "floor-postgresql")
 BACKENDS = ("sqlite", "postgresql")
 # What each operation consumes: a fresh value per request, or nothing.
-CONSUMES = {"token_code": "code", "token_refresh": "refresh_token"}
+CONSUMES = {
+    "token_code": "code",
+    "token_refresh": "refresh_token",
+    "token_code_jwt": "jwt_code",
+    "resource_dpop": "dpop_proof",
+}
 
 
 @dataclass
@@ -101,6 +122,8 @@ class Target:
     paths: dict[str, str] = field(default_factory=dict)
     version: str | None = None
     database_url: str | None = None  # Grantly's: the floor probe runs on the same database
+    basic_jwt: str | None = None  # the JWT application's client_secret_basic
+    dpop_token: str | None = None  # an access token bound to the bench's DPoP key
 
 
 def log(options: Options, message: str) -> None:
@@ -146,15 +169,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def wrk(options: Options, target: Target, op: str, seconds: int, values: Path | None) -> dict:
     headers: list[str] = []
     method, path, body = "GET", "/healthz", ""
-    if op in ("token_code", "token_refresh", "introspect"):
+    if op in ("token_code", "token_refresh", "introspect", "token_code_jwt"):
         method = "POST"
+        basic = target.basic_jwt if op == "token_code_jwt" else target.basic
         headers += [
-            f"Authorization: {target.basic}",
+            f"Authorization: {basic}",
             "Content-Type: application/x-www-form-urlencoded",
         ]
         default = "/oauth/introspect" if op == "introspect" else "/oauth/token"
         path = target.paths.get(op, default)
-        if op == "token_code":
+        if op in ("token_code", "token_code_jwt"):
             body = "grant_type=authorization_code&code={value}&redirect_uri=" + quote(
                 REDIRECT_URI, safe=""
             )
@@ -165,6 +189,9 @@ def wrk(options: Options, target: Target, op: str, seconds: int, values: Path | 
     elif op == "resource":
         path = target.paths.get(op, "/api/v1/me")
         headers.append(f"Authorization: Bearer {target.access_token}")
+    elif op == "resource_dpop":
+        path = "/api/v1/me"
+        headers += [f"Authorization: DPoP {target.dpop_token}", "DPoP: {value}"]
     elif op == "authorize":
         assert target.cookie and target.authorize_query
         path = "/oauth/authorize?" + target.authorize_query
@@ -318,6 +345,12 @@ def grantly_server(
             env, "apps", "create", "--company", str(company["id"]), "--name", "Bench client",
             "--redirect-uri", REDIRECT_URI,
         )  # fmt: skip
+        jwt_app = grantly_json(
+            env, "apps", "create", "--company", str(company["id"]), "--name", "Bench JWT client",
+            "--redirect-uri", REDIRECT_URI, "--access-token-format", "jwt",
+        )  # fmt: skip
+        dpop_key = ECKey.generate_key("P-256")
+        bound: dict[str, str] = {}
         if rows:
             started = time.monotonic()
             add_token_rows(url, company["id"], app["id"], rows)
@@ -327,6 +360,13 @@ def grantly_server(
             )
 
         def mint(kind: str, count: int, path: Path) -> None:
+            if kind == "dpop_proof":
+                # One proof per request, made now: each is accepted for a minute after its iat.
+                with path.open("w") as out:
+                    for _ in range(count):
+                        out.write(dpop_proof(dpop_key, base + "/api/v1/me", bound["token"]) + "\n")
+                return
+            client = jwt_app if kind == "jwt_code" else app
             with path.open("w") as out:
                 subprocess.run(
                     [
@@ -334,13 +374,13 @@ def grantly_server(
                         "dev",
                         "mint",
                         "--client-id",
-                        app["client_id"],
+                        client["client_id"],
                         "--user-email",
                         people["employee"],
                         "--redirect-uri",
                         REDIRECT_URI,
                         "--kind",
-                        kind,
+                        "code" if kind == "jwt_code" else kind,
                         "--count",
                         str(count),
                         "--scope",
@@ -375,15 +415,20 @@ def grantly_server(
         )
         cookie = sign_in(base, people["employee"], query)
         secret = f"{app['client_id']}:{app['client_secret']}".encode()
+        jwt_secret = f"{jwt_app['client_id']}:{jwt_app['client_secret']}".encode()
+        basic = "Basic " + base64.b64encode(secret).decode()
+        bound["token"] = dpop_bound_token(base, basic, mint, dpop_key)
         target = Target(
             name=f"grantly-{label}",
             base=base,
-            basic="Basic " + base64.b64encode(secret).decode(),
+            basic=basic,
             access_token=access_token,
             mint=mint,
             cookie=cookie,
             authorize_query=query,
             database_url=url,
+            basic_jwt="Basic " + base64.b64encode(jwt_secret).decode(),
+            dpop_token=bound["token"],
         )
         check(target)
         yield target
@@ -477,6 +522,42 @@ def sign_in(base: str, email: str, authorize_query: str) -> str:
         consent = http.get("/oauth/authorize?" + authorize_query)
         assert consent.status_code == 200 and "Allow" in consent.text, consent.status_code
         return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+
+
+def dpop_proof(key: ECKey, url: str, token: str | None = None, method: str = "GET") -> str:
+    """An RFC 9449 §4.2 proof, as a client makes one per request."""
+    claims: dict[str, Any] = {
+        "jti": secrets.token_urlsafe(12),
+        "htm": method,
+        "htu": url,
+        "iat": int(time.time()),
+    }
+    if token is not None:
+        digest = hashlib.sha256(token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    return jwt.encode(header, claims, key)
+
+
+def dpop_bound_token(base: str, basic: str, mint: Any, key: ECKey) -> str:
+    """An access token bound to ``key``: a code exchanged with a proof (RFC 9449 §5)."""
+    codes = Path(tempfile.mkdtemp(prefix="grantly-bench-dpop-")) / "code.txt"
+    mint("code", 1, codes)
+    response = httpx.post(
+        base + "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": codes.read_text().split()[0],
+            "redirect_uri": REDIRECT_URI,
+        },
+        headers={
+            "Authorization": basic,
+            "DPoP": dpop_proof(key, base + "/oauth/token", None, "POST"),
+        },
+    )
+    shutil.rmtree(codes.parent, ignore_errors=True)
+    assert response.status_code == 200 and response.json()["token_type"] == "DPoP", response.text
+    return str(response.json()["access_token"])
 
 
 def check(target: Target) -> None:
@@ -672,6 +753,11 @@ def write_report(results: dict) -> None:
         "| resource | `GET /api/v1/me` with a Bearer token (oidc-provider: `GET /me`, a route "
         "of server.js that validates the token with `provider.AccessToken.find` and its grant) |",
         "| authorize | `GET /oauth/authorize?…` rendering the consent page for a signed-in user |",
+        "| token_code_jwt | as token_code, for an application with `--access-token-format jwt`: "
+        "the access token is an RFC 9068 JWT signed with the active ES256 key (Grantly only) |",
+        "| resource_dpop | `GET /api/v1/me` with a DPoP-bound token: `Authorization: DPoP`, a "
+        "fresh ES256 proof per request (made before the run), verified and its jti remembered "
+        "(the database: no Redis configured) (Grantly only) |",
         "",
         "Errors are non-2xx/3xx answers and socket errors over all runs of an operation; an "
         "operation with any error is marked **INVALID**; wrk gives up on a request after 2 s "
@@ -1017,6 +1103,8 @@ def main(argv: list[str]) -> int:
                 for name, target in targets.items():
                     if name in FLOORLESS and op == "authorize":
                         continue  # the peer's consent is an interaction; the floor has none
+                    if name in FLOORLESS and op in GRANTLY_ONLY:
+                        continue
                     log(options, f"== {op} on {name}")
                     op_started = time.monotonic()
                     results["targets"][name][op] = run_operation(options, target, op, workdir)

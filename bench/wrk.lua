@@ -30,6 +30,8 @@ for line in string.gmatch(header_text, "[^\n]+") do
   if name then headers[name] = value end
 end
 
+local has_header_value = string.find(header_text, "{value}", 1, true) ~= nil
+
 local values = nil
 local next_index = 1
 exhausted = 0
@@ -70,7 +72,13 @@ function request()
   else
     target = string.gsub(path, "{value}", value)
   end
-  return wrk.format(method, target, headers, body)
+  local sent = headers
+  if has_header_value then
+    -- A header carries the value (a DPoP proof): this request's copy of the headers.
+    sent = {}
+    for name, header in pairs(headers) do sent[name] = string.gsub(header, "{value}", value) end
+  end
+  return wrk.format(method, target, sent, body)
 end
 
 function done(summary, latency, requests)
