@@ -39,6 +39,21 @@ DEFAULT_AUDIENCE: Audience = (API,)
 
 
 @dataclass(frozen=True, slots=True)
+class ClientSecurity:
+    """How an application's tokens prove themselves and how it proves itself: the form of its
+    access tokens (RFC 9068), DPoP (RFC 9449), its client authentication (RFC 7523 §2.2),
+    pushed requests (RFC 9126 §6) and its grant types (RFC 6749 §4.4)."""
+
+    access_token_format: TokenFormat = "opaque"
+    dpop: DpopMode = "optional"
+    auth_method: str | None = None  # None: the client secret, or nothing when public
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    require_par: bool = False
+    grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
+
+
+@dataclass(frozen=True, slots=True)
 class Application:
     """An OAuth client (RFC 6749 §2): registered by a company's admin, or an agent application
     of no company (``company_id`` None) that registered itself or publishes its metadata."""

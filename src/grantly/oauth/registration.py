@@ -22,9 +22,8 @@ from .models import (
     GRANT_TYPES,
     TOKEN_FORMATS,
     Application,
+    ClientSecurity,
     ConsentMode,
-    DpopMode,
-    TokenFormat,
 )
 
 
@@ -41,21 +40,6 @@ PRIVATE_KEY_JWT = "private_key_jwt"
 # header or the body, is what every confidential application has unless it names its keys.
 AUTH_METHOD_CHOICES = ("client_secret", PRIVATE_KEY_JWT)
 MAX_JWKS_LENGTH = 16_384
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSecurity:
-    """How an application's tokens prove themselves and how it proves itself: the form of its
-    access tokens (RFC 9068), DPoP (RFC 9449), its client authentication (RFC 7523 §2.2),
-    pushed requests (RFC 9126 §6) and its grant types (RFC 6749 §4.4)."""
-
-    access_token_format: TokenFormat = "opaque"
-    dpop: DpopMode = "optional"
-    auth_method: str | None = None  # None: the client secret, or nothing when public
-    jwks: str | None = None
-    jwks_uri: str | None = None
-    require_par: bool = False
-    grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from ..oauth.models import DEFAULT_GRANT_TYPES, Application
-from ..oauth.registration import ClientSecurity
+from ..oauth.models import DEFAULT_GRANT_TYPES, Application, ClientSecurity
 from . import live, rows
 from . import tables as t
 from .sql import Query
