@@ -68,4 +68,5 @@ bench: install bench-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info test-artifacts .pytest_cache .mypy_cache .ruff_cache \
+	  $(OAUTH4WEBAPI)/node_modules
