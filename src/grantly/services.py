@@ -68,6 +68,11 @@ class Services:
             resources=self.own_resources,
         )
 
+    def dpop_for(self, uow: Store) -> DpopVerifier:
+        """The DPoP verifier for a request that holds ``uow``: a proof's jti is written in it
+        (``ReplayGuard.within``)."""
+        return replace(self.dpop, replay=self.replay.within(uow))
+
     def authenticator(self, uow: Store, endpoint: str = TOKEN_PATH) -> Authenticator:
         """Client assertions sent to ``endpoint`` (RFC 7523 §3) in the write unit ``uow``:
         their ``aud`` may be the issuer, the token endpoint or the endpoint itself."""
@@ -93,7 +98,7 @@ class Services:
             ),
             on_issue=on_issue,
             signer=self.keys,
-            dpop=replace(self.dpop, replay=self.replay.within(uow)),
+            dpop=self.dpop_for(uow),
             authenticator=self.authenticator(uow, endpoint),
         )
 

@@ -4,8 +4,6 @@ names."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -31,9 +29,14 @@ async def access_token(request: Request, uow: Store) -> AccessToken:
     url = svc.settings.issuer + request.url.path
     # The proof's jti is written in this request's unit (a writing API call holds SQLite's
     # writer: a unit of the guard's own would wait for it forever).
-    verifier = replace(svc.dpop, replay=svc.replay.within(uow))
     token = await bearer.authenticate_request(
-        presented, dpop_proofs(request), request.method, url, uow.tokens, svc.clock, verifier
+        presented,
+        dpop_proofs(request),
+        request.method,
+        url,
+        uow.tokens,
+        svc.clock,
+        svc.dpop_for(uow),
     )
     bearer.require_audience(token, API)
     return token

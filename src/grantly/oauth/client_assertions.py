@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .clock import Clock
+from .dpop import MALFORMED_JOSE
 from .errors import InvalidClient
 from .models import Application
 from .ports import ClientKeys, ReplayGuard
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # RFC 8414 ``token_endpoint_auth_signing_alg_values_supported``: asymmetric only ("none" and
 # HMAC would not be private_key_jwt).
 ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA")
@@ -55,7 +54,7 @@ class Authenticator:
             raise InvalidClient("the client assertion is too long.")
         try:
             header = jws.extract_compact(assertion.encode("ascii")).protected
-        except (JoseError, ValueError, UnicodeError, TypeError, RecursionError):
+        except MALFORMED_JOSE:
             raise InvalidClient("the client assertion is not a compact JWS.") from None
         alg = header.get("alg")
         if alg not in self.algorithms:
@@ -100,7 +99,7 @@ class Authenticator:
             key_set = await self._key_set(application, refresh)
             try:
                 return jwt.decode(assertion, key_set, algorithms=[alg])
-            except (JoseError, ValueError, TypeError, KeyError, RecursionError):
+            except MALFORMED_JOSE:
                 if refresh or application.jwks_uri is None:
                     break
         raise InvalidClient("the client assertion's signature does not verify with its keys.")
@@ -109,7 +108,7 @@ class Authenticator:
         document = await self.keys.key_set(application, refresh)
         try:
             return KeySet.import_key_set(document)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
+        except MALFORMED_JOSE:
             raise InvalidClient("the client's JWK Set holds no usable key.") from None
 
 

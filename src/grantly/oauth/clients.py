@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 
 from .errors import InvalidClient, InvalidRequest
 from .models import Application
+from .params import ParamReader
 from .ports import ApplicationStore
 from .secrets import matches
 
@@ -63,6 +64,17 @@ def from_request(
     if body_secret is not None:
         return ClientCredentials(body_client_id, body_secret, "client_secret_post")
     return ClientCredentials(body_client_id, None, "none")
+
+
+def from_params(authorization_header: str | None, reader: ParamReader) -> ClientCredentials:
+    """``from_request`` with the body's parameters of a client endpoint."""
+    return from_request(
+        authorization_header,
+        reader.get("client_id"),
+        reader.get("client_secret"),
+        reader.get("client_assertion_type"),
+        reader.get("client_assertion"),
+    )
 
 
 def _assertion(

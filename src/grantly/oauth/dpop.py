@@ -37,8 +37,8 @@ ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "ES512", "PS256", "RS256", "EdD
 MAX_AGE = 60
 MAX_PROOF_LENGTH = 8192
 _PRIVATE_PARAMETERS = ("d", "p", "q", "dp", "dq", "qi", "k")
-# Malformed JSON that a parser refuses; nesting deep enough to exhaust the recursion limit.
-_MALFORMED = (JoseError, ValueError, TypeError, KeyError, RecursionError, UnicodeError)
+# What joserfc and the JSON parser raise on a malformed token (deep nesting included).
+MALFORMED_JOSE = (JoseError, ValueError, TypeError, KeyError, RecursionError, UnicodeError)
 
 
 class _Registry(JWSRegistry):
@@ -48,8 +48,8 @@ class _Registry(JWSRegistry):
     max_header_length = 4096
 
 
-def registry(algorithms: tuple[str, ...]) -> JWSRegistry:
-    return _Registry(algorithms=list(algorithms))
+# Made once: a verifier's own ``algorithms`` are checked before the registry is consulted.
+_REGISTRY = _Registry(algorithms=list(ALGORITHMS))
 
 
 class InvalidDpopProof(OAuthError):
@@ -123,10 +123,6 @@ class DpopVerifier:
     algorithms: tuple[str, ...] = ALGORITHMS
     max_age: int = MAX_AGE
 
-    @property
-    def _registry(self) -> JWSRegistry:
-        return registry(self.algorithms)
-
     def nonce(self) -> str | None:
         """The nonce to send in ``DPoP-Nonce`` now, when nonces are on."""
         return None if self.nonces is None else self.nonces.current(self.clock.now())
@@ -153,8 +149,8 @@ class DpopVerifier:
             raise InvalidDpopProof("the DPoP proof is empty or too long.")
         header, key = self._header_and_key(proof)
         try:
-            token = jwt.decode(proof, key, algorithms=[header["alg"]], registry=self._registry)
-        except _MALFORMED:
+            token = jwt.decode(proof, key, algorithms=[header["alg"]], registry=_REGISTRY)
+        except MALFORMED_JOSE:
             raise InvalidDpopProof("the DPoP proof's signature does not verify.") from None
         claims = token.claims
         if not isinstance(claims, dict):
@@ -166,12 +162,12 @@ class DpopVerifier:
         if claims.get("htm") != method:
             raise InvalidDpopProof(f"the DPoP proof's htm is not this request's method, {method}.")
         presented_htu = claims.get("htu")
-        if (
-            not isinstance(presented_htu, str)
-            or not htu(presented_htu)
-            or htu(presented_htu) != htu(url)
-        ):
-            raise InvalidDpopProof(f"the DPoP proof's htu is not this request's URL, {htu(url)}.")
+        expected_htu = htu(url)
+        # A malformed htu normalizes to "", which no request's URL is.
+        if not isinstance(presented_htu, str) or htu(presented_htu) != expected_htu:
+            raise InvalidDpopProof(
+                f"the DPoP proof's htu is not this request's URL, {expected_htu}."
+            )
         iat = claims.get("iat")
         if not isinstance(iat, int) or isinstance(iat, bool) or abs(now - iat) > self.max_age:
             raise InvalidDpopProof(
@@ -200,8 +196,8 @@ class DpopVerifier:
 
     def _header_and_key(self, proof: str) -> tuple[dict[str, Any], Any]:
         try:
-            header = jws.extract_compact(proof.encode("ascii"), registry=self._registry).protected
-        except _MALFORMED:
+            header = jws.extract_compact(proof.encode("ascii"), registry=_REGISTRY).protected
+        except MALFORMED_JOSE:
             raise InvalidDpopProof("the DPoP proof is not a compact JWS.") from None
         if header.get("typ") != "dpop+jwt":
             raise InvalidDpopProof("the DPoP proof's typ must be dpop+jwt.")
@@ -216,7 +212,7 @@ class DpopVerifier:
             raise InvalidDpopProof("the DPoP proof's jwk must be an EC, RSA or OKP key.")
         try:
             key = import_key(public)
-        except _MALFORMED:
+        except MALFORMED_JOSE:
             raise InvalidDpopProof("the DPoP proof's jwk is not a valid key.") from None
         return header, key
 

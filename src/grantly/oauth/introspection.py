@@ -60,13 +60,7 @@ async def introspect(
 ) -> dict[str, Any]:
     reader = ParamReader(params, context.policy.max_parameter_length)
     tokens = context.tokens
-    credentials = clients.from_request(
-        authorization_header,
-        reader.get("client_id"),
-        reader.get("client_secret"),
-        reader.get("client_assertion_type"),
-        reader.get("client_assertion"),
-    )
+    credentials = clients.from_params(authorization_header, reader)
     token = reader.require("token")
     hint = reader.get("token_type_hint")
     token_digest = digest(token)

@@ -60,13 +60,7 @@ async def push(
     the ``client_id`` of the parameters must be the authenticated client's; validate the
     request as the authorization endpoint would, any error answered here as JSON (§2.3)."""
     reader = ParamReader(params, policy.max_parameter_length)
-    credentials: ClientCredentials = clients.from_request(
-        authorization_header,
-        reader.get("client_id"),
-        reader.get("client_secret"),
-        reader.get("client_assertion_type"),
-        reader.get("client_assertion"),
-    )
+    credentials: ClientCredentials = clients.from_params(authorization_header, reader)
     application = await clients.authenticate(credentials, applications, authenticator)
     if "request_uri" in params:
         raise InvalidRequest("a pushed authorization request may not carry a request_uri.")

@@ -42,13 +42,7 @@ async def token_request(
         url = context.policy.resources.issuer + TOKEN_PATH
         context = replace(context, proof=await context.dpop.verify(list(proofs), "POST", url))
     grant_type = reader.require("grant_type")
-    credentials = clients.from_request(
-        authorization_header,
-        reader.get("client_id"),
-        reader.get("client_secret"),
-        reader.get("client_assertion_type"),
-        reader.get("client_assertion"),
-    )
+    credentials = clients.from_params(authorization_header, reader)
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(

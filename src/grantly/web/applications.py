@@ -19,6 +19,7 @@ from ..oauth.registration import (
     MIN_ACCESS_TOKEN_LIFETIME,
     ApplicationDraft,
     RegistrationError,
+    security_of,
     validate,
 )
 from ..services import services
@@ -190,7 +191,7 @@ def _values(
             "scopes": [str(s) for s in form.getlist("scopes")],
             "consent": str(form.get("consent") or "always"),
             "access_token_lifetime": str(form.get("access_token_lifetime") or ""),
-            **_security_values_of_form(form),
+            **_security_values(_security_from_form(form)),
         }
     if application is None:
         return {
@@ -201,7 +202,7 @@ def _values(
             "scopes": [s for s in ("read",) if s in server_scopes],
             "consent": "always",
             "access_token_lifetime": "",
-            **_NO_SECURITY,
+            **_security_values({}),
         }
     return {
         "name": application.name,
@@ -210,37 +211,20 @@ def _values(
         "scopes": list(application.scopes),
         "consent": application.consent,
         "access_token_lifetime": application.access_token_lifetime or "",
-        "access_token_format": application.access_token_format,
-        "dpop": application.dpop,
-        "auth_method": application.auth_method or "client_secret",
-        "jwks": application.jwks or "",
-        "jwks_uri": application.jwks_uri or "",
-        "require_par": application.require_par,
-        "client_credentials": "client_credentials" in application.grant_types,
+        **_security_values(security_of(application)),
     }
 
 
-_NO_SECURITY: dict[str, object] = {
-    "access_token_format": "opaque",
-    "dpop": "optional",
-    "auth_method": "client_secret",
-    "jwks": "",
-    "jwks_uri": "",
-    "require_par": False,
-    "client_credentials": False,
-}
-
-
-def _security_values_of_form(form: FormData) -> dict[str, object]:
-    chosen = _security_from_form(form)
+def _security_values(security: dict[str, object]) -> dict[str, object]:
+    """The token security fieldset's values, from settings as ``validate`` takes them."""
     return {
-        "access_token_format": chosen["access_token_format"],
-        "dpop": chosen["dpop"],
-        "auth_method": chosen["auth_method"] or "client_secret",
-        "jwks": chosen["jwks"] or "",
-        "jwks_uri": chosen["jwks_uri"] or "",
-        "require_par": chosen["require_par"],
-        "client_credentials": bool(chosen["grant_types"]),
+        "access_token_format": security.get("access_token_format", "opaque"),
+        "dpop": security.get("dpop", "optional"),
+        "auth_method": security.get("auth_method") or "client_secret",
+        "jwks": security.get("jwks") or "",
+        "jwks_uri": security.get("jwks_uri") or "",
+        "require_par": bool(security.get("require_par")),
+        "client_credentials": "client_credentials" in list(security.get("grant_types") or []),  # type: ignore[call-overload]
     }
 
 

@@ -85,11 +85,10 @@ async def token(request: Request) -> Response:
 
 
 async def _token(request: Request, params: Params, uow: Store) -> Response:
-    refreshed = params.get("grant_type") == ["refresh_token"]
-
     async def issued(result: TokenResponse) -> None:
         # Before the tokens are stored, in their unit: written with them, or not at all.
         assert result.owner is not None
+        refreshed = result.grant_type == "refresh_token"
         await audit(
             request,
             uow,
@@ -102,7 +101,7 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
             **({"grace_retry": True} if result.grace_retry else {}),
             **(
                 {"grant_type": result.grant_type}
-                if result.grant_type != "authorization_code" and not refreshed
+                if result.grant_type == "client_credentials"
                 else {}
             ),
             **({"dpop": True} if result.token_type == "DPoP" else {}),
@@ -112,7 +111,7 @@ async def _token(request: Request, params: Params, uow: Store) -> Response:
     context = svc.token_context(uow, on_issue=issued)
     result = await token_request(params, authorization(request), context, dpop_proofs(request))
     if result.owner is not None:
-        if refreshed:
+        if result.grant_type == "refresh_token":
             TOKENS_REFRESHED.inc()
         else:
             TOKENS_ISSUED.labels(result.owner.type).inc()

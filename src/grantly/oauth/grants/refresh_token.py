@@ -76,6 +76,7 @@ async def refresh(
             record.scopes,
             audience=audience,
             refresh_audience=record.audience,
+            grant_type="refresh_token",
         )
         if await context.tokens.rotate(record.id, record.family_id, now, successor):
             return response
@@ -106,6 +107,7 @@ async def refresh(
             grace_retry=True,
             audience=audience,
             refresh_audience=record.audience,
+            grant_type="refresh_token",
         )
         await context.tokens.issue(successor)
         return response
