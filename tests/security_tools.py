@@ -29,15 +29,20 @@ def configure(world: World, app: Client, **security: Any) -> None:
     world.run(work)
 
 
-def public_client(world: World, redirect_uri: str = "http://127.0.0.1/cb") -> Client:
-    """A public application (no secret, PKCE) of company A."""
+def public_client(
+    world: World,
+    *redirect_uris: str,
+    scopes: tuple[str, ...] = ("read", "write"),
+) -> Client:
+    """A public application (no secret, PKCE) of company A; by default its one redirect URI
+    is a loopback one."""
 
     async def work(uow: Any) -> Any:
         draft = validate(
             name="Mobile",
-            redirect_uris=[redirect_uri],
+            redirect_uris=list(redirect_uris or ("http://127.0.0.1/cb",)),
             confidential=False,
-            scopes=["read", "write"],
+            scopes=list(scopes),
             server_scopes=("read", "write"),
         )
         return await admin.create_application(uow, world.company_a, draft, 0)

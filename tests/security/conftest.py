@@ -13,11 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from grantly import admin
 from grantly.oauth.pkce import new_verifier, s256
-from grantly.oauth.registration import validate
 from grantly.store import tables as t
 from tests.conftest import Client, World, callback_params, consent, exchange, sign_in
+from tests.security_tools import public_client
 
 NATIVE_CALLBACK = "com.example.app:/oauth/callback"
 
@@ -81,25 +80,7 @@ def oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, 
 def public_app(world: World) -> Client:
     """A native application of company A: no secret, PKCE required, a private-use scheme and
     a loopback redirect URI."""
-
-    async def work(connection: Any) -> Any:
-        draft = validate(
-            name="Mobile",
-            redirect_uris=[NATIVE_CALLBACK, "http://127.0.0.1/cb"],
-            confidential=False,
-            scopes=["read", "write"],
-            server_scopes=("read", "write"),
-        )
-        return await admin.create_application(connection, world.company_a, draft, 0)
-
-    created = world.run(work)
-    return Client(
-        created.application.id,
-        created.application.client_id,
-        None,
-        list(created.application.redirect_uris),
-        world.company_a,
-    )
+    return public_client(world, NATIVE_CALLBACK, "http://127.0.0.1/cb")
 
 
 def public_tokens(

@@ -131,7 +131,6 @@ def test_a_bad_proof_is_invalid_dpop_proof_and_the_code_survives(
     key = new_key()
     code = _code(client, world)
     header: dict[str, Any] = {}
-    claims: dict[str, Any] = {}
     if change.get("typ"):
         header["typ"] = change["typ"]
     if change.get("private"):
@@ -142,7 +141,6 @@ def test_a_bad_proof_is_invalid_dpop_proof_and_the_code_survives(
         change.get("htu", TOKEN_URL),
         iat=clock.now() + change.get("iat_offset", 0),
         header=header,
-        **claims,
     )
     if change.get("no_jti"):
         bad = proof(key, "POST", TOKEN_URL, iat=clock.now(), jti="")

@@ -132,6 +132,7 @@ def test_a_token_signed_by_a_rotated_out_key_still_verifies_and_works(
     old_kid = jws.extract_compact(old.encode()).protected["kid"]
     app = client.app
     ring = app.state.services.keys  # type: ignore[attr-defined]
+    clock.advance(1)  # a key made in the same second as the first would tie with it
     client.portal.call(ring.rotate, 0)  # type: ignore[union-attr]
     clock.advance(31)  # past the signer's cache
     new = _token(client, world)["access_token"]
@@ -141,3 +142,29 @@ def test_a_token_signed_by_a_rotated_out_key_still_verifies_and_works(
     assert old_kid in published and new_kid in published
     assert _verified(client, old).claims["sub"] == _verified(client, new).claims["sub"]
     assert client.get(CREDENTIALS, headers={"Authorization": f"Bearer {old}"}).status_code == 200
+
+
+def test_with_no_active_signing_key_a_jwt_request_is_503_and_nothing_is_spent(
+    client: TestClient, world: World, clock: FrozenClock
+) -> None:
+    """Every key retired by force (the operator's doing): a JWT cannot be signed, and no key
+    can be made inside the request's own write unit; the request is answered 503, its code
+    left unused."""
+    configure(world, world.app, access_token_format="jwt")
+    ring = client.app.state.services.keys  # type: ignore[attr-defined]
+    for key in client.portal.call(ring.keys):  # type: ignore[union-attr]
+        client.portal.call(ring.retire, key.kid, 0, True)  # type: ignore[union-attr]
+    client.cookies.clear()
+    sign_in(client, world.admin)
+    code = callback_params(consent(client, authorize_params(world.app)))["code"]
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": world.app.redirect_uris[0],
+        "client_id": world.app.client_id,
+        "client_secret": world.app.client_secret or "",
+    }
+    refused = client.post("/oauth/token", data=data)
+    assert refused.status_code == 503, refused.text
+    client.portal.call(ring.rotate, 0)  # type: ignore[union-attr]
+    assert client.post("/oauth/token", data=data).status_code == 200

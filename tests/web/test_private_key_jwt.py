@@ -15,7 +15,7 @@ from grantly.app import create_app
 from grantly.oauth.clock import FrozenClock
 from grantly.oauth.registration import RegistrationError, validate
 from tests.conftest import World, authorize_params, callback_params, consent, sign_in
-from tests.document_server import DocumentServer
+from tests.document_server import DocumentServer, Served
 from tests.dpop_tools import assertion, new_key
 from tests.security_tools import configure
 
@@ -283,3 +283,26 @@ def test_a_jwks_uri_with_a_bad_port_is_refused_at_registration() -> None:
             server_scopes=("read", "write"),
             security={"auth_method": "private_key_jwt", "jwks_uri": "https://h.example:99999/"},
         )
+
+
+def test_a_failing_jwks_uri_is_not_fetched_again_for_a_minute(
+    http: TestClient, world: World, clock: FrozenClock, documents: DocumentServer
+) -> None:
+    """Anyone who knows the client_id could otherwise make each request wait on the host."""
+    key = new_key()
+    url = documents.serve("/jwks.json", Served(500, b"{}", {"Content-Type": "application/json"}))
+    configure(world, world.app, auth_method="private_key_jwt", jwks_uri=url)
+    cid = world.app.client_id
+    for _ in range(2):
+        refused = _exchange(
+            http, world, _code(http, world), assertion(key, cid, TOKEN_URL, now=clock.now())
+        )
+        assert refused.status_code == 401
+        assert "HTTP status 500" in refused.json()["error_description"]
+    assert documents.requests.count("/jwks.json") == 1
+    documents.publish("/jwks.json", json.loads(_jwks(key)))
+    clock.advance(61)
+    good = _exchange(
+        http, world, _code(http, world), assertion(key, cid, TOKEN_URL, now=clock.now())
+    )
+    assert good.status_code == 200, good.text

@@ -7,34 +7,16 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from grantly import admin
 from grantly.oauth.pkce import new_verifier, s256
-from grantly.oauth.registration import validate
 from tests.conftest import Client, World, callback_params, consent, sign_in
+from tests.security_tools import public_client
 
 CALLBACK = "com.example.app:/oauth/callback"
 
 
 @pytest.fixture
 def public_app(world: World) -> Client:
-    async def work(connection):
-        draft = validate(
-            name="Mobile",
-            redirect_uris=[CALLBACK, "http://127.0.0.1/cb"],
-            confidential=False,
-            scopes=["read"],
-            server_scopes=("read", "write"),
-        )
-        return await admin.create_application(connection, world.company_a, draft, 0)
-
-    created = world.run(work)
-    return Client(
-        created.application.id,
-        created.application.client_id,
-        None,
-        list(created.application.redirect_uris),
-        world.company_a,
-    )
+    return public_client(world, CALLBACK, "http://127.0.0.1/cb", scopes=("read",))
 
 
 def _params(app: Client, **extra: str) -> dict[str, str]:
